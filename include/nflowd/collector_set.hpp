@@ -1,0 +1,62 @@
+// The UDP side of export: one connected socket per collector, every datagram to each of
+// them, per-collector counters. A dead collector never blocks or slows the others.
+#pragma once
+
+#include "nflowd/unique_fd.hpp"
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nflowd {
+
+struct Destination {
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    std::string text; // as the operator wrote it, normalised: "192.0.2.1:2055", "[::1]:2055"
+};
+
+constexpr std::uint16_t kDefaultCollectorPort = 2055;
+
+// "a.b.c.d[:port],[v6addr]:port,..." -> destinations. Throws std::invalid_argument naming
+// the bad entry. An empty list is an error.
+std::vector<Destination> parse_destinations(std::string_view spec);
+
+struct CollectorStats {
+    std::string destination;
+    std::uint64_t datagrams = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t err_buffer_full = 0; // EAGAIN/ENOBUFS: our send buffer is full
+    std::uint64_t err_refused = 0;     // ECONNREFUSED: port unreachable came back
+    std::uint64_t err_other = 0;
+    int sndbuf = 0;                    // SO_SNDBUF as the kernel reports it
+};
+
+class CollectorSet {
+  public:
+    // Opens one non-blocking UDP socket per destination; sndbuf > 0 sets SO_SNDBUF (forced
+    // when privileged). Throws std::system_error naming the destination on failure.
+    CollectorSet(std::vector<Destination> destinations, int sndbuf);
+
+    // Sends to every collector. Returns how many accepted it (0 = the datagram is lost).
+    std::size_t send(std::span<const std::byte> datagram) noexcept;
+
+    void set_sndbuf(int sndbuf);
+    std::vector<CollectorStats> stats() const;
+    std::size_t size() const noexcept { return collectors_.size(); }
+
+  private:
+    struct Collector {
+        Destination dest;
+        UniqueFd fd;
+        CollectorStats stats;
+    };
+    std::vector<Collector> collectors_;
+};
+
+} // namespace nflowd

@@ -1,0 +1,53 @@
+// The export stage: batches expired flows into v5 datagrams (one sequence for the whole
+// exporter) and hands them to every collector, pacing big bursts so collectors keep up.
+#pragma once
+
+#include "nflowd/collector_set.hpp"
+#include "nflowd/v5_encoder.hpp"
+
+#include <cstdint>
+#include <span>
+
+namespace nflowd {
+
+struct ExporterStats {
+    std::uint64_t flows = 0;      // flow records handed to the encoder
+    std::uint64_t datagrams = 0;  // datagrams built
+    std::uint64_t lost_flows = 0; // records whose datagram reached no collector
+    std::uint64_t lost_datagrams = 0;
+};
+
+struct PacingConfig {
+    // Datagrams per second once a burst is exhausted; 0 disables pacing.
+    std::uint32_t rate = 20000;
+    std::uint32_t burst = 64;
+};
+
+class Exporter {
+  public:
+    Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing = {});
+
+    void add(std::span<const FlowRecord> records, Nanos now);
+    void tick(Nanos now);   // sends a partial datagram that has waited 1 s
+    void finish(Nanos now); // sends whatever is pending
+
+    void set_collectors(CollectorSet collectors);
+    void set_params(const V5Params& params) noexcept { batcher_.set_params(params); }
+    CollectorSet& collectors() noexcept { return collectors_; }
+    const ExporterStats& stats() const noexcept { return stats_; }
+    Nanos deadline() const noexcept { return batcher_.deadline(); }
+
+  private:
+    void send(const V5Datagram& datagram);
+    void pace();
+
+    V5Batcher batcher_;
+    CollectorSet collectors_;
+    PacingConfig pacing_;
+    ExporterStats stats_;
+    V5Datagram scratch_;
+    double tokens_ = 0;
+    std::int64_t last_refill_ = 0; // steady-clock ns
+};
+
+} // namespace nflowd

@@ -1,0 +1,51 @@
+// Offline input for `nflowd --read`: walks a pcap file (or stdin) and yields the IP layer
+// of each frame with its timestamp, whatever the link type the capture was made on.
+#pragma once
+
+#include "nflowd/header_parser.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+using pcap_t = struct pcap;
+
+namespace nflowd {
+
+struct PcapStats {
+    std::uint64_t frames = 0;    // records read from the file
+    std::uint64_t non_ip = 0;    // frames that carry no IPv4/IPv6 (ARP, LLDP, ...)
+    std::uint64_t malformed = 0; // link-layer header cut short or inconsistent
+};
+
+class PcapSource {
+  public:
+    // Opens `path` ("-" = stdin). Supported link types: Ethernet (with 802.1Q/802.1ad tags),
+    // Linux cooked SLL and SLL2, raw IP (DLT_RAW, IPV4, IPV6) and NFLOG. Throws
+    // std::runtime_error naming the file and the reason (missing, not pcap, other link type).
+    explicit PcapSource(const std::string& path);
+
+    // Reads the next frame carrying IP. `ip` points at the IP header (valid until the next
+    // call); meta.time is the frame's timestamp, ifindexes are taken from NFLOG captures and
+    // are kUnknownIfindex otherwise. Returns false at end of file.
+    bool next(std::span<const std::byte>& ip, PacketMeta& meta);
+
+    const PcapStats& stats() const noexcept { return stats_; }
+    int linktype() const noexcept { return linktype_; }
+
+  private:
+    struct Closer {
+        void operator()(pcap_t* p) const noexcept;
+    };
+    std::unique_ptr<pcap_t, Closer> pcap_;
+    int linktype_ = 0;
+    PcapStats stats_;
+};
+
+// Extracts the IP payload of one link-layer frame (exposed for tests and the fuzzer).
+// Returns false for frames carrying no IP; `malformed` is set when the frame is cut short.
+bool link_to_ip(int linktype, std::span<const std::byte> frame, std::span<const std::byte>& ip,
+                PacketMeta& meta, bool& malformed) noexcept;
+
+} // namespace nflowd

@@ -1,0 +1,68 @@
+// NetFlow v5 wire format: packs flow records into datagrams of 24 + 48*n bytes and owns the
+// exporter's single flow_sequence. Pure computation; sending is collector_set's job.
+#pragma once
+
+#include "nflowd/packet.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace nflowd {
+
+constexpr std::size_t kV5HeaderSize = 24;
+constexpr std::size_t kV5RecordSize = 48;
+constexpr std::size_t kV5MaxRecords = 30;
+constexpr std::size_t kV5MaxDatagram = kV5HeaderSize + kV5RecordSize * kV5MaxRecords;
+static_assert(kV5MaxDatagram == 1464);
+
+struct V5Datagram {
+    std::array<std::byte, kV5MaxDatagram> bytes{};
+    std::size_t size = 0;
+    std::uint16_t count = 0;
+    std::span<const std::byte> view() const noexcept { return {bytes.data(), size}; }
+};
+
+struct V5Params {
+    Nanos boot_time = 0;        // sysUptime 0; First/Last/sysUptime are ms since it, mod 2^32
+    std::uint8_t engine_type = 0;
+    std::uint8_t engine_id = 0;
+};
+
+// Encodes up to kV5MaxRecords records (more is a programming error and is clamped).
+void encode_v5(std::span<const FlowRecord> records, const V5Params& params, Nanos now,
+               std::uint32_t sequence, V5Datagram& out) noexcept;
+
+// Collects records into datagrams: a datagram is complete at 30 records, or when its
+// first record has waited `max_wait` (default 1 s). Sequence = flows emitted before.
+class V5Batcher {
+  public:
+    explicit V5Batcher(const V5Params& params, Nanos max_wait = kNanosPerSecond);
+
+    // Queues a record; if that completes a datagram, fills `out` and returns true.
+    bool add(const FlowRecord& record, Nanos now, V5Datagram& out) noexcept;
+    // Completes a partial datagram whose first record is older than max_wait.
+    bool poll(Nanos now, V5Datagram& out) noexcept;
+    // Completes whatever is pending (shutdown, flush).
+    bool finish(Nanos now, V5Datagram& out) noexcept;
+
+    void set_params(const V5Params& params) noexcept { params_ = params; }
+    const V5Params& params() const noexcept { return params_; }
+    std::uint32_t sequence() const noexcept { return sequence_; }
+    std::size_t pending() const noexcept { return count_; }
+    // Nanos at which poll() will next emit, or 0 when nothing is pending.
+    Nanos deadline() const noexcept { return count_ ? first_added_ + max_wait_ : 0; }
+
+  private:
+    void emit(Nanos now, V5Datagram& out) noexcept;
+
+    V5Params params_;
+    Nanos max_wait_;
+    std::array<FlowRecord, kV5MaxRecords> pending_{};
+    std::size_t count_ = 0;
+    Nanos first_added_ = 0;
+    std::uint32_t sequence_ = 0;
+};
+
+} // namespace nflowd
