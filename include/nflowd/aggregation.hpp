@@ -29,9 +29,11 @@ class Aggregation {
 
   private:
     struct NetRule {
-        std::uint32_t network; // host order, already masked by its own prefix
-        std::uint8_t prefix;   // prefix that selects the rule
-        std::uint8_t aggr;     // prefix the address is reduced to
+        std::uint32_t network;   // host order, already masked by its own prefix
+        std::uint32_t mask;      // netmask of `prefix`, kept to spare the shift per packet
+        std::uint32_t aggr_mask; // netmask of `aggr`
+        std::uint8_t prefix;     // prefix that selects the rule
+        std::uint8_t aggr;       // prefix the address is reduced to
     };
     struct PortRule {
         std::uint16_t low, high, to;

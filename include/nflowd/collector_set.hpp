@@ -34,7 +34,7 @@ struct CollectorStats {
     std::uint64_t err_buffer_full = 0; // EAGAIN/ENOBUFS: our send buffer is full
     std::uint64_t err_refused = 0;     // ECONNREFUSED: port unreachable came back
     std::uint64_t err_other = 0;
-    int sndbuf = 0;                    // SO_SNDBUF as the kernel reports it
+    int sndbuf = 0; // SO_SNDBUF as the kernel reports it
 };
 
 class CollectorSet {

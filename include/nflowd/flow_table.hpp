@@ -6,13 +6,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace nflowd {
 
 struct FlowTableConfig {
-    std::size_t hashsize = 65536;         // buckets; at least kMinHashsize
-    std::size_t maxflows = 2'000'000;     // 0 = unlimited
+    std::size_t hashsize = 65536;     // buckets; at least kMinHashsize
+    std::size_t maxflows = 2'000'000; // 0 = unlimited
     Nanos inactive_timeout = 15 * kNanosPerSecond;
     Nanos active_timeout = 1800 * kNanosPerSecond;
 };
@@ -20,10 +21,10 @@ struct FlowTableConfig {
 constexpr std::size_t kMinHashsize = 256;
 
 struct FlowTableStats {
-    std::uint64_t searched = 0;       // chain entries walked by lookups
-    std::uint64_t found = 0;          // lookups that hit an active flow
-    std::uint64_t created = 0;        // flows started
-    std::uint64_t packets = 0;        // packets accounted into flows
+    std::uint64_t searched = 0; // chain entries walked by lookups
+    std::uint64_t found = 0;    // lookups that hit an active flow
+    std::uint64_t created = 0;  // flows started
+    std::uint64_t packets = 0;  // packets accounted into flows
     std::uint64_t octets = 0;
     std::uint64_t dropped_packets = 0; // packets of new flows refused by maxflows
     std::uint64_t dropped_octets = 0;
@@ -31,8 +32,8 @@ struct FlowTableStats {
     std::uint64_t expired_active = 0;
     std::uint64_t expired_overflow = 0; // exported early so octets never wrap 32 bits
     std::uint64_t flushed = 0;
-    std::uint64_t active = 0;           // flows in the table now
-    std::uint64_t peak = 0;             // highest `active` seen
+    std::uint64_t active = 0; // flows in the table now
+    std::uint64_t peak = 0;   // highest `active` seen
 };
 
 class FlowTable {
@@ -40,12 +41,17 @@ class FlowTable {
     explicit FlowTable(const FlowTableConfig& config);
 
     // Accounts one packet (time = packet.time). A flow that has timed out by that time, or
-    // whose octets would overflow, is appended to `exported` first and a new flow starts.
-    // Returns false when maxflows refused a new flow (the packet is counted as dropped).
+    // whose octets or packets would overflow, is appended to `exported` first and a new flow
+    // starts in its slot (never refused by maxflows, the table does not grow). Returns false
+    // when maxflows refused a new flow (the packet is counted as dropped). A packet older than
+    // its flow's `last` never moves `last` back; one older than `first` moves `first` back.
     bool add(const PacketInfo& packet, std::vector<FlowRecord>& exported);
 
-    // Appends every flow idle longer than inactive_timeout or older than active_timeout at
-    // `now`. Work is proportional to the number of flows expired.
+    // Appends every flow idle longer than inactive_timeout (now - last > inactive) or older
+    // than active_timeout (now - first > active) at `now`: both strict, as ipt_NETFLOW, so a
+    // flow is still alive exactly at the timeout and gone 1 ns later. Inactive is checked
+    // first and wins when both hold. Work is proportional to the number of flows expired.
+    // With out-of-order packet times (several sources) a flow may leave up to that skew late.
     void expire(Nanos now, std::vector<FlowRecord>& exported);
 
     // Appends every flow and empties the table.
@@ -60,27 +66,30 @@ class FlowTable {
     const FlowTableStats& stats() const noexcept { return stats_; }
     void reset_stats() noexcept; // keeps active/peak consistent with the content
     std::size_t size() const noexcept;
-    std::size_t memory_bytes() const noexcept; // heap held by the table
+    // Heap held by the table. Slab capacity stays at its high-water mark (in 4096-entry
+    // chunks) until flush() releases it.
+    std::size_t memory_bytes() const noexcept;
 
-    // Visits every active flow as a FlowRecord (for flow dumps); does not change anything.
+    // Visits every active flow as a FlowRecord in start order (for flow dumps); does not
+    // change anything.
     template <class Fn> void for_each(Fn&& fn) const {
-        for (std::uint32_t i = 0; i < entries_.size(); ++i)
-            if (entries_[i].in_use) fn(to_record(entries_[i]));
+        for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next) fn(to_record(at(i)));
     }
 
   private:
     static constexpr std::uint32_t kNil = 0xffffffffU;
 
     // Flows live in a slab indexed by 32-bit ids: three lists thread through it (hash chain,
-    // last-seen order for inactive expiry, start order for active expiry).
+    // last-seen order for inactive expiry, start order for active expiry). Key and chain link
+    // come first so a chain walk touches one cache line per entry. 72 bytes.
     struct Entry {
         FlowKey key;
+        std::uint32_t chain_next; // also links the free list
+        Nanos first;
+        Nanos last;
         std::uint32_t out_if;
         std::uint32_t packets;
         std::uint32_t octets;
-        Nanos first;
-        Nanos last;
-        std::uint32_t chain_next;
         std::uint32_t lru_prev, lru_next; // ordered by last packet time
         std::uint32_t age_prev, age_next; // ordered by first packet time
         std::uint8_t tcp_flags;
@@ -89,12 +98,36 @@ class FlowTable {
         bool in_use;
     };
 
+    // The slab is a list of fixed-size chunks rather than one vector: growing never copies
+    // or transiently doubles the memory, and the unused capacity is below one chunk.
+    static constexpr unsigned kChunkShift = 12;
+    static constexpr std::uint32_t kChunkSize = std::uint32_t{1} << kChunkShift;
+    static constexpr std::uint32_t kChunkMask = kChunkSize - 1;
+    static constexpr std::uint32_t kMaxEntries = kNil; // kNil itself is never an id
+
+    Entry& at(std::uint32_t i) noexcept { return chunks_[i >> kChunkShift][i & kChunkMask]; }
+    const Entry& at(std::uint32_t i) const noexcept {
+        return chunks_[i >> kChunkShift][i & kChunkMask];
+    }
+
     static FlowRecord to_record(const Entry& e) noexcept;
+
+    std::uint32_t bucket_of(const FlowKey& key) const noexcept;
+    std::uint32_t allocate() noexcept;
+    void start(std::uint32_t i, const PacketInfo& packet) noexcept;
+    void restart(std::uint32_t i, const PacketInfo& packet, std::vector<FlowRecord>& exported);
+    void remove(std::uint32_t i) noexcept;
+    void lru_unlink(std::uint32_t i) noexcept;
+    void lru_append(std::uint32_t i) noexcept;
+    void age_unlink(std::uint32_t i) noexcept;
+    void age_append(std::uint32_t i) noexcept;
 
     FlowTableConfig config_;
     FlowTableStats stats_;
-    std::vector<Entry> entries_;
+    std::vector<std::unique_ptr<Entry[]>> chunks_;
     std::vector<std::uint32_t> buckets_;
+    std::uint32_t used_ = 0; // slots ever handed out since the last flush
+    std::uint32_t count_ = 0;
     std::uint32_t free_head_ = kNil;
     std::uint32_t lru_head_ = kNil, lru_tail_ = kNil;
     std::uint32_t age_head_ = kNil, age_tail_ = kNil;

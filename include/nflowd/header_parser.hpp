@@ -18,16 +18,15 @@ struct PacketMeta {
 };
 
 enum class ParseResult : std::uint8_t {
-    accounted,  // full L3+L4 header seen
-    fragment,   // non-first fragment: accounted with ports 0
-    truncated,  // capture cut inside the L4 header: accounted with ports 0
-    ipv6,       // recognised, not accounted (NetFlow v5 carries IPv4 only)
-    invalid,    // not accounted: bad version, IHL < 5, total length < header, cut in IP header
+    accounted, // full L3+L4 header seen
+    fragment,  // non-first fragment: accounted with ports 0
+    truncated, // capture cut inside the L4 header: accounted with ports 0
+    ipv6,      // recognised, not accounted (NetFlow v5 carries IPv4 only)
+    invalid,   // not accounted: bad version, IHL < 5, total length < header, cut in IP header
 };
 
 constexpr bool is_accounted(ParseResult r) noexcept {
-    return r == ParseResult::accounted || r == ParseResult::fragment ||
-           r == ParseResult::truncated;
+    return r == ParseResult::accounted || r == ParseResult::fragment || r == ParseResult::truncated;
 }
 
 // Counters are plain integers: each parser belongs to one thread.

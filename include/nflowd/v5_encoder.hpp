@@ -25,12 +25,13 @@ struct V5Datagram {
 };
 
 struct V5Params {
-    Nanos boot_time = 0;        // sysUptime 0; First/Last/sysUptime are ms since it, mod 2^32
+    Nanos boot_time = 0; // sysUptime 0; First/Last/sysUptime are ms since it, mod 2^32
     std::uint8_t engine_type = 0;
     std::uint8_t engine_id = 0;
 };
 
 // Encodes up to kV5MaxRecords records (more is a programming error and is clamped).
+// Interface indexes above 65535 do not fit v5's 16 bits and are sent as kUnknownIfindex.
 void encode_v5(std::span<const FlowRecord> records, const V5Params& params, Nanos now,
                std::uint32_t sequence, V5Datagram& out) noexcept;
 

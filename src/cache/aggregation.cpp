@@ -1,1 +1,189 @@
-// placeholder: being written
+#include "nflowd/aggregation.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+namespace nflowd {
+
+namespace {
+
+constexpr std::uint8_t kProtoTcp = 6;
+constexpr std::uint8_t kProtoUdp = 17;
+constexpr std::uint8_t kProtoSctp = 132;
+constexpr std::uint8_t kProtoUdpLite = 136;
+
+constexpr bool has_ports(std::uint8_t protocol) noexcept {
+    return protocol == kProtoTcp || protocol == kProtoUdp || protocol == kProtoSctp ||
+           protocol == kProtoUdpLite;
+}
+
+constexpr std::uint32_t prefix_mask(unsigned prefix) noexcept {
+    return prefix == 0 ? 0U : ~std::uint32_t{0} << (32U - prefix);
+}
+
+constexpr bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+[[noreturn]] void reject(std::string_view rule, std::string_view why) {
+    std::string msg = "aggregation: bad rule \"";
+    msg += rule;
+    msg += "\": ";
+    msg += why;
+    throw std::invalid_argument(msg);
+}
+
+// Decimal digits only (no sign, no spaces inside); false on junk or a value above `max`.
+bool parse_number(std::string_view s, std::uint32_t max, std::uint32_t& out) noexcept {
+    s = trim(s);
+    if (s.empty() || s.front() < '0' || s.front() > '9') return false;
+    std::uint64_t v = 0;
+    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || ptr != s.data() + s.size() || v > max) return false;
+    out = static_cast<std::uint32_t>(v);
+    return true;
+}
+
+// Strict dotted quad: inet_aton's shorthands ("10.1", octal "010") would silently
+// mean something other than what a reader of the config assumes.
+bool parse_ipv4(std::string_view s, std::uint32_t& out) noexcept {
+    s = trim(s);
+    std::uint32_t addr = 0;
+    for (int part = 0; part < 4; ++part) {
+        const std::size_t dot = part < 3 ? s.find('.') : s.size();
+        if (dot == std::string_view::npos) return false;
+        const std::string_view octet = s.substr(0, dot);
+        if (octet.empty() || octet.size() > 3) return false;
+        for (char c : octet)
+            if (c < '0' || c > '9') return false;
+        std::uint32_t v = 0;
+        if (!parse_number(octet, 255, v)) return false;
+        addr = (addr << 8) | v;
+        s.remove_prefix(part < 3 ? dot + 1 : dot);
+    }
+    out = addr;
+    return true;
+}
+
+std::string ipv4_to_string(std::uint32_t a) {
+    std::string s;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        if (!s.empty()) s += '.';
+        s += std::to_string((a >> shift) & 0xffU);
+    }
+    return s;
+}
+
+} // namespace
+
+Aggregation Aggregation::parse(std::string_view spec) {
+    Aggregation result;
+    if (trim(spec).empty()) return result;
+
+    for (;;) {
+        const std::size_t comma = spec.find(',');
+        const std::string_view rule = trim(spec.substr(0, comma));
+        if (rule.empty()) reject(rule, "empty rule");
+
+        const std::size_t eq = rule.find('=');
+        if (eq == std::string_view::npos)
+            reject(rule, "expected net/prefix=bits or port[-port]=port");
+        const std::string_view lhs = rule.substr(0, eq);
+        const std::string_view rhs = rule.substr(eq + 1);
+
+        if (const std::size_t slash = lhs.find('/'); slash != std::string_view::npos) {
+            NetRule r{};
+            std::uint32_t addr = 0, prefix = 0, aggr = 0;
+            if (!parse_ipv4(lhs.substr(0, slash), addr)) reject(rule, "bad IPv4 address");
+            if (!parse_number(lhs.substr(slash + 1), 32, prefix))
+                reject(rule, "prefix must be 0-32");
+            if (!parse_number(rhs, 32, aggr)) reject(rule, "aggregation prefix must be 0-32");
+            r.mask = prefix_mask(prefix);
+            r.aggr_mask = prefix_mask(aggr);
+            r.network = addr & r.mask;
+            r.prefix = static_cast<std::uint8_t>(prefix);
+            r.aggr = static_cast<std::uint8_t>(aggr);
+            result.nets_.push_back(r);
+        } else {
+            std::uint32_t low = 0, high = 0, to = 0;
+            const std::size_t dash = lhs.find('-');
+            if (!parse_number(lhs.substr(0, dash), 65535, low))
+                reject(rule, "port must be 0-65535");
+            high = low;
+            if (dash != std::string_view::npos && !parse_number(lhs.substr(dash + 1), 65535, high))
+                reject(rule, "port must be 0-65535");
+            if (!parse_number(rhs, 65535, to)) reject(rule, "port must be 0-65535");
+            if (low > high) reject(rule, "port range low > high");
+            result.ports_.push_back(PortRule{static_cast<std::uint16_t>(low),
+                                             static_cast<std::uint16_t>(high),
+                                             static_cast<std::uint16_t>(to)});
+        }
+
+        if (comma == std::string_view::npos) break;
+        spec.remove_prefix(comma + 1);
+    }
+    return result;
+}
+
+void Aggregation::apply(PacketInfo& packet) const noexcept {
+    FlowKey& k = packet.key;
+    bool src_done = false, dst_done = false;
+    for (const NetRule& r : nets_) {
+        if (!src_done && (k.src_addr & r.mask) == r.network) {
+            k.src_addr &= r.aggr_mask;
+            packet.src_mask = r.aggr;
+            src_done = true;
+        }
+        if (!dst_done && (k.dst_addr & r.mask) == r.network) {
+            k.dst_addr &= r.aggr_mask;
+            packet.dst_mask = r.aggr;
+            dst_done = true;
+        }
+        if (src_done && dst_done) break;
+    }
+
+    if (!has_ports(k.protocol)) return;
+    src_done = dst_done = false;
+    for (const PortRule& r : ports_) {
+        if (!src_done && k.src_port >= r.low && k.src_port <= r.high) {
+            k.src_port = r.to;
+            src_done = true;
+        }
+        if (!dst_done && k.dst_port >= r.low && k.dst_port <= r.high) {
+            k.dst_port = r.to;
+            dst_done = true;
+        }
+        if (src_done && dst_done) break;
+    }
+}
+
+std::string Aggregation::to_string() const {
+    std::string s;
+    for (const NetRule& r : nets_) {
+        if (!s.empty()) s += ',';
+        s += ipv4_to_string(r.network);
+        s += '/';
+        s += std::to_string(r.prefix);
+        s += '=';
+        s += std::to_string(r.aggr);
+    }
+    for (const PortRule& r : ports_) {
+        if (!s.empty()) s += ',';
+        s += std::to_string(r.low);
+        if (r.high != r.low) {
+            s += '-';
+            s += std::to_string(r.high);
+        }
+        s += '=';
+        s += std::to_string(r.to);
+    }
+    return s;
+}
+
+} // namespace nflowd

@@ -1,1 +1,286 @@
-// placeholder: being written
+#include "nflowd/flow_table.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <new>
+
+namespace nflowd {
+
+namespace {
+
+constexpr std::uint32_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+
+// Buckets are indexed by a 32-bit bucket id, so more than 2^32 of them cannot be addressed.
+std::size_t clamp_hashsize(std::size_t buckets) noexcept {
+    return std::clamp<std::size_t>(buckets, kMinHashsize, std::size_t{kU32Max});
+}
+
+Nanos clamp_timeout(Nanos t) noexcept { return t < 0 ? 0 : t; }
+
+// `now - since > timeout` without signed overflow, whatever timestamps a capture delivers.
+bool exceeded(Nanos now, Nanos since, Nanos timeout) noexcept {
+    if (now <= since) return false;
+    return static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(since) >
+           static_cast<std::uint64_t>(timeout);
+}
+
+} // namespace
+
+FlowTable::FlowTable(const FlowTableConfig& config) : config_(config) {
+    config_.hashsize = clamp_hashsize(config_.hashsize);
+    config_.inactive_timeout = clamp_timeout(config_.inactive_timeout);
+    config_.active_timeout = clamp_timeout(config_.active_timeout);
+    buckets_.assign(config_.hashsize, kNil);
+}
+
+FlowRecord FlowTable::to_record(const Entry& e) noexcept {
+    FlowRecord r;
+    r.key = e.key;
+    r.out_if = e.out_if;
+    r.packets = e.packets;
+    r.octets = e.octets;
+    r.first = e.first;
+    r.last = e.last;
+    r.tcp_flags = e.tcp_flags;
+    r.src_mask = e.src_mask;
+    r.dst_mask = e.dst_mask;
+    return r;
+}
+
+// Lemire's multiply-shift maps the 32-bit hash onto [0, hashsize) without a division, so
+// hashsize need not be a power of two.
+std::uint32_t FlowTable::bucket_of(const FlowKey& key) const noexcept {
+    const auto h = static_cast<std::uint32_t>(hash_key(key));
+    return static_cast<std::uint32_t>((std::uint64_t{h} * buckets_.size()) >> 32);
+}
+
+void FlowTable::lru_unlink(std::uint32_t i) noexcept {
+    Entry& e = at(i);
+    if (e.lru_prev != kNil) at(e.lru_prev).lru_next = e.lru_next;
+    else lru_head_ = e.lru_next;
+    if (e.lru_next != kNil) at(e.lru_next).lru_prev = e.lru_prev;
+    else lru_tail_ = e.lru_prev;
+}
+
+void FlowTable::lru_append(std::uint32_t i) noexcept {
+    Entry& e = at(i);
+    e.lru_prev = lru_tail_;
+    e.lru_next = kNil;
+    if (lru_tail_ != kNil) at(lru_tail_).lru_next = i;
+    else lru_head_ = i;
+    lru_tail_ = i;
+}
+
+void FlowTable::age_unlink(std::uint32_t i) noexcept {
+    Entry& e = at(i);
+    if (e.age_prev != kNil) at(e.age_prev).age_next = e.age_next;
+    else age_head_ = e.age_next;
+    if (e.age_next != kNil) at(e.age_next).age_prev = e.age_prev;
+    else age_tail_ = e.age_prev;
+}
+
+void FlowTable::age_append(std::uint32_t i) noexcept {
+    Entry& e = at(i);
+    e.age_prev = age_tail_;
+    e.age_next = kNil;
+    if (age_tail_ != kNil) at(age_tail_).age_next = i;
+    else age_head_ = i;
+    age_tail_ = i;
+}
+
+// Returns kNil when the id space or the memory is exhausted: the caller drops the packet
+// rather than throwing out of the packet path.
+std::uint32_t FlowTable::allocate() noexcept {
+    if (free_head_ != kNil) {
+        const std::uint32_t i = free_head_;
+        free_head_ = at(i).chain_next;
+        return i;
+    }
+    if (used_ == kMaxEntries) return kNil;
+    if ((used_ >> kChunkShift) == chunks_.size()) {
+        // Growing the chunk index is rare (doubling) and the only step that could throw.
+        if (chunks_.size() == chunks_.capacity()) {
+            try {
+                chunks_.reserve(std::max<std::size_t>(16, chunks_.size() * 2));
+            } catch (const std::bad_alloc&) {
+                return kNil;
+            }
+        }
+        std::unique_ptr<Entry[]> chunk(new (std::nothrow) Entry[kChunkSize]);
+        if (!chunk) return kNil;
+        chunks_.push_back(std::move(chunk));
+    }
+    return used_++;
+}
+
+void FlowTable::start(std::uint32_t i, const PacketInfo& packet) noexcept {
+    Entry& e = at(i);
+    e.key = packet.key;
+    e.first = packet.time;
+    e.last = packet.time;
+    e.out_if = packet.out_if;
+    e.packets = 1;
+    e.octets = packet.octets;
+    e.tcp_flags = packet.tcp_flags;
+    e.src_mask = packet.src_mask;
+    e.dst_mask = packet.dst_mask;
+    e.in_use = true;
+    ++stats_.created;
+    ++stats_.packets;
+    stats_.octets += packet.octets;
+}
+
+// Exports the flow in slot i and starts the packet's flow in the same slot: the chain link
+// stays valid because the key is unchanged, only the list positions move to the tails.
+void FlowTable::restart(std::uint32_t i, const PacketInfo& packet,
+                        std::vector<FlowRecord>& exported) {
+    exported.push_back(to_record(at(i)));
+    start(i, packet);
+    lru_unlink(i);
+    lru_append(i);
+    age_unlink(i);
+    age_append(i);
+}
+
+void FlowTable::remove(std::uint32_t i) noexcept {
+    Entry& e = at(i);
+    std::uint32_t* link = &buckets_[bucket_of(e.key)];
+    while (*link != i) link = &at(*link).chain_next;
+    *link = e.chain_next;
+    lru_unlink(i);
+    age_unlink(i);
+    e.in_use = false;
+    e.chain_next = free_head_;
+    free_head_ = i;
+    --count_;
+    stats_.active = count_;
+}
+
+bool FlowTable::add(const PacketInfo& packet, std::vector<FlowRecord>& exported) {
+    const std::uint32_t b = bucket_of(packet.key);
+    std::uint32_t i = buckets_[b];
+    while (i != kNil) {
+        ++stats_.searched;
+        if (at(i).key == packet.key) break;
+        i = at(i).chain_next;
+    }
+
+    if (i != kNil) {
+        ++stats_.found;
+        Entry& e = at(i);
+        if (exceeded(packet.time, e.last, config_.inactive_timeout)) {
+            ++stats_.expired_inactive;
+            restart(i, packet, exported);
+            return true;
+        }
+        if (exceeded(packet.time, e.first, config_.active_timeout)) {
+            ++stats_.expired_active;
+            restart(i, packet, exported);
+            return true;
+        }
+        if (packet.octets > kU32Max - e.octets || e.packets == kU32Max) {
+            ++stats_.expired_overflow;
+            restart(i, packet, exported);
+            return true;
+        }
+        ++e.packets;
+        e.octets += packet.octets;
+        e.tcp_flags |= packet.tcp_flags;
+        e.last = std::max(e.last, packet.time);
+        e.first = std::min(e.first, packet.time);
+        ++stats_.packets;
+        stats_.octets += packet.octets;
+        if (i != lru_tail_) {
+            lru_unlink(i);
+            lru_append(i);
+        }
+        return true;
+    }
+
+    if (config_.maxflows != 0 && count_ >= config_.maxflows) {
+        ++stats_.dropped_packets;
+        stats_.dropped_octets += packet.octets;
+        return false;
+    }
+    i = allocate();
+    if (i == kNil) {
+        ++stats_.dropped_packets;
+        stats_.dropped_octets += packet.octets;
+        return false;
+    }
+    start(i, packet);
+    // New flows go to the chain head: recent flows are the likeliest to be hit again.
+    at(i).chain_next = buckets_[b];
+    buckets_[b] = i;
+    lru_append(i);
+    age_append(i);
+    ++count_;
+    stats_.active = count_;
+    stats_.peak = std::max(stats_.peak, stats_.active);
+    return true;
+}
+
+void FlowTable::expire(Nanos now, std::vector<FlowRecord>& exported) {
+    while (lru_head_ != kNil && exceeded(now, at(lru_head_).last, config_.inactive_timeout)) {
+        exported.push_back(to_record(at(lru_head_)));
+        ++stats_.expired_inactive;
+        remove(lru_head_);
+    }
+    while (age_head_ != kNil && exceeded(now, at(age_head_).first, config_.active_timeout)) {
+        exported.push_back(to_record(at(age_head_)));
+        ++stats_.expired_active;
+        remove(age_head_);
+    }
+}
+
+void FlowTable::flush(std::vector<FlowRecord>& exported) {
+    exported.reserve(exported.size() + count_);
+    for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next)
+        exported.push_back(to_record(at(i)));
+    stats_.flushed += count_;
+    std::fill(buckets_.begin(), buckets_.end(), kNil);
+    // An empty table gives its slab back: a past burst should not pin memory forever.
+    chunks_.clear();
+    chunks_.shrink_to_fit();
+    used_ = 0;
+    count_ = 0;
+    stats_.active = 0;
+    free_head_ = kNil;
+    lru_head_ = lru_tail_ = kNil;
+    age_head_ = age_tail_ = kNil;
+}
+
+void FlowTable::set_hashsize(std::size_t buckets) {
+    buckets = clamp_hashsize(buckets);
+    // Built aside and swapped in, so a failed allocation leaves the table intact.
+    std::vector<std::uint32_t> fresh(buckets, kNil);
+    buckets_.swap(fresh);
+    config_.hashsize = buckets;
+    for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next) {
+        const std::uint32_t b = bucket_of(at(i).key);
+        at(i).chain_next = buckets_[b];
+        buckets_[b] = i;
+    }
+}
+
+void FlowTable::set_maxflows(std::size_t maxflows) noexcept { config_.maxflows = maxflows; }
+
+void FlowTable::set_timeouts(Nanos inactive, Nanos active) noexcept {
+    config_.inactive_timeout = clamp_timeout(inactive);
+    config_.active_timeout = clamp_timeout(active);
+}
+
+void FlowTable::reset_stats() noexcept {
+    stats_ = FlowTableStats{};
+    stats_.active = count_;
+    stats_.peak = count_;
+}
+
+std::size_t FlowTable::size() const noexcept { return count_; }
+
+std::size_t FlowTable::memory_bytes() const noexcept {
+    return chunks_.size() * std::size_t{kChunkSize} * sizeof(Entry) +
+           chunks_.capacity() * sizeof(chunks_[0]) + buckets_.capacity() * sizeof(buckets_[0]);
+}
+
+} // namespace nflowd

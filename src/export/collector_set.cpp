@@ -1,1 +1,201 @@
-// placeholder: being written
+#include "nflowd/collector_set.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+namespace nflowd {
+namespace {
+
+[[noreturn]] void bad_entry(std::string_view entry, std::string_view why) {
+    std::string msg = "destination: bad entry \"";
+    msg.append(entry);
+    msg.append("\": ");
+    msg.append(why);
+    throw std::invalid_argument(msg);
+}
+
+std::string_view trim(std::string_view s) {
+    constexpr std::string_view ws = " \t\r\n";
+    const auto b = s.find_first_not_of(ws);
+    if (b == std::string_view::npos) return {};
+    return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+std::uint16_t parse_port(std::string_view entry, std::string_view text) {
+    if (text.empty()) bad_entry(entry, "missing port after ':'");
+    // from_chars alone would accept a prefix ("20x") and we want no sign either.
+    unsigned long v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc::result_out_of_range || (ec == std::errc{} && v > 65535))
+        bad_entry(entry, "port out of range (1-65535)");
+    if (ec != std::errc{} || end != text.data() + text.size())
+        bad_entry(entry, "port is not a number");
+    if (v == 0) bad_entry(entry, "port 0 is not allowed");
+    return static_cast<std::uint16_t>(v);
+}
+
+Destination parse_entry(std::string_view entry) {
+    if (entry.empty()) bad_entry(entry, "empty entry");
+    std::string_view host;
+    std::string_view port_text;
+    bool has_port = false;
+    const bool v6 = entry.front() == '[';
+    if (v6) {
+        const auto close = entry.find(']');
+        if (close == std::string_view::npos) bad_entry(entry, "missing ']'");
+        host = entry.substr(1, close - 1);
+        const auto rest = entry.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':') bad_entry(entry, "expected ':port' after ']'");
+            has_port = true;
+            port_text = rest.substr(1);
+        }
+    } else {
+        const auto colon = entry.find(':');
+        if (colon != std::string_view::npos && entry.find(':', colon + 1) != std::string_view::npos)
+            // Without brackets "2001:db8::1:2055" could be an address or address:port.
+            bad_entry(entry, "IPv6 addresses must be bracketed: [addr]:port");
+        host = entry.substr(0, colon);
+        if (colon != std::string_view::npos) {
+            has_port = true;
+            port_text = entry.substr(colon + 1);
+        }
+    }
+    const std::uint16_t port = has_port ? parse_port(entry, port_text) : kDefaultCollectorPort;
+
+    // inet_pton needs a NUL-terminated string; addresses are short.
+    char host_z[INET6_ADDRSTRLEN + 1]{};
+    if (host.empty()) bad_entry(entry, "missing address");
+    if (host.size() >= sizeof host_z)
+        bad_entry(entry, v6 ? "not an IPv6 address" : "not an IPv4 address");
+    std::memcpy(host_z, host.data(), host.size());
+
+    Destination d;
+    char norm[INET6_ADDRSTRLEN]{};
+    if (v6) {
+        sockaddr_in6 sa{};
+        sa.sin6_family = AF_INET6;
+        sa.sin6_port = htons(port);
+        if (inet_pton(AF_INET6, host_z, &sa.sin6_addr) != 1)
+            bad_entry(entry, "not an IPv6 address");
+        inet_ntop(AF_INET6, &sa.sin6_addr, norm, sizeof norm);
+        std::memcpy(&d.addr, &sa, sizeof sa);
+        d.addr_len = sizeof sa;
+        d.text = std::string("[") + norm + "]:" + std::to_string(port);
+    } else {
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(port);
+        if (inet_pton(AF_INET, host_z, &sa.sin_addr) != 1)
+            bad_entry(entry, "not an IPv4 address (host names are not resolved)");
+        inet_ntop(AF_INET, &sa.sin_addr, norm, sizeof norm);
+        std::memcpy(&d.addr, &sa, sizeof sa);
+        d.addr_len = sizeof sa;
+        d.text = std::string(norm) + ":" + std::to_string(port);
+    }
+    return d;
+}
+
+[[noreturn]] void throw_errno(int err, const std::string& dest, const char* what) {
+    throw std::system_error(err, std::generic_category(), "collector " + dest + ": " + what);
+}
+
+int read_sndbuf(int fd, const std::string& dest) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &len) != 0)
+        throw_errno(errno, dest, "getsockopt(SO_SNDBUF)");
+    return v;
+}
+
+// SO_SNDBUFFORCE ignores net.core.wmem_max but needs CAP_NET_ADMIN; without it the plain
+// option still works, capped by wmem_max. The kernel doubles the value and reports that.
+int apply_sndbuf(int fd, int sndbuf, const std::string& dest) {
+    if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) != 0)
+        throw_errno(errno, dest, "setsockopt(SO_SNDBUF)");
+    return read_sndbuf(fd, dest);
+}
+
+} // namespace
+
+std::vector<Destination> parse_destinations(std::string_view spec) {
+    if (trim(spec).empty()) throw std::invalid_argument("destination: empty list");
+    std::vector<Destination> out;
+    for (;;) {
+        const auto comma = spec.find(',');
+        const auto entry = trim(spec.substr(0, comma));
+        Destination d = parse_entry(entry);
+        for (const auto& prev : out)
+            // Each collector would get every datagram twice and count them as duplicates.
+            if (prev.text == d.text) bad_entry(entry, "duplicate of an earlier entry");
+        out.push_back(std::move(d));
+        if (comma == std::string_view::npos) break;
+        spec.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
+CollectorSet::CollectorSet(std::vector<Destination> destinations, int sndbuf) {
+    collectors_.reserve(destinations.size());
+    for (auto& dest : destinations) {
+        const int family = dest.addr.ss_family;
+        UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP));
+        if (!fd) throw_errno(errno, dest.text, "socket");
+        const int effective = apply_sndbuf(fd.get(), sndbuf, dest.text);
+        // Connected, so the kernel hands back ICMP port unreachable as ECONNREFUSED and the
+        // route lookup is done once rather than per datagram.
+        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&dest.addr), dest.addr_len) != 0)
+            throw_errno(errno, dest.text, "connect");
+        CollectorStats stats;
+        stats.destination = dest.text;
+        stats.sndbuf = effective;
+        collectors_.push_back({std::move(dest), std::move(fd), std::move(stats)});
+    }
+}
+
+std::size_t CollectorSet::send(std::span<const std::byte> datagram) noexcept {
+    std::size_t accepted = 0;
+    for (auto& c : collectors_) {
+        ssize_t n;
+        do {
+            n = ::send(c.fd.get(), datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n >= 0 && static_cast<std::size_t>(n) == datagram.size()) {
+            ++accepted;
+            ++c.stats.datagrams;
+            c.stats.bytes += datagram.size();
+            continue;
+        }
+        // A refused send consumed the socket's pending error and sent nothing; the next one
+        // goes out normally, so a collector that comes back is picked up without reconnecting.
+        const int err = n < 0 ? errno : EMSGSIZE;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
+            ++c.stats.err_buffer_full;
+        else if (err == ECONNREFUSED)
+            ++c.stats.err_refused;
+        else
+            ++c.stats.err_other;
+    }
+    return accepted;
+}
+
+void CollectorSet::set_sndbuf(int sndbuf) {
+    for (auto& c : collectors_) c.stats.sndbuf = apply_sndbuf(c.fd.get(), sndbuf, c.dest.text);
+}
+
+std::vector<CollectorStats> CollectorSet::stats() const {
+    std::vector<CollectorStats> out;
+    out.reserve(collectors_.size());
+    for (const auto& c : collectors_) out.push_back(c.stats);
+    return out;
+}
+
+} // namespace nflowd

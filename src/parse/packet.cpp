@@ -16,7 +16,8 @@ constexpr std::uint64_t mix(std::uint64_t x) noexcept {
 
 std::uint64_t hash_key(const FlowKey& key) noexcept {
     const std::uint64_t a = (std::uint64_t{key.src_addr} << 32) | key.dst_addr;
-    const std::uint64_t b = (std::uint64_t{key.src_port} << 48) | (std::uint64_t{key.dst_port} << 32) |
+    const std::uint64_t b = (std::uint64_t{key.src_port} << 48) |
+                            (std::uint64_t{key.dst_port} << 32) |
                             (std::uint64_t{key.protocol} << 24) | (std::uint64_t{key.tos} << 16) |
                             (key.in_if & 0xffffU);
     const std::uint64_t c = key.in_if >> 16;

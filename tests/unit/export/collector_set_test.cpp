@@ -1,1 +1,266 @@
-// placeholder: being written
+#include "nflowd/collector_set.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace nflowd {
+namespace {
+
+// A UDP "collector" on 127.0.0.1; port 0 lets the kernel pick a free port.
+class Receiver {
+  public:
+    explicit Receiver(std::uint16_t port = 0) {
+        fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        EXPECT_TRUE(fd_);
+        const int one = 1;
+        setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons(port);
+        EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0)
+            << std::strerror(errno);
+        socklen_t len = sizeof sa;
+        getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+        port_ = ntohs(sa.sin_port);
+    }
+    std::uint16_t port() const { return port_; }
+    std::string dest() const { return "127.0.0.1:" + std::to_string(port_); }
+    void close() { fd_.reset(); }
+
+    std::optional<std::vector<std::byte>> recv(int timeout_ms = 1000) {
+        pollfd p{fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, timeout_ms) != 1) return std::nullopt;
+        std::vector<std::byte> buf(65536);
+        const auto n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+        if (n < 0) return std::nullopt;
+        buf.resize(static_cast<std::size_t>(n));
+        return buf;
+    }
+
+  private:
+    UniqueFd fd_;
+    std::uint16_t port_ = 0;
+};
+
+std::vector<std::byte> payload(std::size_t n, std::uint8_t seed) {
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>(seed + i);
+    return v;
+}
+
+std::vector<std::string> texts(const std::vector<Destination>& ds) {
+    std::vector<std::string> out;
+    for (const auto& d : ds) out.push_back(d.text);
+    return out;
+}
+
+std::string parse_error(const std::string& spec) {
+    try {
+        parse_destinations(spec);
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "<accepted>";
+}
+
+TEST(ParseDestinations, Ipv4WithAndWithoutPort) {
+    const auto ds = parse_destinations("192.0.2.1:9995,198.51.100.7");
+    ASSERT_EQ(ds.size(), 2U);
+    EXPECT_EQ(texts(ds), (std::vector<std::string>{"192.0.2.1:9995", "198.51.100.7:2055"}));
+    ASSERT_EQ(ds[0].addr.ss_family, AF_INET);
+    EXPECT_EQ(ds[0].addr_len, sizeof(sockaddr_in));
+    sockaddr_in sa{};
+    std::memcpy(&sa, &ds[0].addr, sizeof sa);
+    EXPECT_EQ(ntohs(sa.sin_port), 9995);
+    EXPECT_EQ(ntohl(sa.sin_addr.s_addr), 0xc0000201U);
+}
+
+TEST(ParseDestinations, BracketedIpv6WithAndWithoutPort) {
+    const auto ds = parse_destinations("[2001:db8::1]:9996,[::1]");
+    ASSERT_EQ(ds.size(), 2U);
+    EXPECT_EQ(texts(ds), (std::vector<std::string>{"[2001:db8::1]:9996", "[::1]:2055"}));
+    ASSERT_EQ(ds[1].addr.ss_family, AF_INET6);
+    EXPECT_EQ(ds[1].addr_len, sizeof(sockaddr_in6));
+    sockaddr_in6 sa{};
+    std::memcpy(&sa, &ds[1].addr, sizeof sa);
+    EXPECT_EQ(ntohs(sa.sin6_port), 2055);
+    EXPECT_TRUE(IN6_IS_ADDR_LOOPBACK(&sa.sin6_addr));
+}
+
+TEST(ParseDestinations, NormalisesSpacingLeadingZerosAndIpv6Spelling) {
+    const auto ds = parse_destinations(" 192.0.2.1:02055 , [2001:DB8:0:0::1]:9 ,10.0.0.1:65535");
+    EXPECT_EQ(texts(ds),
+              (std::vector<std::string>{"192.0.2.1:2055", "[2001:db8::1]:9", "10.0.0.1:65535"}));
+}
+
+TEST(ParseDestinations, BadEntryIsNamedInTheError) {
+    EXPECT_EQ(parse_error("10.0.0.1,1.2.3:99").rfind("destination: bad entry \"1.2.3:99\": ", 0),
+              0U)
+        << parse_error("10.0.0.1,1.2.3:99");
+}
+
+TEST(ParseDestinations, RejectsMalformedEntries) {
+    const std::vector<std::string> bad = {
+        "1.2.3:99",    "1.2.3.4:0",   "1.2.3.4:65536", "1.2.3.4:99999999999999999999",
+        "1.2.3.4:",    "1.2.3.4:x",   "1.2.3.4:20x",   "1.2.3.4:-1",
+        "1.2.3.4:+5",  "256.1.1.1",   ":2055",         "collector.example:2055",
+        "2001:db8::1", "[::1",        "[::1]x",        "[::1]:",
+        "[]:2055",     "[1.2.3.4]:5", "[::1]:0",       "01.2.3.4",
+    };
+    for (const auto& entry : bad) {
+        const auto msg = parse_error("192.0.2.1," + entry);
+        EXPECT_NE(msg.find("bad entry \"" + entry + "\""), std::string::npos)
+            << entry << " -> " << msg;
+    }
+}
+
+TEST(ParseDestinations, PortErrorsSayWhatIsWrong) {
+    EXPECT_NE(parse_error("1.2.3.4:0").find("port 0"), std::string::npos);
+    EXPECT_NE(parse_error("1.2.3.4:65536").find("out of range"), std::string::npos);
+}
+
+TEST(ParseDestinations, RejectsEmptyListAndEmptyEntries) {
+    EXPECT_THROW(parse_destinations(""), std::invalid_argument);
+    EXPECT_THROW(parse_destinations("  "), std::invalid_argument);
+    EXPECT_THROW(parse_destinations("1.2.3.4,"), std::invalid_argument);
+    EXPECT_THROW(parse_destinations(",1.2.3.4"), std::invalid_argument);
+    EXPECT_THROW(parse_destinations("1.2.3.4,,5.6.7.8"), std::invalid_argument);
+}
+
+TEST(ParseDestinations, RejectsTheSameCollectorTwice) {
+    EXPECT_NE(parse_error("1.2.3.4,1.2.3.4:2055").find("duplicate"), std::string::npos);
+    EXPECT_NO_THROW(parse_destinations("1.2.3.4,1.2.3.4:2056"));
+}
+
+TEST(CollectorSet, EveryCollectorReceivesEveryDatagram) {
+    Receiver r1, r2;
+    CollectorSet set(parse_destinations(r1.dest() + "," + r2.dest()), 0);
+    ASSERT_EQ(set.size(), 2U);
+    for (std::uint8_t i = 0; i < 3; ++i) {
+        const auto dg = payload(100 + i, i);
+        EXPECT_EQ(set.send(dg), 2U);
+        EXPECT_EQ(r1.recv(), dg);
+        EXPECT_EQ(r2.recv(), dg);
+    }
+    const auto st = set.stats();
+    ASSERT_EQ(st.size(), 2U);
+    EXPECT_EQ(st[0].destination, r1.dest());
+    EXPECT_EQ(st[1].destination, r2.dest());
+    for (const auto& s : st) {
+        EXPECT_EQ(s.datagrams, 3U);
+        EXPECT_EQ(s.bytes, 100U + 101U + 102U);
+        EXPECT_EQ(s.err_buffer_full + s.err_refused + s.err_other, 0U);
+    }
+}
+
+TEST(CollectorSet, ClosedPortIsCountedRefusedAndDoesNotStopTheOthers) {
+    Receiver live, dead;
+    const auto dead_dest = dead.dest();
+    dead.close();
+    CollectorSet set(parse_destinations(dead_dest + "," + live.dest()), 0);
+    const auto dg = payload(64, 7);
+    for (int i = 0; i < 6; ++i) {
+        EXPECT_GE(set.send(dg), 1U);
+        EXPECT_EQ(live.recv(), dg);
+    }
+    const auto st = set.stats();
+    // Each datagram to the closed port draws an ICMP port unreachable that fails the next send.
+    EXPECT_GE(st[0].err_refused, 1U);
+    EXPECT_EQ(st[0].datagrams + st[0].err_refused, 6U);
+    EXPECT_EQ(st[1].datagrams, 6U);
+    EXPECT_EQ(st[1].err_refused, 0U);
+}
+
+TEST(CollectorSet, ExportResumesWhenARefusingCollectorComesBack) {
+    Receiver probe;
+    const std::uint16_t port = probe.port();
+    probe.close();
+    CollectorSet set(parse_destinations("127.0.0.1:" + std::to_string(port)), 0);
+    const auto dg = payload(80, 1);
+    for (int i = 0; i < 50 && set.stats()[0].err_refused == 0; ++i) set.send(dg);
+    ASSERT_GE(set.stats()[0].err_refused, 1U);
+
+    Receiver back(port);
+    ASSERT_EQ(back.port(), port);
+    const auto fresh = payload(90, 2);
+    std::optional<std::vector<std::byte>> got;
+    // The first send may still report an ICMP error queued before the collector came back.
+    for (int i = 0; i < 3 && !got; ++i) {
+        set.send(fresh);
+        got = back.recv(200);
+    }
+    EXPECT_EQ(got, fresh);
+    EXPECT_EQ(set.send(fresh), 1U);
+    EXPECT_EQ(back.recv(), fresh);
+}
+
+TEST(CollectorSet, SendBufferIsSetAndTheEffectiveValueReported) {
+    Receiver r;
+    CollectorSet def(parse_destinations(r.dest()), 0);
+    EXPECT_GT(def.stats()[0].sndbuf, 0);
+
+    CollectorSet set(parse_destinations(r.dest()), 65536);
+    // Linux doubles the request for bookkeeping overhead.
+    EXPECT_GE(set.stats()[0].sndbuf, 65536);
+    set.set_sndbuf(262144);
+    EXPECT_GE(set.stats()[0].sndbuf, 262144);
+}
+
+TEST(CollectorSet, Ipv6LoopbackCollectorReceives) {
+    UniqueFd rx(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_addr = in6addr_loopback;
+    if (!rx || ::bind(rx.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+        GTEST_SKIP() << "no IPv6 loopback";
+    socklen_t len = sizeof sa;
+    getsockname(rx.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+    CollectorSet set(parse_destinations("[::1]:" + std::to_string(ntohs(sa.sin6_port))), 0);
+    const auto dg = payload(48, 3);
+    EXPECT_EQ(set.send(dg), 1U);
+    std::array<std::byte, 128> buf{};
+    pollfd p{rx.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 1000), 1);
+    EXPECT_EQ(::recv(rx.get(), buf.data(), buf.size(), 0), 48);
+    EXPECT_EQ(std::memcmp(buf.data(), dg.data(), dg.size()), 0);
+}
+
+TEST(CollectorSet, SocketSetupFailureNamesTheDestination) {
+    Destination d;
+    d.addr.ss_family = AF_INET;
+    d.addr_len = 1; // too short for connect()
+    d.text = "192.0.2.99:2055";
+    std::vector<Destination> ds;
+    ds.push_back(d);
+    try {
+        CollectorSet set(std::move(ds), 0);
+        FAIL() << "expected std::system_error";
+    } catch (const std::system_error& e) {
+        EXPECT_NE(std::string(e.what()).find("192.0.2.99:2055"), std::string::npos) << e.what();
+    }
+}
+
+TEST(CollectorSet, OversizedDatagramIsCountedAsOtherError) {
+    Receiver r;
+    CollectorSet set(parse_destinations(r.dest()), 0);
+    const std::vector<std::byte> huge(70000);
+    EXPECT_EQ(set.send(huge), 0U);
+    EXPECT_EQ(set.stats()[0].err_other, 1U);
+    EXPECT_EQ(set.stats()[0].datagrams, 0U);
+}
+
+} // namespace
+} // namespace nflowd

@@ -1,0 +1,161 @@
+// Live input: binds an NFLOG group over netfilter netlink and hands each logged packet's IP
+// layer with its metadata to the pipeline, counting loss (sequence gaps, socket overruns).
+#pragma once
+
+#include "nflowd/header_parser.hpp"
+#include "nflowd/packet.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace nflowd {
+
+struct NflogConfig {
+    std::uint16_t group = 0;
+    // Bytes of each packet copied to userspace; 128 covers IPv4 with options plus the L4
+    // header. An iptables --nflog-size smaller than this wins (the kernel takes the minimum).
+    std::uint32_t snaplen = 128;
+    // Batching: the kernel flushes a batch when it holds `qthreshold` packets, when
+    // `qtimeout` (1/100 s) expires, or when `nlbufsiz` bytes are filled. Large batches mean
+    // few syscalls; the latency they add is irrelevant next to flow timeouts.
+    std::uint32_t qthreshold = 256;
+    std::uint32_t qtimeout = 10;
+    std::uint32_t nlbufsiz = 131072; // the kernel's maximum; 0 keeps the kernel default
+    // Socket receive buffer; a deep buffer absorbs bursts while the consumer is busy.
+    // <= 0 keeps the system default.
+    int rcvbuf = 64 * 1024 * 1024;
+};
+
+struct NflogStats {
+    std::uint64_t batches = 0;   // datagrams parsed (one recv each)
+    std::uint64_t messages = 0;  // NFLOG packet messages seen, delivered or malformed
+    std::uint64_t packets = 0;   // packets delivered to the callback
+    std::uint64_t bytes = 0;     // captured bytes delivered (at most snaplen per packet)
+    std::uint64_t lost = 0;      // messages missing from the sequence (kernel could not deliver)
+    std::uint64_t enobufs = 0;   // socket overruns reported by recv()
+    std::uint64_t malformed = 0; // bad netlink framing, invalid attributes, missing payload
+    std::uint64_t seq_resets = 0;        // sequence jumped backwards / implausibly far
+    std::uint64_t kernel_timestamps = 0; // packets that carried NFULA_TIMESTAMP
+
+    NflogStats& operator+=(const NflogStats& o) noexcept;
+};
+
+// Loss accounting from the per-group NFULA_SEQ numbers. Netlink keeps order, so every
+// skipped number is a message the kernel built and then dropped (socket buffer full).
+class NflogSeqTracker {
+  public:
+    // The first number seen is taken as the start: nothing before it is known.
+    NflogSeqTracker() noexcept = default;
+    // A freshly bound group numbers its messages from 0, so a lost first batch still counts.
+    explicit NflogSeqTracker(std::uint32_t expected_first) noexcept
+        : next_(expected_first), synced_(true) {}
+
+    // Messages lost right before `seq`. A distance of 2^31 or more cannot be a gap (that
+    // many messages never fit in a socket buffer), so it is a restart: resync, report 0,
+    // and set `reset`.
+    std::uint32_t observe(std::uint32_t seq, bool& reset) noexcept {
+        reset = false;
+        std::uint32_t lost = 0;
+        if (synced_) {
+            const std::uint32_t gap = seq - next_; // modulo 2^32: wrap is an ordinary step
+            if (gap < kMaxGap) lost = gap;
+            else reset = true;
+        }
+        next_ = seq + 1;
+        synced_ = true;
+        return lost;
+    }
+
+  private:
+    static constexpr std::uint32_t kMaxGap = 0x8000'0000U;
+    std::uint32_t next_ = 0;
+    bool synced_ = false;
+};
+
+namespace detail {
+using NflogPacketFn = void (*)(void* ctx, std::span<const std::byte> ip, const PacketMeta& meta);
+std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
+                              NflogSeqTracker& seq, NflogStats& stats, NflogPacketFn fn,
+                              void* ctx);
+} // namespace detail
+
+// Walks one datagram of netlink messages as the kernel sends it (a batch of NFULNL_MSG_PACKET
+// messages, possibly ended by NLMSG_DONE) and calls fn(ip_payload, meta) per packet. Every
+// length is checked against the buffer; anything inconsistent is counted as malformed and
+// skipped (a broken netlink header ends the walk, since the next one cannot be found).
+// `buffer` must be 4-byte aligned (netlink alignment); otherwise it is all malformed.
+// meta.time is the kernel's NFULA_TIMESTAMP when present, `recv_time` otherwise.
+// Returns the number of packets delivered. No allocation.
+template <class Fn>
+std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
+                              NflogSeqTracker& seq, NflogStats& stats, Fn&& fn) {
+    using F = std::remove_reference_t<Fn>;
+    return detail::parse_nflog_batch(
+        buffer, recv_time, seq, stats,
+        [](void* ctx, std::span<const std::byte> ip, const PacketMeta& meta) {
+            (*static_cast<F*>(ctx))(ip, meta);
+        },
+        const_cast<void*>(static_cast<const void*>(std::addressof(fn))));
+}
+
+class NflogSource {
+  public:
+    // Opens a netfilter netlink socket and binds `cfg.group` with the settings above. Throws
+    // std::invalid_argument for out-of-range settings and std::system_error naming the group
+    // when the kernel refuses, e.g. "NFLOG group 5: already bound by another process".
+    explicit NflogSource(const NflogConfig& cfg);
+    ~NflogSource();
+    NflogSource(NflogSource&&) noexcept;
+    NflogSource& operator=(NflogSource&&) noexcept;
+    NflogSource(const NflogSource&) = delete;
+    NflogSource& operator=(const NflogSource&) = delete;
+
+    // Non-blocking socket to poll for readability.
+    int fd() const noexcept;
+    std::uint16_t group() const noexcept { return group_; }
+
+    // One recv() of a whole batch, then fn(std::span<const std::byte> ip, const PacketMeta&)
+    // for each packet in it. Returns the packets delivered; 0 when nothing was waiting
+    // (EAGAIN), on EINTR and on an overrun (ENOBUFS, counted: the loss itself shows up as
+    // a sequence gap once the next message arrives). Other socket errors throw
+    // std::system_error: the socket is unusable then.
+    template <class Fn> std::size_t receive(Fn&& fn) {
+        Nanos now = 0;
+        const std::span<const std::byte> batch = recv_batch(now);
+        if (batch.empty()) return 0;
+        return parse_nflog_batch(batch, now, seq_, stats_, std::forward<Fn>(fn));
+    }
+
+    const NflogStats& stats() const noexcept { return stats_; }
+
+  private:
+    struct SocketCloser {
+        void operator()(mnl_socket* s) const noexcept;
+    };
+
+    // Returns the next datagram (empty if none) and the time it was received.
+    std::span<const std::byte> recv_batch(Nanos& recv_time);
+    void configure(const NflogConfig& cfg);
+    // Sends one config message and waits for its ACK; throws std::system_error(kernel errno).
+    void send_config(nlmsghdr* nlh, const char* what);
+
+    std::unique_ptr<mnl_socket, SocketCloser> sock_;
+    std::uint16_t group_ = 0;
+    std::uint32_t config_seq_ = 0;
+    // Holds a whole batch: the kernel caps a batch at max(nlbufsiz <= 128 KiB, one message
+    // of <= 64 KiB payload), so 256 KiB never truncates.
+    std::vector<std::byte> buf_;
+    // Packets that arrived while the constructor waited for ACKs; delivered first.
+    std::vector<std::byte> pending_;
+    NflogSeqTracker seq_{0};
+    NflogStats stats_;
+};
+
+} // namespace nflowd

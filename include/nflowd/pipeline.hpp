@@ -1,0 +1,138 @@
+// The threaded engine shared by live capture and `--read`: readers parse and hand packets to
+// flow-cache workers by flow hash, workers expire flows to one exporter thread.
+#pragma once
+
+#include "nflowd/aggregation.hpp"
+#include "nflowd/clock.hpp"
+#include "nflowd/collector_set.hpp"
+#include "nflowd/exporter.hpp"
+#include "nflowd/flow_table.hpp"
+#include "nflowd/header_parser.hpp"
+#include "nflowd/notifier.hpp"
+#include "nflowd/spsc_ring.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <vector>
+
+namespace nflowd {
+
+struct PipelineConfig {
+    std::size_t workers = 1;
+    std::size_t readers = 1;
+    FlowTableConfig table; // totals for the whole daemon: hashsize and maxflows are split
+    Aggregation aggregation;
+    V5Params v5;
+    PacingConfig pacing;
+    std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring
+};
+
+struct WorkerStats {
+    FlowTableStats table;
+    std::size_t memory_bytes = 0;
+    std::size_t hashsize = 0;
+};
+
+struct PipelineStats {
+    ParseStats parse;                 // all readers
+    std::vector<WorkerStats> workers; // one per worker
+    ExporterStats exporter;
+    std::vector<CollectorStats> collectors;
+    FlowTableStats total() const; // workers summed (peak = sum of peaks)
+};
+
+class Pipeline;
+
+// The reader-side stage: one per reader thread, used only by that thread.
+class Dispatcher {
+  public:
+    // Only a Pipeline makes dispatchers; the key keeps the constructor usable by make_unique.
+    class Key {
+        friend class Pipeline;
+        Key() = default;
+    };
+    Dispatcher(Key, Pipeline& pipeline, std::size_t index);
+
+    // Parses, aggregates and queues one packet for its worker. Never throws.
+    void dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept;
+    // Ends a batch: makes queued packets visible and wakes sleeping workers.
+    void publish() noexcept;
+
+  private:
+    friend class Pipeline;
+    void push(std::size_t worker, const PacketInfo& packet) noexcept;
+    void publish_stats() noexcept;
+
+    Pipeline& pipeline_;
+    std::size_t index_;
+    HeaderParser parser_;
+    std::shared_ptr<const Aggregation> aggregation_;
+    std::uint64_t aggregation_version_ = 0;
+    Nanos batch_max_time_ = 0;
+    struct Counters {
+        std::atomic<std::uint64_t> packets{0}, accounted{0}, fragments{0}, truncated{0}, ipv6{0},
+            invalid{0};
+    };
+    Counters published_;
+};
+
+class Pipeline {
+  public:
+    Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors);
+    ~Pipeline();
+    Pipeline(const Pipeline&) = delete;
+    Pipeline& operator=(const Pipeline&) = delete;
+
+    Dispatcher& dispatcher(std::size_t reader) { return *dispatchers_.at(reader); }
+
+    // Call once every reader has stopped: drains the queues, exports every flow and the
+    // last partial datagram, and joins all threads. Idempotent.
+    void finish();
+
+    // Run-time changes. Each is applied by the owning thread between batches; the call
+    // returns once every worker has applied it.
+    void set_timeouts(Nanos inactive, Nanos active);
+    void set_hashsize(std::size_t total_buckets);
+    void set_maxflows(std::size_t total);
+    void set_aggregation(Aggregation aggregation);
+    void set_collectors(CollectorSet collectors);
+    void set_v5_params(const V5Params& params);
+    void flush(); // export every active flow now
+
+    PipelineStats stats() const;
+    std::size_t workers() const noexcept { return workers_.size(); }
+
+  private:
+    friend class Dispatcher;
+    struct Worker;
+    struct ExportThread;
+
+    void run_worker(Worker& w);
+    void push_expired(Worker& w);
+    void run_exporter();
+    void on_workers(const std::function<void(Worker&)>& fn);
+    void on_exporter(const std::function<void(Exporter&)>& fn);
+    std::shared_ptr<const Aggregation> aggregation(std::uint64_t& version) const;
+
+    PipelineConfig config_;
+    Clock& clock_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
+    std::unique_ptr<ExportThread> export_;
+
+    mutable std::mutex aggregation_mutex_;
+    std::shared_ptr<const Aggregation> aggregation_current_;
+    std::atomic<std::uint64_t> aggregation_version_{0};
+
+    std::atomic<bool> readers_done_{false};
+    std::atomic<bool> threads_running_{false};
+    std::atomic<std::size_t> workers_running_{0};
+    bool finished_ = false;
+};
+
+} // namespace nflowd

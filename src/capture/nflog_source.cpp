@@ -1,0 +1,300 @@
+// NFLOG group binding over libmnl and the parser of the kernel's packet batches.
+#include "nflowd/nflog_source.hpp"
+
+#include <arpa/inet.h>
+#include <endian.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <libnetfilter_log/libnetfilter_log.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace nflowd {
+
+namespace {
+
+constexpr std::size_t kRecvBufferSize = 256 * 1024;
+constexpr std::uint32_t kMaxSnaplen = 0xFFFF;    // NFULNL_COPY_RANGE_MAX
+constexpr std::uint32_t kMaxNlbufsiz = 131072;   // the kernel ignores anything larger
+constexpr int kAckTimeoutMs = 2000;
+constexpr std::uint16_t kPacketMsgType = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+
+Nanos realtime_now() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<Nanos>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
+}
+
+std::uint32_t attr_be32(const nlattr* a) noexcept { return ntohl(mnl_attr_get_u32(a)); }
+
+std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical) noexcept {
+    // Bridged packets carry the bridge as the logical device; the port is what an
+    // ipt_NETFLOW user expects to see, as the kernel module reported it.
+    if (tb[phys] != nullptr) return attr_be32(tb[phys]);
+    if (tb[logical] != nullptr) return attr_be32(tb[logical]);
+    return kUnknownIfindex;
+}
+
+// The kernel's timestamp, or false when absent or not a valid time (then the receive time
+// stands in).
+bool kernel_time(const nlattr* a, Nanos& out) noexcept {
+    if (a == nullptr) return false;
+    nfulnl_msg_packet_timestamp ts{}; // length checked by nflog_nlmsg_parse
+    std::memcpy(&ts, mnl_attr_get_payload(a), sizeof ts);
+    const std::uint64_t sec = be64toh(ts.sec);
+    const std::uint64_t usec = be64toh(ts.usec);
+    constexpr auto kMaxSec = static_cast<std::uint64_t>(INT64_MAX / kNanosPerSecond) - 1;
+    if (usec >= 1'000'000 || sec > kMaxSec) return false;
+    out = static_cast<Nanos>(sec) * kNanosPerSecond + static_cast<Nanos>(usec) * 1000;
+    return true;
+}
+
+[[noreturn]] void throw_group_error(std::uint16_t group, int err, const std::string& what) {
+    throw std::system_error(err, std::generic_category(),
+                            "NFLOG group " + std::to_string(group) + ": " + what);
+}
+
+} // namespace
+
+NflogStats& NflogStats::operator+=(const NflogStats& o) noexcept {
+    batches += o.batches;
+    messages += o.messages;
+    packets += o.packets;
+    bytes += o.bytes;
+    lost += o.lost;
+    enobufs += o.enobufs;
+    malformed += o.malformed;
+    seq_resets += o.seq_resets;
+    kernel_timestamps += o.kernel_timestamps;
+    return *this;
+}
+
+std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
+                                      NflogSeqTracker& seq, NflogStats& stats, NflogPacketFn fn,
+                                      void* ctx) {
+    ++stats.batches;
+    if (buffer.empty()) return 0;
+    // libmnl reads headers in place: a misaligned buffer would be undefined behaviour.
+    if (reinterpret_cast<std::uintptr_t>(buffer.data()) % alignof(nlmsghdr) != 0) {
+        ++stats.malformed;
+        return 0;
+    }
+    int len = static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX));
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer.data());
+    std::size_t delivered = 0;
+    for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+        // NLMSG_DONE ends a multi-message batch; ACKs and NOOPs carry no packet.
+        if (nlh->nlmsg_type < NLMSG_MIN_TYPE) continue;
+        ++stats.messages;
+        if (nlh->nlmsg_type != kPacketMsgType ||
+            mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) {
+            ++stats.malformed;
+            continue;
+        }
+        std::array<nlattr*, NFULA_MAX + 1> tb{};
+        if (nflog_nlmsg_parse(nlh, tb.data()) < 0) {
+            ++stats.malformed;
+            continue;
+        }
+        // The number is consumed even if the rest of the message is unusable: counting
+        // it as lost too would count the message twice.
+        if (tb[NFULA_SEQ] != nullptr) {
+            bool reset = false;
+            stats.lost += seq.observe(attr_be32(tb[NFULA_SEQ]), reset);
+            stats.seq_resets += reset ? 1U : 0U;
+        }
+        const nlattr* payload = tb[NFULA_PAYLOAD];
+        const std::size_t payload_len = payload ? mnl_attr_get_payload_len(payload) : 0;
+        if (payload_len == 0) {
+            ++stats.malformed;
+            continue;
+        }
+        PacketMeta meta;
+        if (kernel_time(tb[NFULA_TIMESTAMP], meta.time)) ++stats.kernel_timestamps;
+        else meta.time = recv_time;
+        meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV);
+        meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV);
+        ++stats.packets;
+        stats.bytes += payload_len;
+        ++delivered;
+        fn(ctx,
+           std::span<const std::byte>(
+               static_cast<const std::byte*>(mnl_attr_get_payload(payload)), payload_len),
+           meta);
+    }
+    // Bytes left that do not form a message: cut short or a lying length. The walk cannot
+    // resynchronise past them. (A negative rest is the last message's alignment padding.)
+    if (len > 0) ++stats.malformed;
+    return delivered;
+}
+
+void NflogSource::SocketCloser::operator()(mnl_socket* s) const noexcept { mnl_socket_close(s); }
+
+NflogSource::NflogSource(const NflogConfig& cfg) : group_(cfg.group) {
+    if (cfg.snaplen == 0 || cfg.snaplen > kMaxSnaplen)
+        throw std::invalid_argument("NFLOG group " + std::to_string(group_) +
+                                    ": snaplen must be 1..65535");
+    if (cfg.nlbufsiz > kMaxNlbufsiz)
+        throw std::invalid_argument("NFLOG group " + std::to_string(group_) +
+                                    ": nlbufsiz must be at most 131072");
+
+    sock_.reset(mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!sock_) throw_group_error(group_, errno, "cannot open netfilter netlink socket");
+    if (cfg.rcvbuf > 0) {
+        // FORCE ignores rmem_max but needs CAP_NET_ADMIN; without it take what rmem_max allows.
+        const int fd = mnl_socket_get_fd(sock_.get());
+        if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &cfg.rcvbuf, sizeof cfg.rcvbuf) != 0)
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cfg.rcvbuf, sizeof cfg.rcvbuf);
+    }
+    if (mnl_socket_bind(sock_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+        throw_group_error(group_, errno, "cannot bind netlink socket");
+
+    buf_.resize(kRecvBufferSize);
+    configure(cfg);
+}
+
+NflogSource::~NflogSource() = default;
+NflogSource::NflogSource(NflogSource&&) noexcept = default;
+NflogSource& NflogSource::operator=(NflogSource&&) noexcept = default;
+
+int NflogSource::fd() const noexcept { return mnl_socket_get_fd(sock_.get()); }
+
+void NflogSource::configure(const NflogConfig& cfg) {
+    alignas(nlmsghdr) std::array<char, 512> msg{};
+
+    // Kernels before 3.17 route NFLOG to the logger bound to the family, so bind ours. Newer
+    // kernels ignore this apart from a module reference. PF_UNBIND is deliberately not sent:
+    // on modular kernels it drops a reference it never took.
+    for (const std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}}) {
+        nlmsghdr* nlh = nflog_nlmsg_put_header(msg.data(), NFULNL_MSG_CONFIG, family, 0);
+        nflog_attr_put_cfg_cmd(nlh, NFULNL_CFG_CMD_PF_BIND);
+        try {
+            send_config(nlh, "PF_BIND");
+        } catch (const std::system_error& e) {
+            // Every nfnetlink message needs CAP_NET_ADMIN: EPERM here means no permission,
+            // which tells it apart from the EPERM of a group owned by someone else below.
+            if (e.code().value() == EPERM)
+                throw_group_error(group_, EPERM, "permission denied (CAP_NET_ADMIN required)");
+            // Anything else (e.g. no logger for IPv6 on an old kernel) does not stop IPv4.
+        }
+    }
+
+    // One message: the kernel applies the command and then every setting in the same call,
+    // so no packet is logged with default settings (full copy, no sequence numbers).
+    nlmsghdr* nlh = nflog_nlmsg_put_header(msg.data(), NFULNL_MSG_CONFIG, AF_UNSPEC, group_);
+    nflog_attr_put_cfg_cmd(nlh, NFULNL_CFG_CMD_BIND);
+    nflog_attr_put_cfg_mode(nlh, NFULNL_COPY_PACKET, cfg.snaplen);
+    mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(cfg.qthreshold));
+    mnl_attr_put_u32(nlh, NFULA_CFG_TIMEOUT, htonl(cfg.qtimeout));
+    if (cfg.nlbufsiz != 0) mnl_attr_put_u32(nlh, NFULA_CFG_NLBUFSIZ, htonl(cfg.nlbufsiz));
+    mnl_attr_put_u16(nlh, NFULA_CFG_FLAGS, htons(NFULNL_CFG_F_SEQ));
+    try {
+        send_config(nlh, "BIND");
+    } catch (const std::system_error& e) {
+        // The kernel answers EPERM when another socket owns the group, EBUSY when this one
+        // already does; permission itself was established above.
+        const int err = e.code().value();
+        if (err == EPERM || err == EBUSY)
+            throw_group_error(group_, err, "already bound by another process");
+        throw_group_error(group_, err, "bind failed");
+    }
+    // No explicit UNBIND on destruction: closing the socket releases the group.
+}
+
+void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
+    nlh->nlmsg_flags |= NLM_F_ACK;
+    nlh->nlmsg_seq = ++config_seq_;
+    const std::uint32_t portid = mnl_socket_get_portid(sock_.get());
+    if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0)
+        throw std::system_error(errno, std::generic_category(), what);
+
+    const int fd = mnl_socket_get_fd(sock_.get());
+    const Nanos deadline = realtime_now() + kAckTimeoutMs * kNanosPerMilli;
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == ENOBUFS) {
+                ++stats_.enobufs;
+                continue;
+            }
+            if (errno != EAGAIN)
+                throw std::system_error(errno, std::generic_category(), what);
+            const Nanos left = deadline - realtime_now();
+            if (left <= 0) throw std::system_error(ETIMEDOUT, std::generic_category(), what);
+            pollfd pfd{fd, POLLIN, 0};
+            ::poll(&pfd, 1, static_cast<int>(left / kNanosPerMilli) + 1);
+            continue;
+        }
+        int len = static_cast<int>(n);
+        bool acked = false;
+        int error = 0;
+        for (auto* m = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(m, len);
+             m = mnl_nlmsg_next(m, &len)) {
+            if (m->nlmsg_type != NLMSG_ERROR || m->nlmsg_seq != config_seq_ ||
+                m->nlmsg_pid != portid)
+                continue;
+            if (mnl_nlmsg_get_payload_len(m) < sizeof(nlmsgerr)) continue;
+            nlmsgerr err{};
+            std::memcpy(&err, mnl_nlmsg_get_payload(m), sizeof err);
+            acked = true;
+            error = -err.error;
+        }
+        if (!acked) {
+            // Packets logged between BIND and its ACK: keep them for the first receive(),
+            // padded so the next datagram stays netlink-aligned.
+            const auto size = static_cast<std::size_t>(n);
+            const std::size_t at = pending_.size();
+            pending_.resize(at + ((size + NLMSG_ALIGNTO - 1) & ~std::size_t{NLMSG_ALIGNTO - 1}));
+            std::memcpy(pending_.data() + at, buf_.data(), size);
+            continue;
+        }
+        if (error != 0) throw std::system_error(error, std::generic_category(), what);
+        return;
+    }
+}
+
+std::span<const std::byte> NflogSource::recv_batch(Nanos& recv_time) {
+    if (!pending_.empty()) {
+        // Moved into the receive buffer so that it lives until the next call, like a recv.
+        const std::size_t n = std::min(pending_.size(), buf_.size());
+        if (n < pending_.size()) ++stats_.malformed;
+        std::memcpy(buf_.data(), pending_.data(), n);
+        pending_ = {};
+        recv_time = realtime_now();
+        return {buf_.data(), n};
+    }
+    // MSG_TRUNC makes recv report the datagram's real size, so a cut batch is noticed.
+    const ssize_t n = ::recv(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return {};
+        if (errno == ENOBUFS) {
+            ++stats_.enobufs;
+            return {};
+        }
+        throw std::system_error(errno, std::generic_category(),
+                                "NFLOG group " + std::to_string(group_) + ": recv");
+    }
+    recv_time = realtime_now();
+    auto size = static_cast<std::size_t>(n);
+    if (size > buf_.size()) {
+        ++stats_.malformed;
+        size = buf_.size();
+    }
+    return {buf_.data(), size};
+}
+
+} // namespace nflowd

@@ -1,0 +1,406 @@
+#include "nflowd/pipeline.hpp"
+
+#include <algorithm>
+#include <future>
+#include <utility>
+
+namespace nflowd {
+
+namespace {
+
+constexpr Nanos kIdleWait = 100 * kNanosPerMilli;
+constexpr Nanos kSnapshotEvery = 100 * kNanosPerMilli;
+constexpr std::size_t kOutputRing = 1 << 16;
+// Bounded chunks let a reader refill a ring while its worker is still busy with it.
+constexpr std::size_t kChunk = 1024;
+
+FlowTableConfig shard_config(const FlowTableConfig& total, std::size_t shards) {
+    FlowTableConfig c = total;
+    c.hashsize = std::max(kMinHashsize, total.hashsize / shards);
+    c.maxflows = total.maxflows == 0 ? 0 : (total.maxflows + shards - 1) / shards;
+    return c;
+}
+
+// Lemire's multiply-shift: an unbiased pick in [0, n) without a division per packet.
+std::size_t pick(std::uint64_t hash, std::size_t n) noexcept {
+    return static_cast<std::size_t>(((hash >> 32) * n) >> 32);
+}
+
+using Command = std::function<void()>;
+
+struct Mailbox {
+    std::mutex mutex;
+    std::vector<Command> commands;
+    std::atomic<bool> pending{false};
+
+    void post(Command c) {
+        std::lock_guard lock(mutex);
+        commands.push_back(std::move(c));
+        pending.store(true, std::memory_order_seq_cst);
+    }
+    void run() {
+        if (!pending.load(std::memory_order_acquire)) return;
+        std::vector<Command> todo;
+        {
+            std::lock_guard lock(mutex);
+            todo.swap(commands);
+            pending.store(false, std::memory_order_relaxed);
+        }
+        for (auto& c : todo) c();
+    }
+};
+
+// Posts fn to a thread's mailbox and waits until that thread ran it.
+template <class Target>
+std::future<void> post(Mailbox& box, Notifier& wake, Target& target,
+                       const std::function<void(Target&)>& fn) {
+    auto task = std::make_shared<std::packaged_task<void()>>([&fn, &target] { fn(target); });
+    auto done = task->get_future();
+    box.post([task] { (*task)(); });
+    wake.wake();
+    return done;
+}
+
+} // namespace
+
+struct Pipeline::Worker {
+    Worker(const FlowTableConfig& config, std::size_t readers, std::size_t ring)
+        : table(config), output(kOutputRing) {
+        for (std::size_t i = 0; i < readers; ++i)
+            inputs.push_back(std::make_unique<SpscRing<PacketInfo>>(ring));
+        expired.reserve(4096);
+    }
+
+    bool has_input() {
+        return std::any_of(inputs.begin(), inputs.end(), [](auto& r) { return !r->empty(); });
+    }
+    void snapshot(bool force) {
+        const Nanos now = steady_time();
+        if (!force && now - last_snapshot < kSnapshotEvery) return;
+        last_snapshot = now;
+        std::lock_guard lock(stats_mutex);
+        stats.table = table.stats();
+        stats.memory_bytes = table.memory_bytes();
+        stats.hashsize = table.config().hashsize;
+    }
+
+    FlowTable table;
+    std::vector<std::unique_ptr<SpscRing<PacketInfo>>> inputs; // one per reader
+    SpscRing<FlowRecord> output;
+    Notifier wake;
+    Mailbox mailbox;
+    std::vector<FlowRecord> expired;
+    Nanos last_packet_time = 0;
+    Nanos last_snapshot = 0;
+    mutable std::mutex stats_mutex;
+    WorkerStats stats;
+    std::thread thread;
+};
+
+struct Pipeline::ExportThread {
+    ExportThread(const V5Params& params, CollectorSet set, const PacingConfig& pacing)
+        : exporter(params, std::move(set), pacing) {}
+
+    void snapshot(bool force) {
+        const Nanos now = steady_time();
+        if (!force && now - last_snapshot < kSnapshotEvery) return;
+        last_snapshot = now;
+        std::lock_guard lock(stats_mutex);
+        stats = exporter.stats();
+        collectors = exporter.collectors().stats();
+    }
+
+    Exporter exporter;
+    Notifier wake;
+    Mailbox mailbox;
+    Nanos last_snapshot = 0;
+    mutable std::mutex stats_mutex;
+    ExporterStats stats;
+    std::vector<CollectorStats> collectors;
+    std::thread thread;
+};
+
+FlowTableStats PipelineStats::total() const {
+    FlowTableStats t;
+    for (const auto& w : workers) {
+        const auto& s = w.table;
+        t.searched += s.searched;
+        t.found += s.found;
+        t.created += s.created;
+        t.packets += s.packets;
+        t.octets += s.octets;
+        t.dropped_packets += s.dropped_packets;
+        t.dropped_octets += s.dropped_octets;
+        t.expired_inactive += s.expired_inactive;
+        t.expired_active += s.expired_active;
+        t.expired_overflow += s.expired_overflow;
+        t.flushed += s.flushed;
+        t.active += s.active;
+        t.peak += s.peak;
+    }
+    return t;
+}
+
+// ---- reader side ----
+
+Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
+    : pipeline_(pipeline), index_(index), aggregation_(pipeline.aggregation(aggregation_version_)) {
+}
+
+void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept {
+    PacketInfo packet;
+    if (!is_accounted(parser_.parse(bytes, meta, packet))) return;
+    if (!aggregation_->empty()) aggregation_->apply(packet);
+    const std::size_t n = pipeline_.workers_.size();
+    push(n == 1 ? 0 : pick(hash_key(packet.key), n), packet);
+    batch_max_time_ = std::max(batch_max_time_, packet.time);
+}
+
+void Dispatcher::push(std::size_t worker, const PacketInfo& packet) noexcept {
+    auto& w = *pipeline_.workers_[worker];
+    auto& ring = *w.inputs[index_];
+    while (!ring.try_push(packet)) {
+        // Back-pressure: live, the kernel then drops and the sequence numbers count it.
+        ring.publish();
+        w.wake.notify();
+        std::this_thread::yield();
+    }
+}
+
+void Dispatcher::publish() noexcept {
+    for (auto& w : pipeline_.workers_) {
+        auto& ring = *w->inputs[index_];
+        if (!ring.unpublished()) continue;
+        ring.publish();
+        w->wake.notify();
+    }
+    // Only after the packets are visible may replay time move on (see run_worker).
+    if (pipeline_.clock_.mode() == Clock::Mode::packets) pipeline_.clock_.advance(batch_max_time_);
+    publish_stats();
+    if (pipeline_.aggregation_version_.load(std::memory_order_acquire) != aggregation_version_)
+        aggregation_ = pipeline_.aggregation(aggregation_version_);
+}
+
+void Dispatcher::publish_stats() noexcept {
+    const auto& s = parser_.stats();
+    constexpr auto r = std::memory_order_relaxed;
+    published_.packets.store(s.packets, r);
+    published_.accounted.store(s.accounted, r);
+    published_.fragments.store(s.fragments, r);
+    published_.truncated.store(s.truncated, r);
+    published_.ipv6.store(s.ipv6, r);
+    published_.invalid.store(s.invalid, r);
+}
+
+// ---- pipeline ----
+
+Pipeline::Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors)
+    : config_(std::move(config)), clock_(clock) {
+    config_.workers = std::max<std::size_t>(1, config_.workers);
+    config_.readers = std::max<std::size_t>(1, config_.readers);
+    aggregation_current_ = std::make_shared<const Aggregation>(config_.aggregation);
+    const auto shard = shard_config(config_.table, config_.workers);
+    for (std::size_t i = 0; i < config_.workers; ++i)
+        workers_.push_back(std::make_unique<Worker>(shard, config_.readers, config_.ring_capacity));
+    for (std::size_t i = 0; i < config_.readers; ++i)
+        dispatchers_.push_back(std::make_unique<Dispatcher>(Dispatcher::Key{}, *this, i));
+    export_ = std::make_unique<ExportThread>(config_.v5, std::move(collectors), config_.pacing);
+
+    threads_running_ = true;
+    workers_running_ = workers_.size();
+    for (auto& w : workers_) w->thread = std::thread([this, &w = *w] { run_worker(w); });
+    export_->thread = std::thread([this] { run_exporter(); });
+}
+
+Pipeline::~Pipeline() {
+    finish();
+}
+
+void Pipeline::finish() {
+    if (finished_) return;
+    finished_ = true;
+    for (auto& d : dispatchers_) d->publish();
+    readers_done_.store(true, std::memory_order_seq_cst);
+    for (auto& w : workers_) w->wake.wake();
+    for (auto& w : workers_) w->thread.join();
+    export_->thread.join();
+    threads_running_ = false;
+}
+
+void Pipeline::push_expired(Worker& w) {
+    for (const auto& rec : w.expired) {
+        while (!w.output.try_push(rec)) {
+            w.output.publish();
+            export_->wake.notify();
+            std::this_thread::yield();
+        }
+    }
+    w.expired.clear();
+    w.output.publish();
+    export_->wake.notify();
+}
+
+void Pipeline::run_worker(Worker& w) {
+    const bool replay = clock_.mode() == Clock::Mode::packets;
+    for (;;) {
+        // Read replay time before looking at the rings: if they are then empty, every packet
+        // up to that time has been accounted and expiring at it cannot split a flow.
+        const Nanos clock_before = clock_.now();
+        std::size_t n = 0;
+        for (auto& in : w.inputs) {
+            std::size_t avail = std::min(in->available(), kChunk);
+            for (std::size_t i = 0; i < avail; ++i) {
+                const PacketInfo& p = in->peek(i);
+                w.table.add(p, w.expired);
+                w.last_packet_time = std::max(w.last_packet_time, p.time);
+            }
+            if (avail) in->pop(avail);
+            n += avail;
+        }
+        // Commands after the drain, so that "flush" covers what was published before it.
+        w.mailbox.run();
+        const Nanos now = !replay ? clock_.now() : n == 0 ? clock_before : w.last_packet_time;
+        w.table.expire(now, w.expired);
+        if (!w.expired.empty()) push_expired(w);
+        w.snapshot(false);
+        if (n != 0) continue;
+        if (readers_done_.load(std::memory_order_seq_cst) && !w.has_input()) break;
+        w.wake.wait(
+            [&] {
+                return w.has_input() || w.mailbox.pending.load() ||
+                       readers_done_.load(std::memory_order_seq_cst);
+            },
+            kIdleWait);
+    }
+    w.mailbox.run();
+    w.table.flush(w.expired);
+    push_expired(w);
+    w.snapshot(true);
+    workers_running_.fetch_sub(1, std::memory_order_seq_cst);
+    export_->wake.wake();
+}
+
+void Pipeline::run_exporter() {
+    auto& x = *export_;
+    const auto has_output = [this] {
+        return std::any_of(workers_.begin(), workers_.end(),
+                           [](auto& w) { return !w->output.empty(); });
+    };
+    for (;;) {
+        x.mailbox.run();
+        const bool last_round = workers_running_.load(std::memory_order_seq_cst) == 0;
+        std::size_t n = 0;
+        const Nanos now = clock_.now();
+        for (auto& w : workers_) {
+            const std::size_t avail = w->output.available();
+            for (std::size_t i = 0; i < avail; ++i) x.exporter.add({&w->output.peek(i), 1}, now);
+            if (avail) w->output.pop(avail);
+            n += avail;
+        }
+        x.exporter.tick(now);
+        x.snapshot(false);
+        if (n != 0) continue;
+        if (last_round && !has_output()) break;
+        x.wake.wait(
+            [&] {
+                return has_output() || x.mailbox.pending.load() ||
+                       workers_running_.load(std::memory_order_seq_cst) == 0;
+            },
+            kIdleWait);
+    }
+    x.mailbox.run();
+    x.exporter.finish(clock_.now());
+    x.snapshot(true);
+}
+
+void Pipeline::on_workers(const std::function<void(Worker&)>& fn) {
+    if (!threads_running_) {
+        for (auto& w : workers_) fn(*w);
+        return;
+    }
+    std::vector<std::future<void>> done;
+    for (auto& w : workers_) done.push_back(post(w->mailbox, w->wake, *w, fn));
+    for (auto& d : done) d.get();
+}
+
+void Pipeline::on_exporter(const std::function<void(Exporter&)>& fn) {
+    if (!threads_running_) {
+        fn(export_->exporter);
+        export_->snapshot(true);
+        return;
+    }
+    post(export_->mailbox, export_->wake, export_->exporter, fn).get();
+}
+
+std::shared_ptr<const Aggregation> Pipeline::aggregation(std::uint64_t& version) const {
+    std::lock_guard lock(aggregation_mutex_);
+    version = aggregation_version_.load(std::memory_order_relaxed);
+    return aggregation_current_;
+}
+
+void Pipeline::set_timeouts(Nanos inactive, Nanos active) {
+    config_.table.inactive_timeout = inactive;
+    config_.table.active_timeout = active;
+    on_workers([&](Worker& w) { w.table.set_timeouts(inactive, active); });
+}
+
+void Pipeline::set_hashsize(std::size_t total_buckets) {
+    config_.table.hashsize = total_buckets;
+    const auto shard = shard_config(config_.table, workers_.size());
+    on_workers([&](Worker& w) {
+        w.table.set_hashsize(shard.hashsize);
+        w.snapshot(true);
+    });
+}
+
+void Pipeline::set_maxflows(std::size_t total) {
+    config_.table.maxflows = total;
+    const auto shard = shard_config(config_.table, workers_.size());
+    on_workers([&](Worker& w) { w.table.set_maxflows(shard.maxflows); });
+}
+
+void Pipeline::set_aggregation(Aggregation aggregation) {
+    auto next = std::make_shared<const Aggregation>(std::move(aggregation));
+    std::lock_guard lock(aggregation_mutex_);
+    aggregation_current_ = std::move(next);
+    aggregation_version_.fetch_add(1, std::memory_order_release);
+}
+
+void Pipeline::set_collectors(CollectorSet collectors) {
+    on_exporter([&](Exporter& e) { e.set_collectors(std::move(collectors)); });
+}
+
+void Pipeline::set_v5_params(const V5Params& params) {
+    on_exporter([&](Exporter& e) { e.set_params(params); });
+}
+
+void Pipeline::flush() {
+    on_workers([this](Worker& w) {
+        w.table.flush(w.expired);
+        push_expired(w);
+    });
+}
+
+PipelineStats Pipeline::stats() const {
+    PipelineStats s;
+    for (const auto& d : dispatchers_) {
+        constexpr auto r = std::memory_order_relaxed;
+        const auto& c = d->published_;
+        s.parse.packets += c.packets.load(r);
+        s.parse.accounted += c.accounted.load(r);
+        s.parse.fragments += c.fragments.load(r);
+        s.parse.truncated += c.truncated.load(r);
+        s.parse.ipv6 += c.ipv6.load(r);
+        s.parse.invalid += c.invalid.load(r);
+    }
+    for (const auto& w : workers_) {
+        std::lock_guard lock(w->stats_mutex);
+        s.workers.push_back(w->stats);
+    }
+    std::lock_guard lock(export_->stats_mutex);
+    s.exporter = export_->stats;
+    s.collectors = export_->collectors;
+    return s;
+}
+
+} // namespace nflowd
