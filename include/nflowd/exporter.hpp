@@ -33,6 +33,7 @@ class Exporter {
 
     void set_collectors(CollectorSet collectors);
     void set_params(const V5Params& params) noexcept { batcher_.set_params(params); }
+    void set_pacing(const PacingConfig& pacing) noexcept { pacing_ = pacing; }
     CollectorSet& collectors() noexcept { return collectors_; }
     const ExporterStats& stats() const noexcept { return stats_; }
     Nanos deadline() const noexcept { return batcher_.deadline(); }

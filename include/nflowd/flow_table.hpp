@@ -77,6 +77,8 @@ class FlowTable {
     }
 
   private:
+    friend struct FlowTableTestPeer; // reaches counter limits without 2^32 packets
+
     static constexpr std::uint32_t kNil = 0xffffffffU;
 
     // Flows live in a slab indexed by 32-bit ids: three lists thread through it (hash chain,

@@ -34,14 +34,14 @@ struct NflogConfig {
 };
 
 struct NflogStats {
-    std::uint64_t batches = 0;   // datagrams parsed (one recv each)
-    std::uint64_t messages = 0;  // NFLOG packet messages seen, delivered or malformed
-    std::uint64_t packets = 0;   // packets delivered to the callback
-    std::uint64_t bytes = 0;     // captured bytes delivered (at most snaplen per packet)
-    std::uint64_t lost = 0;      // messages missing from the sequence (kernel could not deliver)
-    std::uint64_t enobufs = 0;   // socket overruns reported by recv()
-    std::uint64_t malformed = 0; // bad netlink framing, invalid attributes, missing payload
-    std::uint64_t seq_resets = 0;        // sequence jumped backwards / implausibly far
+    std::uint64_t batches = 0;    // datagrams parsed (one recv each)
+    std::uint64_t messages = 0;   // NFLOG packet messages seen, delivered or malformed
+    std::uint64_t packets = 0;    // packets delivered to the callback
+    std::uint64_t bytes = 0;      // captured bytes delivered (at most snaplen per packet)
+    std::uint64_t lost = 0;       // messages missing from the sequence (kernel could not deliver)
+    std::uint64_t enobufs = 0;    // socket overruns reported by recv()
+    std::uint64_t malformed = 0;  // bad netlink framing, invalid attributes, missing payload
+    std::uint64_t seq_resets = 0; // sequence jumped backwards / implausibly far
     std::uint64_t kernel_timestamps = 0; // packets that carried NFULA_TIMESTAMP
 
     NflogStats& operator+=(const NflogStats& o) noexcept;
@@ -65,8 +65,10 @@ class NflogSeqTracker {
         std::uint32_t lost = 0;
         if (synced_) {
             const std::uint32_t gap = seq - next_; // modulo 2^32: wrap is an ordinary step
-            if (gap < kMaxGap) lost = gap;
-            else reset = true;
+            if (gap < kMaxGap)
+                lost = gap;
+            else
+                reset = true;
         }
         next_ = seq + 1;
         synced_ = true;
@@ -82,8 +84,7 @@ class NflogSeqTracker {
 namespace detail {
 using NflogPacketFn = void (*)(void* ctx, std::span<const std::byte> ip, const PacketMeta& meta);
 std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
-                              NflogSeqTracker& seq, NflogStats& stats, NflogPacketFn fn,
-                              void* ctx);
+                              NflogSeqTracker& seq, NflogStats& stats, NflogPacketFn fn, void* ctx);
 } // namespace detail
 
 // Walks one datagram of netlink messages as the kernel sends it (a batch of NFULNL_MSG_PACKET

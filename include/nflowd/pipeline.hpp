@@ -102,6 +102,8 @@ class Pipeline {
     void set_aggregation(Aggregation aggregation);
     void set_collectors(CollectorSet collectors);
     void set_v5_params(const V5Params& params);
+    void set_sndbuf(int sndbuf);
+    void set_pacing(const PacingConfig& pacing);
     void flush(); // export every active flow now
 
     PipelineStats stats() const;

@@ -1,10 +1,12 @@
 // nflowd: NetFlow v5 for the packets an NFLOG rule delivers. Thin: options in, engine run.
 #include "nflowd/config.hpp"
+#include "nflowd/daemon.hpp"
 #include "nflowd/offline.hpp"
 
-#include <cstdio>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
 int main(int argc, char* argv[]) {
     nflowd::CommandLine cl;
@@ -23,8 +25,8 @@ int main(int argc, char* argv[]) {
             std::cout << nflowd::format_summary(nflowd::run_offline(cl.config));
             return 0;
         }
-        std::cerr << "nflowd: live NFLOG capture is not built yet; use --read FILE\n";
-        return 1;
+        nflowd::Daemon daemon(cl.config, std::vector<std::string>(argv, argv + argc));
+        return daemon.run();
     } catch (const std::exception& e) {
         std::cerr << "nflowd: " << e.what() << "\n";
         return 1;

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -27,8 +26,8 @@ namespace nflowd {
 namespace {
 
 constexpr std::size_t kRecvBufferSize = 256 * 1024;
-constexpr std::uint32_t kMaxSnaplen = 0xFFFF;    // NFULNL_COPY_RANGE_MAX
-constexpr std::uint32_t kMaxNlbufsiz = 131072;   // the kernel ignores anything larger
+constexpr std::uint32_t kMaxSnaplen = 0xFFFF;  // NFULNL_COPY_RANGE_MAX
+constexpr std::uint32_t kMaxNlbufsiz = 131072; // the kernel ignores anything larger
 constexpr int kAckTimeoutMs = 2000;
 constexpr std::uint16_t kPacketMsgType = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
 
@@ -38,7 +37,9 @@ Nanos realtime_now() noexcept {
     return static_cast<Nanos>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
 }
 
-std::uint32_t attr_be32(const nlattr* a) noexcept { return ntohl(mnl_attr_get_u32(a)); }
+std::uint32_t attr_be32(const nlattr* a) noexcept {
+    return ntohl(mnl_attr_get_u32(a));
+}
 
 std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical) noexcept {
     // Bridged packets carry the bridge as the logical device; the port is what an
@@ -60,6 +61,23 @@ bool kernel_time(const nlattr* a, Nanos& out) noexcept {
     if (usec >= 1'000'000 || sec > kMaxSec) return false;
     out = static_cast<Nanos>(sec) * kNanosPerSecond + static_cast<Nanos>(usec) * 1000;
     return true;
+}
+
+// NLMSG_ALIGN masks with a 32-bit constant: on a size_t near 2^32 it wraps to 0.
+constexpr std::size_t align4(std::size_t n) noexcept {
+    return (n + 3) & ~std::size_t{3};
+}
+
+// The message at `off`, or nullptr when none fits. libmnl's mnl_nlmsg_ok() compares the
+// length as a signed int (a length >= 2^31 passes and the walk goes backwards), and
+// attribute parsing runs to the aligned end of a message, so both are checked here.
+const nlmsghdr* next_message(std::span<const std::byte> buffer, std::size_t off) noexcept {
+    const std::size_t left = buffer.size() - off;
+    if (left < sizeof(nlmsghdr)) return nullptr;
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer.data() + off);
+    const std::size_t len = nlh->nlmsg_len;
+    if (len < sizeof(nlmsghdr) || align4(len) > left) return nullptr;
+    return nlh;
 }
 
 [[noreturn]] void throw_group_error(std::uint16_t group, int err, const std::string& what) {
@@ -92,10 +110,10 @@ std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos r
         ++stats.malformed;
         return 0;
     }
-    int len = static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX));
-    const auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer.data());
     std::size_t delivered = 0;
-    for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+    std::size_t off = 0;
+    for (const nlmsghdr* nlh; (nlh = next_message(buffer, off)) != nullptr;
+         off += align4(nlh->nlmsg_len)) {
         // NLMSG_DONE ends a multi-message batch; ACKs and NOOPs carry no packet.
         if (nlh->nlmsg_type < NLMSG_MIN_TYPE) continue;
         ++stats.messages;
@@ -123,25 +141,29 @@ std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos r
             continue;
         }
         PacketMeta meta;
-        if (kernel_time(tb[NFULA_TIMESTAMP], meta.time)) ++stats.kernel_timestamps;
-        else meta.time = recv_time;
+        if (kernel_time(tb[NFULA_TIMESTAMP], meta.time))
+            ++stats.kernel_timestamps;
+        else
+            meta.time = recv_time;
         meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV);
         meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV);
         ++stats.packets;
         stats.bytes += payload_len;
         ++delivered;
         fn(ctx,
-           std::span<const std::byte>(
-               static_cast<const std::byte*>(mnl_attr_get_payload(payload)), payload_len),
+           std::span<const std::byte>(static_cast<const std::byte*>(mnl_attr_get_payload(payload)),
+                                      payload_len),
            meta);
     }
     // Bytes left that do not form a message: cut short or a lying length. The walk cannot
-    // resynchronise past them. (A negative rest is the last message's alignment padding.)
-    if (len > 0) ++stats.malformed;
+    // resynchronise past them.
+    if (off < buffer.size()) ++stats.malformed;
     return delivered;
 }
 
-void NflogSource::SocketCloser::operator()(mnl_socket* s) const noexcept { mnl_socket_close(s); }
+void NflogSource::SocketCloser::operator()(mnl_socket* s) const noexcept {
+    mnl_socket_close(s);
+}
 
 NflogSource::NflogSource(const NflogConfig& cfg) : group_(cfg.group) {
     if (cfg.snaplen == 0 || cfg.snaplen > kMaxSnaplen)
@@ -170,7 +192,9 @@ NflogSource::~NflogSource() = default;
 NflogSource::NflogSource(NflogSource&&) noexcept = default;
 NflogSource& NflogSource::operator=(NflogSource&&) noexcept = default;
 
-int NflogSource::fd() const noexcept { return mnl_socket_get_fd(sock_.get()); }
+int NflogSource::fd() const noexcept {
+    return mnl_socket_get_fd(sock_.get());
+}
 
 void NflogSource::configure(const NflogConfig& cfg) {
     alignas(nlmsghdr) std::array<char, 512> msg{};
@@ -231,19 +255,18 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
                 ++stats_.enobufs;
                 continue;
             }
-            if (errno != EAGAIN)
-                throw std::system_error(errno, std::generic_category(), what);
+            if (errno != EAGAIN) throw std::system_error(errno, std::generic_category(), what);
             const Nanos left = deadline - realtime_now();
             if (left <= 0) throw std::system_error(ETIMEDOUT, std::generic_category(), what);
             pollfd pfd{fd, POLLIN, 0};
             ::poll(&pfd, 1, static_cast<int>(left / kNanosPerMilli) + 1);
             continue;
         }
-        int len = static_cast<int>(n);
+        const std::span<const std::byte> got{buf_.data(), static_cast<std::size_t>(n)};
         bool acked = false;
         int error = 0;
-        for (auto* m = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(m, len);
-             m = mnl_nlmsg_next(m, &len)) {
+        for (std::size_t off = 0; const nlmsghdr* m = next_message(got, off);
+             off += align4(m->nlmsg_len)) {
             if (m->nlmsg_type != NLMSG_ERROR || m->nlmsg_seq != config_seq_ ||
                 m->nlmsg_pid != portid)
                 continue;
@@ -258,7 +281,7 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
             // padded so the next datagram stays netlink-aligned.
             const auto size = static_cast<std::size_t>(n);
             const std::size_t at = pending_.size();
-            pending_.resize(at + ((size + NLMSG_ALIGNTO - 1) & ~std::size_t{NLMSG_ALIGNTO - 1}));
+            pending_.resize(at + align4(size));
             std::memcpy(pending_.data() + at, buf_.data(), size);
             continue;
         }

@@ -374,6 +374,14 @@ void Pipeline::set_v5_params(const V5Params& params) {
     on_exporter([&](Exporter& e) { e.set_params(params); });
 }
 
+void Pipeline::set_sndbuf(int sndbuf) {
+    on_exporter([&](Exporter& e) { e.collectors().set_sndbuf(sndbuf); });
+}
+
+void Pipeline::set_pacing(const PacingConfig& pacing) {
+    on_exporter([&](Exporter& e) { e.set_pacing(pacing); });
+}
+
 void Pipeline::flush() {
     on_workers([this](Worker& w) {
         w.table.flush(w.expired);

@@ -12,6 +12,14 @@
 #include <vector>
 
 namespace nflowd {
+
+struct FlowTableTestPeer {
+    static void set_packets(FlowTable& t, const FlowKey& key, std::uint32_t packets) {
+        for (std::uint32_t i = t.age_head_; i != FlowTable::kNil; i = t.at(i).age_next)
+            if (t.at(i).key == key) t.at(i).packets = packets;
+    }
+};
+
 namespace {
 
 constexpr Nanos kMs = kNanosPerMilli;
@@ -330,12 +338,20 @@ TEST(FlowTable, PacketCounterNeverWraps) {
     FlowTable t(config());
     std::vector<FlowRecord> out;
     const FlowKey k = make_key(1);
-    // Zero-octet packets isolate the packet counter from the octet limit.
-    const std::uint64_t n = std::uint64_t{0xFFFFFFFFU} + 1;
-    for (std::uint64_t i = 0; i < n; ++i) t.add(make_packet(k, kT0, 0), out);
+    t.add(make_packet(k, kT0, 10), out);
+    // 2^32 real packets would take a minute; start the counter just below the limit.
+    FlowTableTestPeer::set_packets(t, k, 0xFFFFFFFEU);
+    t.add(make_packet(k, kT0 + kMs, 10), out); // reaches 2^32 - 1: fits
+    EXPECT_TRUE(out.empty());
+    t.add(make_packet(k, kT0 + 2 * kMs, 10), out);
     ASSERT_EQ(out.size(), 1U);
     EXPECT_EQ(out[0].packets, 0xFFFFFFFFU);
+    EXPECT_EQ(out[0].octets, 20U);
     EXPECT_EQ(t.stats().expired_overflow, 1U);
+    out.clear();
+    t.flush(out);
+    ASSERT_EQ(out.size(), 1U);
+    EXPECT_EQ(out[0].packets, 1U);
 }
 
 TEST(FlowTable, FlushExportsEverythingAndEmptiesTheTable) {
@@ -374,7 +390,7 @@ TEST(FlowTable, RehashGrowAndShrinkKeepsEveryFlowExactlyOnce) {
     std::vector<FlowRecord> out;
     for (std::uint32_t n = 0; n < 20'000; ++n)
         t.add(make_packet(make_key(n), kT0, 100 + n % 7), out);
-    const auto before = dump(t);
+    auto before = dump(t);
     ASSERT_EQ(before.size(), 20'000U);
 
     for (std::size_t size : {std::size_t{100'003}, std::size_t{256}, std::size_t{20'000}}) {
@@ -385,8 +401,14 @@ TEST(FlowTable, RehashGrowAndShrinkKeepsEveryFlowExactlyOnce) {
         EXPECT_TRUE(dump(t) == before);
         // Lookups land on the existing flows: no new flow is created.
         const std::uint64_t created = t.stats().created;
-        for (std::uint32_t n = 0; n < 20'000; n += 97) t.add(make_packet(make_key(n), kT0, 0), out);
+        for (std::uint32_t n = 0; n < 20'000; n += 97) {
+            t.add(make_packet(make_key(n), kT0, 5), out);
+            Totals& e = before[tie_key(make_key(n))];
+            ++e.packets;
+            e.octets += 5;
+        }
         EXPECT_EQ(t.stats().created, created);
+        EXPECT_TRUE(dump(t) == before);
     }
     EXPECT_TRUE(out.empty());
 

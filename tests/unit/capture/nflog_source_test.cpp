@@ -26,12 +26,24 @@ namespace {
 constexpr std::uint16_t kPacketType = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
 constexpr Nanos kRecvTime = 1'700'000'000LL * kNanosPerSecond + 123;
 
+// Fluent description of one packet message (designated initialisers with omitted members
+// trip GCC 12's -Wmissing-field-initializers).
 struct Msg {
-    std::optional<std::uint32_t> seq;
-    std::optional<std::uint32_t> indev, outdev, physindev, physoutdev;
-    std::optional<std::pair<std::uint64_t, std::uint64_t>> ts; // sec, usec
-    std::optional<std::size_t> payload_len = 60;
-    std::uint16_t type = kPacketType;
+    std::optional<std::uint32_t> seq_;
+    std::optional<std::uint32_t> indev_, outdev_, physindev_, physoutdev_;
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> ts_; // sec, usec
+    std::optional<std::size_t> payload_len_ = 60;
+    std::uint16_t type_ = kPacketType;
+
+    Msg& seq(std::uint32_t v) { return seq_ = v, *this; }
+    Msg& in(std::uint32_t v) { return indev_ = v, *this; }
+    Msg& out(std::uint32_t v) { return outdev_ = v, *this; }
+    Msg& physin(std::uint32_t v) { return physindev_ = v, *this; }
+    Msg& physout(std::uint32_t v) { return physoutdev_ = v, *this; }
+    Msg& ts(std::uint64_t sec, std::uint64_t usec) { return ts_ = {{sec, usec}}, *this; }
+    Msg& len(std::size_t v) { return payload_len_ = v, *this; }
+    Msg& no_payload() { return payload_len_.reset(), *this; }
+    Msg& type(std::uint16_t v) { return type_ = v, *this; }
 };
 
 // Netlink buffer built the way the kernel lays out a batch; 8-byte aligned storage.
@@ -41,7 +53,7 @@ class Batch {
 
     Batch& add(const Msg& m) {
         nlmsghdr* nlh = mnl_nlmsg_put_header(tail());
-        nlh->nlmsg_type = m.type;
+        nlh->nlmsg_type = m.type_;
         nlh->nlmsg_flags = NLM_F_MULTI;
         auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
         nfg->nfgen_family = AF_INET;
@@ -51,23 +63,23 @@ class Batch {
         ph.hw_protocol = htons(0x0800);
         ph.hook = 2;
         mnl_attr_put(nlh, NFULA_PACKET_HDR, sizeof ph, &ph);
-        if (m.ts) {
+        if (m.ts_) {
             nfulnl_msg_packet_timestamp ts{};
-            ts.sec = htobe64(m.ts->first);
-            ts.usec = htobe64(m.ts->second);
+            ts.sec = htobe64(m.ts_->first);
+            ts.usec = htobe64(m.ts_->second);
             mnl_attr_put(nlh, NFULA_TIMESTAMP, sizeof ts, &ts);
         }
-        if (m.indev) mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(*m.indev));
-        if (m.outdev) mnl_attr_put_u32(nlh, NFULA_IFINDEX_OUTDEV, htonl(*m.outdev));
-        if (m.physindev) mnl_attr_put_u32(nlh, NFULA_IFINDEX_PHYSINDEV, htonl(*m.physindev));
-        if (m.physoutdev) mnl_attr_put_u32(nlh, NFULA_IFINDEX_PHYSOUTDEV, htonl(*m.physoutdev));
-        if (m.payload_len) {
-            std::vector<std::uint8_t> p(*m.payload_len);
+        if (m.indev_) mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(*m.indev_));
+        if (m.outdev_) mnl_attr_put_u32(nlh, NFULA_IFINDEX_OUTDEV, htonl(*m.outdev_));
+        if (m.physindev_) mnl_attr_put_u32(nlh, NFULA_IFINDEX_PHYSINDEV, htonl(*m.physindev_));
+        if (m.physoutdev_) mnl_attr_put_u32(nlh, NFULA_IFINDEX_PHYSOUTDEV, htonl(*m.physoutdev_));
+        if (m.payload_len_) {
+            std::vector<std::uint8_t> p(*m.payload_len_);
             for (std::size_t i = 0; i < p.size(); ++i) p[i] = static_cast<std::uint8_t>(i + size_);
             if (!p.empty()) p[0] = 0x45;
             mnl_attr_put(nlh, NFULA_PAYLOAD, p.size(), p.data());
         }
-        if (m.seq) mnl_attr_put_u32(nlh, NFULA_SEQ, htonl(*m.seq));
+        if (m.seq_) mnl_attr_put_u32(nlh, NFULA_SEQ, htonl(*m.seq_));
         size_ += MNL_ALIGN(nlh->nlmsg_len);
         boundaries_.push_back(size_);
         return *this;
@@ -111,19 +123,18 @@ struct Result {
 
 Result parse(std::span<const std::byte> bytes, NflogSeqTracker seq = NflogSeqTracker{}) {
     Result r;
-    r.delivered = parse_nflog_batch(bytes, kRecvTime, seq, r.stats,
-                                    [&](std::span<const std::byte> ip, const PacketMeta& meta) {
-                                        r.seen.lengths.push_back(ip.size());
-                                        r.seen.metas.push_back(meta);
-                                        r.seen.first_bytes.push_back(
-                                            std::to_integer<std::uint8_t>(ip[0]));
-                                    });
+    r.delivered = parse_nflog_batch(
+        bytes, kRecvTime, seq, r.stats, [&](std::span<const std::byte> ip, const PacketMeta& meta) {
+            r.seen.lengths.push_back(ip.size());
+            r.seen.metas.push_back(meta);
+            r.seen.first_bytes.push_back(std::to_integer<std::uint8_t>(ip[0]));
+        });
     return r;
 }
 
 TEST(NflogParse, SinglePacketWithAllMetadata) {
     Batch b;
-    b.add({.seq = 0, .indev = 3, .outdev = 4, .ts = {{1'700'000'001, 250'000}}});
+    b.add(Msg().seq(0).in(3).out(4).ts(1'700'000'001, 250'000));
     const Result r = parse(b.bytes());
     ASSERT_EQ(r.delivered, 1U);
     EXPECT_EQ(r.seen.lengths[0], 60U);
@@ -141,7 +152,7 @@ TEST(NflogParse, SinglePacketWithAllMetadata) {
 
 TEST(NflogParse, ReceiveTimeWithoutTimestampAndUnknownInterfaces) {
     Batch b;
-    b.add({.seq = 7});
+    b.add(Msg().seq(7));
     const Result r = parse(b.bytes());
     ASSERT_EQ(r.delivered, 1U);
     EXPECT_EQ(r.seen.metas[0].time, kRecvTime);
@@ -152,7 +163,7 @@ TEST(NflogParse, ReceiveTimeWithoutTimestampAndUnknownInterfaces) {
 
 TEST(NflogParse, InvalidTimestampFallsBackToReceiveTime) {
     Batch b;
-    b.add({.ts = {{5, 1'000'000}}}).add({.ts = {{~std::uint64_t{0}, 0}}});
+    b.add(Msg().ts(5, 1'000'000)).add(Msg().ts(~std::uint64_t{0}, 0));
     const Result r = parse(b.bytes());
     ASSERT_EQ(r.delivered, 2U);
     EXPECT_EQ(r.seen.metas[0].time, kRecvTime);
@@ -161,8 +172,8 @@ TEST(NflogParse, InvalidTimestampFallsBackToReceiveTime) {
 
 TEST(NflogParse, BridgePortsPreferredOverLogicalDevices) {
     Batch b;
-    b.add({.indev = 10, .outdev = 10, .physindev = 11, .physoutdev = 12});
-    b.add({.indev = 10, .outdev = 10, .physindev = 11});
+    b.add(Msg().in(10).out(10).physin(11).physout(12));
+    b.add(Msg().in(10).out(10).physin(11));
     const Result r = parse(b.bytes());
     ASSERT_EQ(r.delivered, 2U);
     EXPECT_EQ(r.seen.metas[0].in_if, 11U);
@@ -178,7 +189,7 @@ TEST(NflogParse, LargeBatchEndedByDone) {
     for (std::uint32_t i = 0; i < kCount; ++i) {
         const std::size_t len = 20 + i % 109; // odd lengths exercise attribute padding
         expect_bytes += len;
-        b.add({.seq = i, .indev = 1, .outdev = 2, .payload_len = len});
+        b.add(Msg().seq(i).in(1).out(2).len(len));
     }
     b.done();
     const Result r = parse(b.bytes(), NflogSeqTracker{0});
@@ -194,7 +205,7 @@ TEST(NflogParse, LargeBatchEndedByDone) {
 
 TEST(NflogSeq, GapsCountedExactly) {
     Batch b;
-    for (const std::uint32_t s : {0U, 1U, 2U, 5U, 6U, 10U, 11U}) b.add({.seq = s});
+    for (const std::uint32_t s : {0U, 1U, 2U, 5U, 6U, 10U, 11U}) b.add(Msg().seq(s));
     const Result r = parse(b.bytes(), NflogSeqTracker{0});
     EXPECT_EQ(r.delivered, 7U);
     EXPECT_EQ(r.stats.lost, 2U + 3U);
@@ -203,7 +214,7 @@ TEST(NflogSeq, GapsCountedExactly) {
 
 TEST(NflogSeq, FirstMessage) {
     Batch b;
-    b.add({.seq = 3}).add({.seq = 4});
+    b.add(Msg().seq(3)).add(Msg().seq(4));
     // Unsynchronised tracker: the first number is the start.
     EXPECT_EQ(parse(b.bytes()).stats.lost, 0U);
     // A freshly bound group starts at 0: a lost first batch shows.
@@ -212,11 +223,12 @@ TEST(NflogSeq, FirstMessage) {
 
 TEST(NflogSeq, WrapAround) {
     Batch b;
-    for (const std::uint32_t s : {0xFFFF'FFFDU, 0xFFFF'FFFEU, 0xFFFF'FFFFU, 0U, 1U}) b.add({.seq = s});
+    for (const std::uint32_t s : {0xFFFF'FFFDU, 0xFFFF'FFFEU, 0xFFFF'FFFFU, 0U, 1U})
+        b.add(Msg().seq(s));
     EXPECT_EQ(parse(b.bytes()).stats.lost, 0U);
 
     Batch gap;
-    gap.add({.seq = 0xFFFF'FFFEU}).add({.seq = 2U}); // lost ...FF, 0, 1
+    gap.add(Msg().seq(0xFFFF'FFFEU)).add(Msg().seq(2U)); // lost ...FF, 0, 1
     EXPECT_EQ(parse(gap.bytes()).stats.lost, 3U);
 }
 
@@ -225,9 +237,9 @@ TEST(NflogSeq, TrackerAcrossBatches) {
     NflogStats stats;
     auto sink = [](std::span<const std::byte>, const PacketMeta&) {};
     Batch b1;
-    b1.add({.seq = 0}).add({.seq = 1});
+    b1.add(Msg().seq(0)).add(Msg().seq(1));
     Batch b2;
-    b2.add({.seq = 4}).add({.seq = 5});
+    b2.add(Msg().seq(4)).add(Msg().seq(5));
     parse_nflog_batch(b1.bytes(), kRecvTime, t, stats, sink);
     parse_nflog_batch(b2.bytes(), kRecvTime, t, stats, sink);
     EXPECT_EQ(stats.lost, 2U);
@@ -236,7 +248,7 @@ TEST(NflogSeq, TrackerAcrossBatches) {
 
 TEST(NflogSeq, BackwardsJumpIsAResetNotALoss) {
     Batch b;
-    b.add({.seq = 100}).add({.seq = 50}).add({.seq = 51}).add({.seq = 53});
+    b.add(Msg().seq(100)).add(Msg().seq(50)).add(Msg().seq(51)).add(Msg().seq(53));
     const Result r = parse(b.bytes());
     EXPECT_EQ(r.stats.seq_resets, 1U);
     EXPECT_EQ(r.stats.lost, 1U);
@@ -244,7 +256,7 @@ TEST(NflogSeq, BackwardsJumpIsAResetNotALoss) {
 
 TEST(NflogSeq, MessagesWithoutSeqDoNotDisturbTracking) {
     Batch b;
-    b.add({.seq = 0}).add({}).add({.seq = 1});
+    b.add(Msg().seq(0)).add(Msg()).add(Msg().seq(1));
     const Result r = parse(b.bytes(), NflogSeqTracker{0});
     EXPECT_EQ(r.delivered, 3U);
     EXPECT_EQ(r.stats.lost, 0U);
@@ -252,8 +264,8 @@ TEST(NflogSeq, MessagesWithoutSeqDoNotDisturbTracking) {
 
 TEST(NflogMalformed, MissingPayloadCountedAndSeqConsumed) {
     Batch b;
-    b.add({.seq = 0}).add({.seq = 1, .payload_len = std::nullopt}).add({.seq = 2});
-    b.add({.seq = 3, .payload_len = 0});
+    b.add(Msg().seq(0)).add(Msg().seq(1).no_payload()).add(Msg().seq(2));
+    b.add(Msg().seq(3).len(0));
     const Result r = parse(b.bytes(), NflogSeqTracker{0});
     EXPECT_EQ(r.delivered, 2U);
     EXPECT_EQ(r.stats.malformed, 2U);
@@ -263,10 +275,10 @@ TEST(NflogMalformed, MissingPayloadCountedAndSeqConsumed) {
 
 TEST(NflogMalformed, BadAttributeLength) {
     Batch b;
-    b.add({.seq = 0});
+    b.add(Msg().seq(0));
     // NFULA_SEQ must be 4 bytes; append a 2-byte one to a fresh message by hand.
     Batch bad;
-    bad.add({});
+    bad.add(Msg());
     auto* nlh = reinterpret_cast<nlmsghdr*>(bad.data());
     mnl_attr_put_u16(nlh, NFULA_SEQ, 1);
     const std::span<const std::byte> bytes{bad.data(), MNL_ALIGN(nlh->nlmsg_len)};
@@ -277,8 +289,8 @@ TEST(NflogMalformed, BadAttributeLength) {
 
 TEST(NflogMalformed, ForeignMessageTypeAndControlMessages) {
     Batch b;
-    b.add({.type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG}).add({.type = NLMSG_NOOP});
-    b.add({}).done();
+    b.add(Msg().type((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG)).add(Msg().type(NLMSG_NOOP));
+    b.add(Msg()).done();
     const Result r = parse(b.bytes());
     EXPECT_EQ(r.delivered, 1U);
     EXPECT_EQ(r.stats.malformed, 1U);
@@ -286,15 +298,36 @@ TEST(NflogMalformed, ForeignMessageTypeAndControlMessages) {
 
 TEST(NflogMalformed, LyingNetlinkLengthStopsTheWalk) {
     Batch b;
-    b.add({}).add({}).add({});
+    b.add(Msg()).add(Msg()).add(Msg());
     auto* second = reinterpret_cast<nlmsghdr*>(b.data() + b.boundaries()[0]);
     second->nlmsg_len = 0xFFFF'0000U;
     const Result r = parse(b.bytes());
     EXPECT_EQ(r.delivered, 1U);
     EXPECT_EQ(r.stats.malformed, 1U);
 
+    // Lengths that defeat signed or 32-bit-masked arithmetic must not move the walk.
+    for (const std::uint32_t lie : {0x7FFF'FFFFU, 0x8000'0000U, 0xFFFF'FFFDU, 0xFFFF'FFFFU}) {
+        second->nlmsg_len = lie;
+        const Result l = parse(b.bytes());
+        EXPECT_EQ(l.delivered, 1U) << lie;
+        EXPECT_EQ(l.stats.malformed, 1U) << lie;
+    }
+
     second->nlmsg_len = 3; // shorter than a netlink header
     EXPECT_EQ(parse(b.bytes()).stats.malformed, 1U);
+}
+
+TEST(NflogMalformed, UnalignedLastMessageNotReadPastTheEnd) {
+    Batch b;
+    b.add(Msg()).add(Msg().len(61));
+    auto* last = reinterpret_cast<nlmsghdr*>(b.data() + b.boundaries()[0]);
+    last->nlmsg_len -= 1; // claims to end mid-padding; attribute walk would run to the padding
+    const std::size_t size = b.boundaries()[0] + last->nlmsg_len;
+    auto copy = std::make_unique<std::byte[]>(size);
+    std::memcpy(copy.get(), b.bytes().data(), size);
+    const Result r = parse({copy.get(), size});
+    EXPECT_EQ(r.delivered, 1U);
+    EXPECT_EQ(r.stats.malformed, 1U);
 }
 
 TEST(NflogMalformed, NfgenmsgMissing) {
@@ -308,7 +341,7 @@ TEST(NflogMalformed, NfgenmsgMissing) {
 
 TEST(NflogMalformed, MisalignedBufferRejected) {
     Batch b;
-    b.add({});
+    b.add(Msg());
     std::vector<std::uint64_t> words(b.bytes().size() / 8 + 2);
     auto* shifted = reinterpret_cast<std::byte*>(words.data()) + 1;
     std::memcpy(shifted, b.bytes().data(), b.bytes().size());
@@ -319,8 +352,8 @@ TEST(NflogMalformed, MisalignedBufferRejected) {
 
 TEST(NflogMalformed, TruncatedAtEveryLength) {
     Batch b;
-    b.add({.seq = 0, .indev = 1, .ts = {{1, 2}}}).add({.seq = 1, .payload_len = 77});
-    b.add({.seq = 2, .outdev = 9, .payload_len = 128}).done();
+    b.add(Msg().seq(0).in(1).ts(1, 2)).add(Msg().seq(1).len(77));
+    b.add(Msg().seq(2).out(9).len(128)).done();
     const auto full = b.bytes();
     const auto& ends = b.boundaries();
     for (std::size_t len = 0; len <= full.size(); ++len) {
@@ -344,23 +377,24 @@ TEST(NflogMalformed, TruncatedAtEveryLength) {
 TEST(NflogMalformed, RandomGarbageAndMutationsNeverCrash) {
     std::mt19937 rng(12345);
     Batch b;
-    for (std::uint32_t i = 0; i < 20; ++i)
-        b.add({.seq = i, .indev = i, .ts = {{i, i}}, .payload_len = 10 + i * 7});
+    for (std::uint32_t i = 0; i < 20; ++i) b.add(Msg().seq(i).in(i).ts(i, i).len(10 + i * 7));
     const auto full = b.bytes();
-    std::vector<std::uint64_t> words(full.size() / 8 + 1);
-    auto* copy = reinterpret_cast<std::byte*>(words.data());
+    std::vector<std::byte> work(full.size());
     for (int iter = 0; iter < 20000; ++iter) {
-        std::size_t len = full.size();
+        std::size_t len = 0;
         if (iter % 2 == 0) {
-            std::memcpy(copy, full.data(), full.size());
+            std::memcpy(work.data(), full.data(), full.size());
             for (int k = 0; k < 1 + iter % 8; ++k)
-                copy[rng() % full.size()] = static_cast<std::byte>(rng());
+                work[rng() % full.size()] = static_cast<std::byte>(rng());
             len = rng() % (full.size() + 1);
         } else {
             len = rng() % 512;
-            for (std::size_t i = 0; i < len; ++i) copy[i] = static_cast<std::byte>(rng());
+            for (std::size_t i = 0; i < len; ++i) work[i] = static_cast<std::byte>(rng());
         }
-        const std::span<const std::byte> in{copy, len};
+        // Exactly `len` bytes on the heap, so ASan sees any read past the end.
+        const auto copy = std::make_unique<std::byte[]>(std::max<std::size_t>(len, 1));
+        std::memcpy(copy.get(), work.data(), len);
+        const std::span<const std::byte> in{copy.get(), len};
         NflogSeqTracker seq;
         NflogStats stats;
         parse_nflog_batch(in, kRecvTime, seq, stats,
@@ -377,6 +411,12 @@ TEST(NflogMalformed, RandomGarbageAndMutationsNeverCrash) {
 
 // Runs `body` in a forked child that has its own network namespace; returns its exit code
 // (or -1 when namespaces are unavailable).
+NflogConfig config(std::uint16_t group) {
+    NflogConfig c;
+    c.group = group;
+    return c;
+}
+
 template <class Fn> int in_private_netns(Fn body) {
     const pid_t pid = ::fork();
     if (pid == 0) {
@@ -393,25 +433,25 @@ TEST(NflogSourceKernel, BindsAndRejectsASecondBinder) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
     const int rc = in_private_netns([] {
         try {
-            NflogSource first({.group = 4711});
+            NflogSource first(config(4711));
             if (first.fd() < 0 || first.group() != 4711) return 1;
             int calls = 0;
             if (first.receive([&](auto, const auto&) { ++calls; }) != 0 || calls != 0) return 2;
             try {
-                NflogSource second({.group = 4711});
+                NflogSource second(config(4711));
                 return 3;
             } catch (const std::system_error& e) {
                 if (std::string(e.what()).find("NFLOG group 4711: already bound by another "
                                                "process") == std::string::npos)
                     return 4;
             }
-            NflogSource other({.group = 4712}); // a different group is free
+            NflogSource other(config(4712)); // a different group is free
             {
                 NflogSource moved = std::move(other);
                 if (moved.fd() < 0) return 5;
             }
             // Closing the socket releases the group.
-            NflogSource again({.group = 4712});
+            NflogSource again(config(4712));
         } catch (...) {
             return 6;
         }
@@ -422,15 +462,20 @@ TEST(NflogSourceKernel, BindsAndRejectsASecondBinder) {
 }
 
 TEST(NflogSourceKernel, InvalidSettingsRejected) {
-    EXPECT_THROW(NflogSource({.group = 1, .snaplen = 0}), std::invalid_argument);
-    EXPECT_THROW(NflogSource({.group = 1, .snaplen = 70000}), std::invalid_argument);
-    EXPECT_THROW(NflogSource({.group = 1, .nlbufsiz = 1 << 20}), std::invalid_argument);
+    NflogConfig c = config(1);
+    c.snaplen = 0;
+    EXPECT_THROW(NflogSource{c}, std::invalid_argument);
+    c.snaplen = 70000;
+    EXPECT_THROW(NflogSource{c}, std::invalid_argument);
+    c = config(1);
+    c.nlbufsiz = 1 << 20;
+    EXPECT_THROW(NflogSource{c}, std::invalid_argument);
 }
 
 TEST(NflogSourceKernel, PermissionErrorNamesTheGroup) {
     if (::geteuid() != 0) {
         try {
-            NflogSource s({.group = 9});
+            NflogSource s(config(9));
             FAIL() << "bound without CAP_NET_ADMIN";
         } catch (const std::system_error& e) {
             EXPECT_NE(std::string(e.what()).find("NFLOG group 9: permission denied"),
@@ -443,7 +488,7 @@ TEST(NflogSourceKernel, PermissionErrorNamesTheGroup) {
     const int rc = in_private_netns([] {
         if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 10;
         try {
-            NflogSource s({.group = 9});
+            NflogSource s(config(9));
             return 1;
         } catch (const std::system_error& e) {
             return std::string(e.what()).find("NFLOG group 9: permission denied") ==

@@ -219,5 +219,17 @@ TEST(Exporter, RateIsSustainedAfterTheBurst) {
     EXPECT_EQ(ex.stats().datagrams, 20U);
 }
 
+TEST(Exporter, NewPacingAppliesToTheNextDatagram) {
+    Receiver r;
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.dest()),
+                PacingConfig{.rate = 1, .burst = 1});
+    ex.add(records(30), kBoot); // uses the only token; the next would wait a second
+    ex.set_pacing(kNoPacing);
+    const auto t0 = std::chrono::steady_clock::now();
+    ex.add(records(30 * 5), kBoot);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.5);
+    EXPECT_EQ(ex.stats().datagrams, 6U);
+}
+
 } // namespace
 } // namespace nflowd
