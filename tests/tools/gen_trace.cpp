@@ -57,8 +57,9 @@ struct Options {
         "  --nonip-share F    ARP frames per IP packet (en10mb, sll)       [0]\n"
         "  --duration S       time span of the trace in seconds            [30]\n"
         "  --start EPOCH      time of the first packet                     [1700000000]\n"
-        "Truth CSV: src,dst,sport,dport,proto,tos,packets,bytes,tcp_flags,in_if,out_if, one line\n"
-        "per IPv4 NetFlow key (ICMP: sport 0, dport type<<8|code; non-first fragments: ports 0).\n"
+        "Truth CSV: src,dst,sport,dport,proto,tos,packets,bytes,tcp_flags,in_if,out_if,first_ms,\n"
+        "last_ms, one line per IPv4 NetFlow key (ICMP: sport 0, dport type<<8|code; non-first\n"
+        "fragments: ports 0); times are Unix milliseconds, truncated.\n"
         "A summary (key: value) goes to stdout.\n",
         rc == 0 ? stdout : stderr);
     std::exit(rc);
@@ -201,6 +202,7 @@ struct Session {
 struct Acc {
     std::uint32_t packets = 0;
     std::uint64_t bytes = 0;
+    std::uint64_t first_us = 0, last_us = 0; // since --start
     std::uint8_t flags = 0;
 };
 
@@ -882,7 +884,8 @@ int run(const Options& o) {
             v4_bytes += p.total;
             if (p.frag_off != 0) ++fragments;
             auto& a = acc[e.sess][static_cast<std::size_t>(p.slot)];
-            ++a.packets;
+            if (a.packets++ == 0) a.first_us = e.t_us;
+            a.last_us = e.t_us;
             a.bytes += p.total;
             a.flags |= p.flags;
         }
@@ -931,12 +934,16 @@ int run(const Options& o) {
     });
     std::ofstream csv(o.truth);
     if (!csv) throw std::runtime_error("cannot write " + o.truth);
-    csv << "src,dst,sport,dport,proto,tos,packets,bytes,tcp_flags,in_if,out_if\n";
+    csv << "src,dst,sport,dport,proto,tos,packets,bytes,tcp_flags,in_if,out_if,first_ms,last_ms\n";
+    const auto epoch_ms = [&o](std::uint64_t us) {
+        return o.start * 1000 + std::int64_t(us / 1000);
+    };
     for (const auto& l : lines)
         csv << ipv4_text(l.t.src) << ',' << ipv4_text(l.t.dst) << ',' << l.t.sport << ','
             << l.t.dport << ',' << unsigned{l.t.proto} << ',' << unsigned{l.tos} << ','
             << l.a.packets << ',' << l.a.bytes << ',' << unsigned{l.a.flags} << ',' << l.in_if
-            << ',' << l.out_if << '\n';
+            << ',' << l.out_if << ',' << epoch_ms(l.a.first_us) << ',' << epoch_ms(l.a.last_us)
+            << '\n';
     csv.close();
     if (!csv) throw std::runtime_error("cannot write " + o.truth);
 
