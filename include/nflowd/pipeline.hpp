@@ -105,6 +105,8 @@ class Pipeline {
     void set_sndbuf(int sndbuf);
     void set_pacing(const PacingConfig& pacing);
     void flush(); // export every active flow now
+    // A copy of every active flow (for flow dumps); each worker copies its own shard.
+    std::vector<FlowRecord> active_flows();
 
     PipelineStats stats() const;
     std::size_t workers() const noexcept { return workers_.size(); }

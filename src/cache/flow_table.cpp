@@ -6,6 +6,9 @@
 
 namespace nflowd {
 
+// The memory budget (<= 128 bytes per flow with buckets at load 1) is planned around this.
+static_assert(sizeof(FlowTable::Entry) <= 72);
+
 namespace {
 
 constexpr std::uint32_t kU32Max = std::numeric_limits<std::uint32_t>::max();

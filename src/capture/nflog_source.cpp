@@ -37,6 +37,12 @@ Nanos realtime_now() noexcept {
     return static_cast<Nanos>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
 }
 
+Nanos monotonic_now() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<Nanos>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
+}
+
 std::uint32_t attr_be32(const nlattr* a) noexcept {
     return ntohl(mnl_attr_get_u32(a));
 }
@@ -246,7 +252,7 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
         throw std::system_error(errno, std::generic_category(), what);
 
     const int fd = mnl_socket_get_fd(sock_.get());
-    const Nanos deadline = realtime_now() + kAckTimeoutMs * kNanosPerMilli;
+    const Nanos deadline = monotonic_now() + kAckTimeoutMs * kNanosPerMilli;
     for (;;) {
         const ssize_t n = ::recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
         if (n < 0) {
@@ -256,7 +262,7 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
                 continue;
             }
             if (errno != EAGAIN) throw std::system_error(errno, std::generic_category(), what);
-            const Nanos left = deadline - realtime_now();
+            const Nanos left = deadline - monotonic_now();
             if (left <= 0) throw std::system_error(ETIMEDOUT, std::generic_category(), what);
             pollfd pfd{fd, POLLIN, 0};
             ::poll(&pfd, 1, static_cast<int>(left / kNanosPerMilli) + 1);

@@ -389,6 +389,19 @@ void Pipeline::flush() {
     });
 }
 
+std::vector<FlowRecord> Pipeline::active_flows() {
+    std::mutex m;
+    std::vector<FlowRecord> out;
+    on_workers([&](Worker& w) {
+        std::vector<FlowRecord> mine;
+        mine.reserve(w.table.size());
+        w.table.for_each([&](const FlowRecord& r) { mine.push_back(r); });
+        std::lock_guard lock(m);
+        out.insert(out.end(), mine.begin(), mine.end());
+    });
+    return out;
+}
+
 PipelineStats Pipeline::stats() const {
     PipelineStats s;
     for (const auto& d : dispatchers_) {
