@@ -6,9 +6,6 @@
 
 namespace nflowd {
 
-// The memory budget (<= 128 bytes per flow with buckets at load 1) is planned around this.
-static_assert(sizeof(FlowTable::Entry) <= 72);
-
 namespace {
 
 constexpr std::uint32_t kU32Max = std::numeric_limits<std::uint32_t>::max();
@@ -18,7 +15,9 @@ std::size_t clamp_hashsize(std::size_t buckets) noexcept {
     return std::clamp<std::size_t>(buckets, kMinHashsize, std::size_t{kU32Max});
 }
 
-Nanos clamp_timeout(Nanos t) noexcept { return t < 0 ? 0 : t; }
+Nanos clamp_timeout(Nanos t) noexcept {
+    return t < 0 ? 0 : t;
+}
 
 // `now - since > timeout` without signed overflow, whatever timestamps a capture delivers.
 bool exceeded(Nanos now, Nanos since, Nanos timeout) noexcept {
@@ -30,6 +29,8 @@ bool exceeded(Nanos now, Nanos since, Nanos timeout) noexcept {
 } // namespace
 
 FlowTable::FlowTable(const FlowTableConfig& config) : config_(config) {
+    // The memory budget (<= 128 bytes per flow with buckets at load 1) is planned on this.
+    static_assert(sizeof(Entry) <= 72);
     config_.hashsize = clamp_hashsize(config_.hashsize);
     config_.inactive_timeout = clamp_timeout(config_.inactive_timeout);
     config_.active_timeout = clamp_timeout(config_.active_timeout);
@@ -59,35 +60,47 @@ std::uint32_t FlowTable::bucket_of(const FlowKey& key) const noexcept {
 
 void FlowTable::lru_unlink(std::uint32_t i) noexcept {
     Entry& e = at(i);
-    if (e.lru_prev != kNil) at(e.lru_prev).lru_next = e.lru_next;
-    else lru_head_ = e.lru_next;
-    if (e.lru_next != kNil) at(e.lru_next).lru_prev = e.lru_prev;
-    else lru_tail_ = e.lru_prev;
+    if (e.lru_prev != kNil)
+        at(e.lru_prev).lru_next = e.lru_next;
+    else
+        lru_head_ = e.lru_next;
+    if (e.lru_next != kNil)
+        at(e.lru_next).lru_prev = e.lru_prev;
+    else
+        lru_tail_ = e.lru_prev;
 }
 
 void FlowTable::lru_append(std::uint32_t i) noexcept {
     Entry& e = at(i);
     e.lru_prev = lru_tail_;
     e.lru_next = kNil;
-    if (lru_tail_ != kNil) at(lru_tail_).lru_next = i;
-    else lru_head_ = i;
+    if (lru_tail_ != kNil)
+        at(lru_tail_).lru_next = i;
+    else
+        lru_head_ = i;
     lru_tail_ = i;
 }
 
 void FlowTable::age_unlink(std::uint32_t i) noexcept {
     Entry& e = at(i);
-    if (e.age_prev != kNil) at(e.age_prev).age_next = e.age_next;
-    else age_head_ = e.age_next;
-    if (e.age_next != kNil) at(e.age_next).age_prev = e.age_prev;
-    else age_tail_ = e.age_prev;
+    if (e.age_prev != kNil)
+        at(e.age_prev).age_next = e.age_next;
+    else
+        age_head_ = e.age_next;
+    if (e.age_next != kNil)
+        at(e.age_next).age_prev = e.age_prev;
+    else
+        age_tail_ = e.age_prev;
 }
 
 void FlowTable::age_append(std::uint32_t i) noexcept {
     Entry& e = at(i);
     e.age_prev = age_tail_;
     e.age_next = kNil;
-    if (age_tail_ != kNil) at(age_tail_).age_next = i;
-    else age_head_ = i;
+    if (age_tail_ != kNil)
+        at(age_tail_).age_next = i;
+    else
+        age_head_ = i;
     age_tail_ = i;
 }
 
@@ -266,7 +279,9 @@ void FlowTable::set_hashsize(std::size_t buckets) {
     }
 }
 
-void FlowTable::set_maxflows(std::size_t maxflows) noexcept { config_.maxflows = maxflows; }
+void FlowTable::set_maxflows(std::size_t maxflows) noexcept {
+    config_.maxflows = maxflows;
+}
 
 void FlowTable::set_timeouts(Nanos inactive, Nanos active) noexcept {
     config_.inactive_timeout = clamp_timeout(inactive);
@@ -279,7 +294,9 @@ void FlowTable::reset_stats() noexcept {
     stats_.peak = count_;
 }
 
-std::size_t FlowTable::size() const noexcept { return count_; }
+std::size_t FlowTable::size() const noexcept {
+    return count_;
+}
 
 std::size_t FlowTable::memory_bytes() const noexcept {
     return chunks_.size() * std::size_t{kChunkSize} * sizeof(Entry) +

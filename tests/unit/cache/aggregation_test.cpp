@@ -94,7 +94,8 @@ TEST(Aggregation, FirstMatchingPortRuleWins) {
 
 TEST(Aggregation, PortRangeBoundsAreInclusive) {
     const Aggregation a = Aggregation::parse("80-89=1");
-    for (std::uint16_t port : {std::uint16_t{79}, std::uint16_t{80}, std::uint16_t{89}, std::uint16_t{90}}) {
+    for (std::uint16_t port :
+         {std::uint16_t{79}, std::uint16_t{80}, std::uint16_t{89}, std::uint16_t{90}}) {
         PacketInfo p = packet(1, 2, port, 0);
         a.apply(p);
         EXPECT_EQ(p.key.src_port, (port >= 80 && port <= 89) ? 1 : port) << port;

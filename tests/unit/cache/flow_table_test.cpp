@@ -49,9 +49,8 @@ PacketInfo make_packet(const FlowKey& key, Nanos time, std::uint32_t octets = 10
     return p;
 }
 
-FlowTableConfig config(Nanos inactive = 15 * kNanosPerSecond,
-                       Nanos active = 1800 * kNanosPerSecond, std::size_t maxflows = 0,
-                       std::size_t hashsize = 1024) {
+FlowTableConfig config(Nanos inactive = 15 * kNanosPerSecond, Nanos active = 1800 * kNanosPerSecond,
+                       std::size_t maxflows = 0, std::size_t hashsize = 1024) {
     FlowTableConfig c;
     c.hashsize = hashsize;
     c.maxflows = maxflows;
@@ -246,8 +245,7 @@ TEST(FlowTable, ExpireExportsInLastSeenOrder) {
 TEST(FlowTable, ActiveExpiryExportsInStartOrder) {
     FlowTable t(config(60'000 * kMs, 1000 * kMs));
     std::vector<FlowRecord> out;
-    for (std::uint32_t n = 1; n <= 3; ++n)
-        t.add(make_packet(make_key(n), kT0 + n * 10 * kMs), out);
+    for (std::uint32_t n = 1; n <= 3; ++n) t.add(make_packet(make_key(n), kT0 + n * 10 * kMs), out);
     // Keep all busy, newest first, so last-seen order differs from start order.
     for (std::uint32_t n = 3; n >= 1; --n) t.add(make_packet(make_key(n), kT0 + 900 * kMs), out);
     t.expire(kT0 + 1025 * kMs, out); // flows 1 (10 ms) and 2 (20 ms) are older than 1 s

@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# End-to-end proof of `nflowd --read`: generated traces (every link type, TCP/UDP/ICMP,
+# fragments, IPv6, VLANs, ARP) go through nflowd to a real nfcapd, and what nfdump reads back
+# must equal gen_trace's ground truth key by key. One datagram is then decoded by tshark,
+# an independent v5 decoder, and checked field by field.
+#
+# usage: read_e2e.sh NFLOWD GEN_TRACE     (exit 77 = a required tool is missing: skipped)
+# KEEP=1 keeps the work directory for inspection.
+set -euo pipefail
+
+NFLOWD=$(realpath "${1:?usage: read_e2e.sh NFLOWD GEN_TRACE}")
+GEN=$(realpath "${2:?usage: read_e2e.sh NFLOWD GEN_TRACE}")
+
+for tool in nfcapd nfdump tshark python3 ss timeout; do
+    command -v "$tool" >/dev/null || {
+        echo "SKIP: $tool is not installed"
+        exit 77
+    }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nflowd_e2e.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ ${KEEP:-0} == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+forget_pid() {
+    local keep=() pid
+    for pid in "${PIDS[@]}"; do [[ $pid == "$1" ]] || keep+=("$pid"); done
+    PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# "key: value" lookup in a summary written by nflowd or gen_trace.
+field() { awk -F': ' -v k="$2" '$1 == k { print $2; found = 1 } END { exit !found }' "$1"; }
+
+free_udp_port() {
+    python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Sets NFCAPD_PID and NFCAPD_PORT; nfcapd stores into $1.
+start_nfcapd() {
+    local dir=$1 i
+    mkdir -p "$dir"
+    NFCAPD_PORT=$(free_udp_port)
+    nfcapd -B 16777216 -b 127.0.0.1 -p "$NFCAPD_PORT" -w "$dir" -t 3600 >"$dir.log" 2>&1 &
+    NFCAPD_PID=$!
+    PIDS+=("$NFCAPD_PID")
+    for ((i = 0; i < 100; i++)); do
+        [[ -n $(ss -Hlun "sport = :$NFCAPD_PORT") ]] && return 0
+        kill -0 "$NFCAPD_PID" 2>/dev/null || fail "nfcapd exited: $(cat "$dir.log")"
+        sleep 0.1
+    done
+    fail "nfcapd did not bind port $NFCAPD_PORT"
+}
+
+# nfcapd writes its file on SIGTERM but does not drain the socket first: wait until the
+# receive queue is empty so no datagram is lost to the shutdown.
+stop_nfcapd() {
+    local i q
+    for ((i = 0; i < 100; i++)); do
+        q=$(ss -Hlun "sport = :$NFCAPD_PORT" | awk '{ print $2 }')
+        [[ $q == 0 ]] && break
+        sleep 0.1
+    done
+    sleep 0.3
+    kill -TERM "$NFCAPD_PID"
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$NFCAPD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$NFCAPD_PID" || true
+    forget_pid "$NFCAPD_PID"
+}
+
+cat >"$WORK/compare.py" <<'PY'
+# Compares nfdump records with gen_trace's truth, key by key. mode "exact": one flow per key;
+# "split": timeouts may have cut a key into several flows, totals per key must still match.
+import csv, datetime, sys
+
+truth_file, dump_file, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+# nfdump rebuilds absolute times from sysUptime and unix_secs/nsecs, both in ms: +-2 ms.
+TOL_MS = 2
+PROTO = {"TCP": 6, "UDP": 17, "ICMP": 1}
+
+def epoch_ms(s):
+    d = datetime.datetime.strptime(s, "%Y-%m-%d %H:%M:%S.%f")
+    return round(d.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+def flags(s):
+    return sum(0x80 >> i for i, c in enumerate(s) if c != ".")
+
+def port(s):
+    if "." in s:  # nfdump prints ICMP as type.code
+        t, c = s.split(".")
+        return int(t) << 8 | int(c)
+    return int(s)
+
+got = {}
+with open(dump_file) as f:
+    for line in f:
+        v = [x.strip() for x in line.split(",")]
+        if len(v) < 13:
+            continue
+        first, last = epoch_ms(v[0]), epoch_ms(v[1])
+        pr = PROTO.get(v[6], None)
+        pr = int(v[6]) if pr is None else pr
+        key = (v[2], v[3], int(v[4]), port(v[5]), pr, int(v[7]), int(v[11]))
+        g = got.setdefault(key, {"flows": 0, "packets": 0, "bytes": 0, "flags": 0,
+                                 "out": set(), "first": first, "last": last})
+        g["flows"] += 1
+        g["packets"] += int(v[8])
+        g["bytes"] += int(v[9])
+        g["flags"] |= flags(v[10])
+        g["out"].add(int(v[12]))
+        g["first"] = min(g["first"], first)
+        g["last"] = max(g["last"], last)
+
+errors = []
+keys = packets = octets = 0
+with open(truth_file) as f:
+    for t in csv.DictReader(f):
+        key = (t["src"], t["dst"], int(t["sport"]), int(t["dport"]), int(t["proto"]),
+               int(t["tos"]), int(t["in_if"]))
+        keys += 1
+        packets += int(t["packets"])
+        octets += int(t["bytes"])
+        g = got.pop(key, None)
+        if g is None:
+            errors.append(f"missing {key}")
+            continue
+        want = (int(t["packets"]), int(t["bytes"]), int(t["tcp_flags"]), {int(t["out_if"])})
+        have = (g["packets"], g["bytes"], g["flags"], g["out"])
+        if want != have:
+            errors.append(f"{key}: packets/bytes/flags/out want {want} got {have}")
+        if mode == "exact" and g["flows"] != 1:
+            errors.append(f"{key}: {g['flows']} flows, want 1")
+        for name in ("first", "last"):
+            if abs(g[name] - int(t[name + "_ms"])) > TOL_MS:
+                errors.append(f"{key}: {name} {g[name]} want {t[name + '_ms']}")
+for key in got:
+    errors.append(f"unexpected {key}")
+for e in errors[:20]:
+    print(e)
+if errors:
+    print(f"{len(errors)} mismatches")
+    sys.exit(1)
+print(f"ok: {keys} keys, {packets} packets, {octets} bytes")
+PY
+
+# Runs one trace through nflowd and nfcapd and checks everything nfdump reports.
+#   check_trace NAME MODE GEN_ARGS -- NFLOWD_ARGS
+check_trace() {
+    local name=$1 mode=$2
+    shift 2
+    local gen_args=() nflowd_args=()
+    while [[ $1 != -- ]]; do
+        gen_args+=("$1")
+        shift
+    done
+    shift
+    nflowd_args=("$@")
+    local dir=$WORK/$name
+    mkdir -p "$dir"
+    echo "== $name: gen_trace ${gen_args[*]} | nflowd ${nflowd_args[*]}"
+
+    timeout 120 "$GEN" "${gen_args[@]}" --out "$dir/trace.pcap" --truth "$dir/truth.csv" \
+        >"$dir/gen.txt"
+    start_nfcapd "$dir/col"
+    local input=$dir/trace.pcap
+    if [[ " ${nflowd_args[*]} " == *" --read - "* ]]; then
+        timeout 120 "$NFLOWD" "${nflowd_args[@]}" --destination "127.0.0.1:$NFCAPD_PORT" \
+            <"$input" >"$dir/nflowd.txt" || fail "$name: nflowd exited $?"
+    else
+        timeout 120 "$NFLOWD" --read "$input" "${nflowd_args[@]}" \
+            --destination "127.0.0.1:$NFCAPD_PORT" >"$dir/nflowd.txt" ||
+            fail "$name: nflowd exited $?"
+    fi
+    stop_nfcapd
+
+    local s=$dir/nflowd.txt g=$dir/gen.txt
+    local -A want=(
+        [frames]=$(field "$g" frames) [packets]=$(field "$g" packets)
+        [non_ip]=$(field "$g" non_ip) [accounted]=$(field "$g" ipv4_packets)
+        [ipv6]=$(field "$g" ipv6_packets) [fragments]=$(field "$g" fragments)
+        [octets]=$(field "$g" bytes) [malformed_frames]=0 [invalid]=0 [truncated]=0
+        [lost_flows]=0 [maxflows_dropped]=0)
+    [[ $mode == exact ]] && want[flows]=$(field "$g" flows)
+    local k v
+    for k in "${!want[@]}"; do
+        v=$(field "$s" "$k") || fail "$name: nflowd summary lacks '$k'"
+        [[ $v == "${want[$k]}" ]] || fail "$name: nflowd $k = $v, want ${want[$k]}"
+    done
+
+    local flows
+    flows=$(field "$s" flows)
+    nfdump -R "$dir/col" -I >"$dir/info.txt"
+    [[ $(field "$dir/info.txt" "Sequence failures") == 0 ]] ||
+        fail "$name: nfcapd saw sequence failures: $(cat "$dir/info.txt")"
+    [[ $(field "$dir/info.txt" Flows) == "$flows" ]] ||
+        fail "$name: nfcapd stored $(field "$dir/info.txt" Flows) flows, nflowd sent $flows"
+    [[ $(field "$dir/info.txt" Packets) == "$(field "$g" ipv4_packets)" ]] ||
+        fail "$name: nfcapd packets $(field "$dir/info.txt" Packets)"
+    [[ $(field "$dir/info.txt" Bytes) == "$(field "$g" bytes)" ]] ||
+        fail "$name: nfcapd bytes $(field "$dir/info.txt" Bytes)"
+
+    # Not %tsr/%ter: nfdump 1.7.1 prints %ter's milliseconds wrong.
+    TZ=UTC nfdump -R "$dir/col" -q -N \
+        -o 'fmt:%ts,%te,%sa,%da,%sp,%dp,%pr,%tos,%pkt,%byt,%flg,%in,%out' >"$dir/dump.txt"
+    python3 "$WORK/compare.py" "$dir/truth.csv" "$dir/dump.txt" "$mode" ||
+        fail "$name: collector content differs from the truth"
+    echo "   $flows flows, $(field "$s" packets) packets, sequence failures 0"
+}
+
+common=(--inactive_timeout 600 --active_timeout 3600)
+
+check_trace en10mb exact --linktype en10mb --flows 20000 --packets 300000 --seed 11 \
+    --ipv6-share 0.05 --frag-share 0.03 --vlan-share 0.1 --nonip-share 0.005 \
+    -- "${common[@]}" --threads 2
+# Short timeouts cut keys into several flows; totals per key must not change.
+check_trace en10mb_split split --linktype en10mb --flows 20000 --packets 300000 --seed 11 \
+    --ipv6-share 0.05 --frag-share 0.03 --vlan-share 0.1 --nonip-share 0.005 \
+    -- --inactive_timeout 1 --active_timeout 4 --threads 2
+check_trace nflog exact --linktype nflog --flows 4000 --packets 40000 --seed 12 \
+    --ipv6-share 0.1 --frag-share 0.05 -- "${common[@]}" --threads 1
+check_trace sll exact --linktype sll --flows 4000 --packets 40000 --seed 13 \
+    --nonip-share 0.01 --snaplen 96 -- "${common[@]}"
+check_trace raw_stdin exact --linktype raw --flows 4000 --packets 40000 --seed 14 \
+    --ipv6-share 0.1 -- --read - "${common[@]}"
+
+# ---- one datagram, every v5 field, decoded by tshark ----
+cat >"$WORK/tiny.py" <<'PY'
+# Three packets of one TCP flow as `tcpdump -i nflog:5` stores them, payload cut at 128.
+import struct, sys
+out, t0 = sys.argv[1], int(sys.argv[2])
+def csum(h):
+    s = sum(struct.unpack("!10H", h))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+def ip_tcp(total, flags):
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0x28, total, 1, 0x4000, 64, 6, 0,
+                               bytes([10, 1, 2, 3]), bytes([192, 0, 2, 10])))
+    ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+    tcp = struct.pack("!HHIIBBHHH", 40000, 443, 1, 0, 0x50, flags, 64240, 0, 0)
+    return (bytes(ip) + tcp + bytes(total - 40))[:128]
+def tlv(t, v):  # NFLOG TLV headers are in host order
+    b = struct.pack("=HH", 4 + len(v), t) + v
+    return b + bytes(-len(b) % 4)
+def nflog(ip):
+    return (struct.pack("!BBH", 2, 0, 5) + tlv(1, struct.pack("!HBB", 0x0800, 2, 0)) +
+            tlv(4, struct.pack("!I", 3)) + tlv(5, struct.pack("!I", 7)) + tlv(9, ip))
+pkts = [(0, ip_tcp(60, 0x02)), (250000, ip_tcp(1500, 0x18)), (1500000, ip_tcp(40, 0x11))]
+with open(out, "wb") as f:
+    f.write(struct.pack("=IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 239))
+    for us, ip in pkts:
+        fr = nflog(ip)
+        f.write(struct.pack("=IIII", t0 + us // 1000000, us % 1000000, len(fr), len(fr)) + fr)
+PY
+cat >"$WORK/receive.py" <<'PY'
+# Receives datagrams until idle, then stores them as Ethernet/IPv4/UDP frames so tshark can
+# decode them from a file (no capture privileges or interface timing involved).
+import os, socket, struct, sys
+portfile, out, idle = sys.argv[1], sys.argv[2], float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+with open(portfile + ".tmp", "w") as f:
+    f.write(str(port))
+os.rename(portfile + ".tmp", portfile)
+s.settimeout(idle)
+dgrams = []
+try:
+    while True:
+        dgrams.append(s.recv(65535))
+except socket.timeout:
+    pass
+with open(out, "wb") as f:
+    f.write(struct.pack("=IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for d in dgrams:
+        udp = struct.pack("!HHHH", 40000, port, 8 + len(d), 0) + d
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+        fr = bytes(12) + b"\x08\x00" + ip
+        f.write(struct.pack("=IIII", 0, 0, len(fr), len(fr)) + fr)
+PY
+
+T0=1700000000
+python3 "$WORK/tiny.py" "$WORK/tiny.pcap" "$T0"
+V5_FIELDS=(version count sysuptime unix_secs unix_nsecs sequence engine_type engine_id
+    samplerate srcaddr dstaddr nexthop inputint outputint packets octets timestart timeend
+    srcport dstport tcpflags protocol tos srcas dstas srcmask dstmask)
+
+# check_datagram NAME "EXPECTED v5 fields, ;-separated" NFLOWD_ARGS...
+check_datagram() {
+    local name=$1 expected=$2 i
+    shift 2
+    local dir=$WORK/$name
+    mkdir -p "$dir"
+    python3 "$WORK/receive.py" "$dir/port" "$dir/dgrams.pcap" 2 &
+    local rx=$!
+    PIDS+=("$rx")
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $dir/port ]] && break
+        sleep 0.05
+    done
+    [[ -s $dir/port ]] || fail "$name: receiver did not start"
+    local port
+    port=$(cat "$dir/port")
+    timeout 30 "$NFLOWD" --read "$WORK/tiny.pcap" --destination "127.0.0.1:$port" "$@" \
+        >"$dir/nflowd.txt" || fail "$name: nflowd failed"
+    wait "$rx" || fail "$name: receiver failed"
+    forget_pid "$rx"
+    local args=() f
+    for f in "${V5_FIELDS[@]}"; do args+=(-e "cflow.$f"); done
+    tshark -r "$dir/dgrams.pcap" -d "udp.port==$port,cflow" -T fields -E separator=';' \
+        "${args[@]}" 2>/dev/null >"$dir/fields.txt"
+    [[ $(wc -l <"$dir/fields.txt") == 1 ]] || fail "$name: want 1 datagram, got: $(cat "$dir/fields.txt")"
+    local got
+    got=$(cat "$dir/fields.txt")
+    if [[ $got != "$expected" ]]; then
+        IFS=';' read -r -a g <<<"$got"
+        IFS=';' read -r -a w <<<"$expected"
+        for i in "${!V5_FIELDS[@]}"; do
+            [[ ${g[i]-} == "${w[i]-}" ]] || echo "  ${V5_FIELDS[i]}: got '${g[i]-}' want '${w[i]-}'"
+        done
+        fail "$name: tshark decodes other values"
+    fi
+    echo "== $name: tshark decodes every v5 field as expected"
+}
+
+# Uptime starts at the first packet, the datagram leaves at the last one (1.5 s later), so
+# First/Last are 0 / 1500 ms and unix time is T0 + 1.5 s. Octets are IP total lengths
+# (60 + 1500 + 40), not the 128-byte captures; flags SYN|PSH|ACK|FIN; ifindexes from NFLOG.
+check_datagram v5_fields "5;1;1.500000000;$((T0 + 1));500000000;0;0;9;0;10.1.2.3;192.0.2.10;0.0.0.0;3;7;3;1600;0.000000000;1.500000000;40000;443;0x1b;6;0x28;0;0;0;0" \
+    --engine_id 9
+# Aggregation folds addresses to their prefix, records the masks and maps the port range.
+check_datagram v5_aggregated "5;1;1.500000000;$((T0 + 1));500000000;0;0;0;0;10.1.0.0;192.0.2.0;0.0.0.0;3;7;3;1600;0.000000000;1.500000000;39990;443;0x1b;6;0x28;0;0;16;24" \
+    --aggregation 10.0.0.0/8=16,192.0.2.0/24=24,39990-40010=39990
+
+echo "PASS"
