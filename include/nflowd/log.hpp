@@ -26,6 +26,8 @@ class Logger {
 
     // Errors always print; other levels when debug >= level.
     void log(LogLevel level, std::string_view message);
+    // Printed whatever the debug level, at notice priority: what the operator asked for (SIGUSR1).
+    void always(std::string_view message);
     // At most one line per `interval` for the same `key`; the next printed line says how many
     // were held back, so nothing is silently lost.
     void log_limited(LogLevel level, std::string_view key, std::string_view message,

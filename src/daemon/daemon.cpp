@@ -145,7 +145,7 @@ int Daemon::run() {
             reload();
         } else if (si.ssi_signo == SIGUSR1) {
             std::istringstream text(stats_text());
-            for (std::string line; std::getline(text, line);) log_.log(LogLevel::error, line);
+            for (std::string line; std::getline(text, line);) log_.always(line);
         } else {
             log_.log(LogLevel::notice, std::string("exporting all flows on ") +
                                            ::strsignal(static_cast<int>(si.ssi_signo)));

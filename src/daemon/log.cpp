@@ -61,6 +61,11 @@ void Logger::log(LogLevel level, std::string_view message) {
     write(level, message);
 }
 
+void Logger::always(std::string_view message) {
+    std::lock_guard lock(mutex_);
+    write(LogLevel::notice, message);
+}
+
 void Logger::log_limited(LogLevel level, std::string_view key, std::string_view message,
                          std::chrono::seconds interval) {
     std::lock_guard lock(mutex_);
