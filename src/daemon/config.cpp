@@ -1,5 +1,7 @@
 #include "nflowd/config.hpp"
 
+#include "nflowd/privileges.hpp"
+
 #include <boost/program_options.hpp>
 
 #include <unistd.h>
@@ -221,6 +223,12 @@ const std::vector<Knob>& knobs() {
         {{"pidfile", "FILE", "write the daemon's PID here", false},
          [](Config& c, std::string_view v) { c.pidfile = v; },
          [](const Config& c) { return c.pidfile; }},
+        {{"user", "USER", "after binding, drop root for USER's uid, gid and groups", false},
+         [](Config& c, std::string_view v) {
+             lookup_user(std::string(v)); // an unknown user fails now, not after binding
+             c.user = v;
+         },
+         [](const Config& c) { return c.user; }},
         {{"control_id", "PORTID", "netlink port id of the control channel", false},
          [](Config& c, std::string_view v) {
              c.control_id = static_cast<std::uint32_t>(

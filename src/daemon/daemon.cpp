@@ -1,4 +1,5 @@
 #include "nflowd/daemon.hpp"
+#include "nflowd/privileges.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -103,6 +104,7 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     for (std::size_t i = 0; i < sources.size(); ++i)
         readers_.push_back(
             std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i)));
+    if (!config_.user.empty()) log_.log(LogLevel::notice, drop_privileges(config_.user));
 }
 
 Daemon::~Daemon() {

@@ -39,6 +39,7 @@ struct Options {
     double frag_share = 0.02;
     double vlan_share = 0.0;  // en10mb only: frames with 802.1Q (a quarter of them QinQ)
     double nonip_share = 0.0; // en10mb/sll only: ARP frames added on top of --packets
+    bool eth_pad = true;      // en10mb: pad short frames to 60 bytes, as received frames are
     double duration = 30.0;   // seconds spanned by the trace
     std::int64_t start = 1700000000;
 };
@@ -55,6 +56,7 @@ struct Options {
         "  --frag-share F     share of sessions sending fragmented UDP     [0.02]\n"
         "  --vlan-share F     share of sessions 802.1Q tagged (en10mb)     [0]\n"
         "  --nonip-share F    ARP frames per IP packet (en10mb, sll)       [0]\n"
+        "  --eth-pad 0|1      pad Ethernet frames to 60 bytes (en10mb)     [1]\n"
         "  --duration S       time span of the trace in seconds            [30]\n"
         "  --start EPOCH      time of the first packet                     [1700000000]\n"
         "Truth CSV: src,dst,sport,dport,proto,tos,packets,bytes,tcp_flags,in_if,out_if,first_ms,\n"
@@ -105,6 +107,8 @@ Options parse(int argc, char** argv) {
                 o.nonip_share = std::stod(value);
             else if (arg == "--duration")
                 o.duration = std::stod(value);
+            else if (arg == "--eth-pad")
+                o.eth_pad = std::stoi(value) != 0;
             else if (arg == "--start")
                 o.start = std::stoll(value);
             else {
@@ -689,7 +693,8 @@ class Writer {
         switch (dlt_) {
         case DLT_EN10MB: {
             hdr = ethernet(s.v6 ? 0x86dd : 0x0800, s.vlan, p.dir);
-            wire = std::max(hdr + p.total, 60U); // short frames arrive padded
+            wire = hdr + p.total;
+            if (o_.eth_pad) wire = std::max(wire, 60U); // short frames arrive padded
             break;
         }
         case DLT_LINUX_SLL:

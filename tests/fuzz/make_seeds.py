@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under tests/fuzz/corpus/ (committed; rerun only to change them)."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def ipv4(proto, l4, tos=0, total=None, frag=0, ihl=5):
+    opts = b"\x01" * ((ihl - 5) * 4)
+    hdr_len = 20 + len(opts)
+    total = total if total is not None else hdr_len + len(l4)
+    h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, tos, total, 1, frag, 64, proto, 0,
+                    bytes([10, 0, 0, 1]), bytes([192, 0, 2, 7]))
+    return h + opts + l4
+
+
+TCP = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0)
+UDP = struct.pack("!HHHH", 5353, 53, 28, 0) + b"x" * 20
+ICMP = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"p" * 56
+SCTP = struct.pack("!HHI", 3868, 3868, 0) + b"\0" * 4
+IPV6 = struct.pack("!IHBB16s16s", 0x60000000, 8, 17, 64, b"\x20\x01" + b"\0" * 14,
+                   b"\x20\x01" + b"\0" * 13 + b"\x01") + struct.pack("!HHHH", 1, 2, 8, 0)
+
+PACKETS = {
+    "tcp_syn": ipv4(6, TCP),
+    "tcp_opts": ipv4(6, TCP, ihl=7),
+    "udp": ipv4(17, UDP, tos=0x20),
+    "icmp": ipv4(1, ICMP),
+    "sctp": ipv4(132, SCTP),
+    "frag_first": ipv4(17, UDP, frag=0x2000, total=1500),
+    "frag_later": ipv4(17, b"y" * 40, frag=185),
+    "big_total": ipv4(6, TCP, total=9000),
+    "ipv6_udp": IPV6,
+}
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def nla(t, payload):
+    n = struct.pack("=HH", 4 + len(payload), t) + payload
+    return n + b"\0" * (-len(n) % 4)
+
+
+def nflog_msg(seq, payload, indev=2, outdev=3, ts=True):
+    # nfgenmsg: family, version, res_id (group, big endian)
+    body = struct.pack("=BBH", 2, 0, struct.unpack("=H", struct.pack("!H", 5))[0])
+    body += nla(1, struct.pack("!HBB", 0x0800, 3, 0))  # NFULA_PACKET_HDR
+    if ts:
+        body += nla(3, struct.pack("!QQ", 1700000000, 123456))  # NFULA_TIMESTAMP
+    body += nla(4, struct.pack("!I", indev)) + nla(5, struct.pack("!I", outdev))
+    body += nla(9, payload)  # NFULA_PAYLOAD
+    body += nla(12, struct.pack("!I", seq))  # NFULA_SEQ
+    # nlmsghdr: len, type (NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET), flags, seq, pid
+    return struct.pack("=IHHII", 16 + len(body), (4 << 8) | 0, 0, 0, 0) + body
+
+
+def main():
+    for name, p in PACKETS.items():
+        write("header_parser", name, p)
+        write("header_parser", name + "_cut64", p[:64])
+    write("nflog_batch", "one", nflog_msg(0, PACKETS["tcp_syn"]))
+    write("nflog_batch", "batch", b"".join(
+        nflog_msg(i, p) for i, p in enumerate(PACKETS.values())))
+    write("nflog_batch", "gap_no_ts", nflog_msg(0, PACKETS["udp"]) +
+          nflog_msg(7, PACKETS["icmp"], ts=False))
+    eth = b"\x02" * 6 + b"\x04" * 6
+    # link_layer: first byte picks the link type (see fuzz_link_layer.cpp's table order).
+    write("link_layer", "en10mb", b"\x00" + eth + b"\x08\x00" + PACKETS["tcp_syn"])
+    write("link_layer", "en10mb_vlan", b"\x00" + eth + b"\x81\x00\x00\x05\x08\x00" +
+          PACKETS["udp"])
+    write("link_layer", "en10mb_qinq", b"\x00" + eth + b"\x88\xa8\x00\x05\x81\x00\x00\x06"
+          b"\x86\xdd" + PACKETS["ipv6_udp"])
+    write("link_layer", "sll", b"\x01" + struct.pack("!HHH8sH", 0, 1, 6, eth[:8], 0x0800) +
+          PACKETS["icmp"])
+    write("link_layer", "sll2", b"\x02" + struct.pack("!HHIHBB8s", 0x0800, 0, 2, 1, 0, 6,
+                                                       eth[:8]) + PACKETS["udp"])
+    write("link_layer", "raw", b"\x03" + PACKETS["frag_later"])
+    nflog_tlvs = (struct.pack("=HH", 8, 4) + struct.pack("!I", 2) +
+                  struct.pack("=HH", 8, 5) + struct.pack("!I", 3) +
+                  struct.pack("=HH", 4 + len(PACKETS["tcp_syn"]), 9) + PACKETS["tcp_syn"])
+    write("link_layer", "nflog", b"\x06" + struct.pack("!BBH", 2, 0, 5) + nflog_tlvs)
+    # options: first byte picks the option (index into option_table()).
+    for i, v in enumerate([b"10.0.0.0/8=16,192.168.0.0/16=24,80-89=80,3128=80",
+                           b"127.0.0.1:2055,[::1]:9995", b"5-8", b"1800", b"65536",
+                           b"0", b"syslog", b"2"]):
+        for opt in range(0, 24, 3):
+            write("options", "v%d_o%d" % (i, opt), bytes([opt + i % 3]) + v)
+
+
+if __name__ == "__main__":
+    main()
