@@ -55,7 +55,7 @@ struct Config {
     std::string log = "stderr"; // or "syslog"
     std::string config_file;
     std::uint32_t control_id = 0x6e666c77; // "nflw"
-    std::string user; // --user: drop root for this user once bound
+    std::string user;                      // --user: drop root for this user once bound
 
     std::size_t worker_threads() const noexcept;
 };

@@ -25,7 +25,7 @@ constexpr std::uint32_t kDefaultPortId = 0x6e666c77;
 constexpr std::size_t kMaxRequestSize = 64 * 1024;
 // Reply messages stay below this, so one recv() buffer of kReplyBufferSize always holds one;
 // a bigger reply (a flow dump, a long stats text) is split over NLM_F_MULTI messages.
-constexpr std::size_t kMaxReplyMessage = 16 * 1024;
+constexpr std::size_t kMaxReplyMessage = 32 * 1024;
 constexpr std::size_t kReplyBufferSize = 64 * 1024;
 // Limits a request must respect; they keep a hostile request from costing the daemon much.
 constexpr std::size_t kMaxNameLength = 64;

@@ -74,6 +74,9 @@ class Dispatcher {
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
     Nanos batch_max_time_ = 0;
+    // Per worker: packets published since it was last woken, and when the first of them was.
+    std::vector<std::size_t> unwoken_;
+    std::vector<Nanos> unwoken_since_;
     struct Counters {
         std::atomic<std::uint64_t> packets{0}, accounted{0}, fragments{0}, truncated{0}, ipv6{0},
             invalid{0};

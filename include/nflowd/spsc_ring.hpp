@@ -35,7 +35,7 @@ template <class T> class SpscRing {
             write_pos_.store(write_, std::memory_order_seq_cst);
         }
     }
-    bool unpublished() const noexcept { return write_ != published_; }
+    std::size_t unpublished() const noexcept { return write_ - published_; }
 
     // Consumer side.
     std::size_t available() noexcept {

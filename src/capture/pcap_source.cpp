@@ -2,6 +2,8 @@
 
 #include <pcap/pcap.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -190,6 +192,8 @@ bool supported_linktype(int lt) noexcept {
     }
 }
 
+constexpr std::size_t kReadBuffer = 1 << 20;
+
 std::string display_name(const std::string& path) {
     return path == "-" ? "<stdin>" : path;
 }
@@ -197,9 +201,16 @@ std::string display_name(const std::string& path) {
 
 PcapSource::PcapSource(const std::string& path) {
     char errbuf[PCAP_ERRBUF_SIZE] = {};
+    // Our own FILE with a large buffer: libpcap reads each record with two small freads, and
+    // the default 4 KiB stdio buffer turns a big trace into hundreds of thousands of reads.
+    FILE* file = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+    if (!file)
+        throw std::runtime_error("cannot read pcap file " + display_name(path) + ": " +
+                                 std::strerror(errno));
+    std::setvbuf(file, nullptr, _IOFBF, kReadBuffer);
     // Nanosecond precision makes libpcap scale microsecond files up, so one code path serves both.
-    pcap_.reset(
-        pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf));
+    pcap_.reset(pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, errbuf));
+    if (!pcap_ && file != stdin) std::fclose(file); // on failure libpcap leaves the FILE to us
     if (!pcap_) {
         std::string reason = errbuf;
         // libpcap names the file itself for open() failures; say it once.

@@ -13,6 +13,8 @@ constexpr Nanos kSnapshotEvery = 100 * kNanosPerMilli;
 constexpr std::size_t kOutputRing = 1 << 16;
 // Bounded chunks let a reader refill a ring while its worker is still busy with it.
 constexpr std::size_t kChunk = 1024;
+constexpr std::size_t kWakeBatch = 1024;
+constexpr Nanos kWakeDelay = 2 * kNanosPerMilli;
 
 FlowTableConfig shard_config(const FlowTableConfig& total, std::size_t shards) {
     FlowTableConfig c = total;
@@ -144,7 +146,9 @@ FlowTableStats PipelineStats::total() const {
 // ---- reader side ----
 
 Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
-    : pipeline_(pipeline), index_(index), aggregation_(pipeline.aggregation(aggregation_version_)) {
+    : pipeline_(pipeline), index_(index), unwoken_(pipeline.workers_.size(), 0),
+      unwoken_since_(pipeline.workers_.size(), 0) {
+    aggregation_ = pipeline.aggregation(aggregation_version_);
 }
 
 void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept {
@@ -168,11 +172,22 @@ void Dispatcher::push(std::size_t worker, const PacketInfo& packet) noexcept {
 }
 
 void Dispatcher::publish() noexcept {
-    for (auto& w : pipeline_.workers_) {
-        auto& ring = *w->inputs[index_];
-        if (!ring.unpublished()) continue;
-        ring.publish();
-        w->wake.notify();
+    const Nanos now = steady_time();
+    for (std::size_t i = 0; i < pipeline_.workers_.size(); ++i) {
+        auto& w = *pipeline_.workers_[i];
+        auto& ring = *w.inputs[index_];
+        if (const auto n = ring.unpublished()) {
+            ring.publish();
+            if (unwoken_[i] == 0) unwoken_since_[i] = now;
+            unwoken_[i] += n;
+        }
+        // A sleeping worker is woken for a real batch, not for every recv: each wake-up
+        // costs two context switches. A few packets wait at most kWakeDelay (or until the
+        // worker's own idle timer), which no flow timeout can notice.
+        if (unwoken_[i] >= kWakeBatch || (unwoken_[i] && now - unwoken_since_[i] >= kWakeDelay)) {
+            w.wake.notify();
+            unwoken_[i] = 0;
+        }
     }
     // Only after the packets are visible may replay time move on (see run_worker).
     if (pipeline_.clock_.mode() == Clock::Mode::packets) pipeline_.clock_.advance(batch_max_time_);
