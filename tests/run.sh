@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The one command that proves nflowd on a fresh Debian 12 machine: installs what the build
-# and the tests need, builds from scratch with warnings as errors, runs every test (as root:
-# the integration tests make network namespaces and iptables rules).
+# The one command that proves nflowd on a fresh Debian 12 machine (as root): installs what
+# the build and the tests need, then, each from scratch with warnings as errors:
+#   1. the release build and every test (unit, pcap end to end, live namespaces);
+#   2. the unit suite under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. the threaded pipeline and the end-to-end/live tests under ThreadSanitizer;
+#   4. every libFuzzer target for a bounded time (FUZZ_SECONDS each, default 60).
+# NFLOWD_STAGES="release asan tsan fuzz" selects stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deps=(build-essential cmake pkg-config libnetfilter-log-dev libmnl-dev libnfnetlink-dev
-      libboost-program-options-dev libgtest-dev libgmock-dev libpcap-dev
+      libboost-program-options-dev libgtest-dev libgmock-dev libpcap-dev clang libclang-rt-14-dev
       nfdump tshark iproute2 iptables nftables tcpdump procps iputils-ping python3)
 missing=()
 for p in "${deps[@]}"; do
@@ -19,9 +23,34 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-build=${NFLOWD_BUILD_DIR:-build-test}
-rm -rf "$build"
-cmake -S . -B "$build" -DNFLOWD_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)"
-cd "$build"
-ctest --output-on-failure --timeout 900
+stages=${NFLOWD_STAGES:-release asan tsan fuzz}
+jobs=$(nproc)
+build() { # build DIR CMAKE_ARGS...
+    local dir=$1
+    shift
+    rm -rf "$dir"
+    cmake -S . -B "$dir" -DNFLOWD_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+}
+
+if [[ " $stages " == *" release "* ]]; then
+    echo "== release build, every test"
+    build build-test
+    (cd build-test && ctest --output-on-failure --timeout 900)
+fi
+if [[ " $stages " == *" asan "* ]]; then
+    echo "== unit tests under ASan + UBSan"
+    build build-asan -DNFLOWD_ASAN=ON
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --output-on-failure --timeout 900 -L unit)
+fi
+if [[ " $stages " == *" tsan "* ]]; then
+    echo "== threaded tests under TSan"
+    build build-tsan -DNFLOWD_TSAN=ON
+    (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+        ctest --output-on-failure --timeout 900 -L threaded)
+fi
+if [[ " $stages " == *" fuzz "* ]]; then
+    echo "== fuzzing, ${FUZZ_SECONDS:-60} s per target"
+    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+fi
