@@ -48,6 +48,7 @@ class CollectorSet {
 
     void set_sndbuf(int sndbuf);
     std::vector<CollectorStats> stats() const;
+    void reset_stats() noexcept; // zeroes the counters, keeps destination and sndbuf
     std::size_t size() const noexcept { return collectors_.size(); }
 
   private:

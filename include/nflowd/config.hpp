@@ -8,6 +8,7 @@
 #include "nflowd/flow_table.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -55,6 +56,9 @@ struct Config {
     std::string log = "stderr"; // or "syslog"
     std::string config_file;
     std::uint32_t control_id = 0x6e666c77; // "nflw"
+    // --control_group: besides root, members (by primary gid) may change settings.
+    std::optional<std::uint32_t> control_group;
+    std::string control_group_text; // as given: a group name or a number
     std::string user;                      // --user: drop root for this user once bound
 
     std::size_t worker_threads() const noexcept;

@@ -36,6 +36,9 @@ class Exporter {
     void set_pacing(const PacingConfig& pacing) noexcept { pacing_ = pacing; }
     CollectorSet& collectors() noexcept { return collectors_; }
     const ExporterStats& stats() const noexcept { return stats_; }
+    // Zeroes the counters, the collectors' too (`nflowctl set flush 2`); the v5 sequence and
+    // the pending datagram are kept.
+    void reset_stats() noexcept;
     Nanos deadline() const noexcept { return batcher_.deadline(); }
 
   private:

@@ -137,6 +137,11 @@ class NflogSource {
 
     const NflogStats& stats() const noexcept { return stats_; }
 
+    // Releases the group at shutdown and collects the batch the kernel was still holding,
+    // so packets logged just before a stop are delivered by the next receive() calls.
+    // Throws std::system_error if the kernel refuses.
+    void unbind();
+
   private:
     struct SocketCloser {
         void operator()(mnl_socket* s) const noexcept;

@@ -110,6 +110,9 @@ class Pipeline {
     void flush(); // export every active flow now
     // A copy of every active flow (for flow dumps); each worker copies its own shard.
     std::vector<FlowRecord> active_flows();
+    // Zeroes every counter stats() reports (`set flush 2`); active flows and their peak
+    // restart from the table's content.
+    void reset_stats();
 
     PipelineStats stats() const;
     std::size_t workers() const noexcept { return workers_.size(); }
@@ -125,6 +128,7 @@ class Pipeline {
     void on_workers(const std::function<void(Worker&)>& fn);
     void on_exporter(const std::function<void(Exporter&)>& fn);
     std::shared_ptr<const Aggregation> aggregation(std::uint64_t& version) const;
+    ParseStats parse_totals() const; // every dispatcher's published counters, no base
 
     PipelineConfig config_;
     Clock& clock_;
@@ -135,6 +139,10 @@ class Pipeline {
     mutable std::mutex aggregation_mutex_;
     std::shared_ptr<const Aggregation> aggregation_current_;
     std::atomic<std::uint64_t> aggregation_version_{0};
+
+    // Parse counters belong to the reader threads; zeroing them records a base instead.
+    mutable std::mutex parse_base_mutex_;
+    ParseStats parse_base_;
 
     std::atomic<bool> readers_done_{false};
     std::atomic<bool> threads_running_{false};

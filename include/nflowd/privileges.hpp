@@ -21,9 +21,9 @@ Identity lookup_user(const std::string& user);
 
 // setgroups, setgid, setuid for every thread of the process (glibc applies them to all
 // threads), then verifies that real, effective and saved ids all changed and that setuid(0)
-// now fails. Already being that user is not an error. Throws std::runtime_error naming the
-// step that failed; the caller must not go on running as root then. Returns a line for the
-// log ("running as user nflowd (uid 101, gid 101)").
+// now fails. Already being that user (holding no group it lacks) is not an error. Throws
+// std::runtime_error naming the step that failed; the caller must not go on running as root then.
+// Returns a line for the log ("running as user nflowd (uid 101, gid 101)").
 std::string drop_privileges(const std::string& user);
 
 } // namespace nflowd

@@ -244,6 +244,15 @@ void NflogSource::configure(const NflogConfig& cfg) {
     // No explicit UNBIND on destruction: closing the socket releases the group.
 }
 
+void NflogSource::unbind() {
+    // Destroying the instance makes the kernel send the batch it is still holding for
+    // qthreshold/qtimeout; it arrives before the ACK and is kept for receive().
+    alignas(nlmsghdr) std::array<char, 128> msg{};
+    nlmsghdr* nlh = nflog_nlmsg_put_header(msg.data(), NFULNL_MSG_CONFIG, AF_UNSPEC, group_);
+    nflog_attr_put_cfg_cmd(nlh, NFULNL_CFG_CMD_UNBIND);
+    send_config(nlh, "UNBIND");
+}
+
 void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
     nlh->nlmsg_flags |= NLM_F_ACK;
     nlh->nlmsg_seq = ++config_seq_;

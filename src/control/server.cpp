@@ -1,5 +1,7 @@
 #include "nflowd/control_server.hpp"
 
+#include "nflowd/clock.hpp"
+
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <poll.h>

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <grp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,6 +69,20 @@ std::vector<std::uint16_t> parse_groups(std::string_view name, std::string_view 
         rest = rest.substr(comma + 1);
     }
     return out;
+}
+
+// A group name, or a number when it is all digits: what nflowctl's peers are compared to.
+std::uint32_t lookup_group(std::string_view v) {
+    if (std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        return static_cast<std::uint32_t>(
+            number("control_group", v, 0, 0xfffffffe, "must be a group name or gid"));
+    const std::string name(v);
+    std::vector<char> buf(16384);
+    group g{};
+    group* found = nullptr;
+    if (::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+        throw ConfigError("control_group", "no such group, " + quoted(v));
+    return found->gr_gid;
 }
 
 struct Knob {
@@ -235,6 +250,18 @@ const std::vector<Knob>& knobs() {
                  number("control_id", v, 1, 0x7fffffff, "must be a port id 1-2147483647"));
          },
          [](const Config& c) { return std::to_string(c.control_id); }},
+        {{"control_group", "GROUP",
+          "nflowctl set/flush allowed to this group too (name or gid; default root only)", false},
+         [](Config& c, std::string_view v) {
+             if (v.empty()) {
+                 c.control_group.reset();
+                 c.control_group_text.clear();
+                 return;
+             }
+             c.control_group = lookup_group(v);
+             c.control_group_text = v;
+         },
+         [](const Config& c) { return c.control_group_text; }},
         {{"config", "FILE", "read options from FILE (key = value, same names)", false},
          [](Config& c, std::string_view v) { c.config_file = v; },
          [](const Config& c) { return c.config_file; }},

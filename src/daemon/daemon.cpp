@@ -65,7 +65,13 @@ struct Daemon::Reader {
             dispatcher.publish();
             snapshot();
         }
-        // SIGTERM: what the kernel already handed to the socket is still accounted.
+        // SIGTERM: what the kernel already logged is still accounted, including the batch
+        // it holds back for qtimeout, which unbinding makes it send now.
+        try {
+            source.unbind();
+        } catch (const std::system_error&) {
+            // The group goes away with the socket anyway; only that held batch is at stake.
+        }
         for (int i = 0; i < kFinalDrainBatches && source.receive(deliver) != 0; ++i)
             dispatcher.publish();
         dispatcher.publish();
@@ -81,6 +87,7 @@ struct Daemon::Reader {
     std::thread thread;
     mutable std::mutex mutex;
     NflogStats stats;
+    NflogStats base; // the zero of `set flush 2`: the source's own counters never go back
 };
 
 Daemon::Daemon(Config config, std::vector<std::string> argv)
@@ -92,6 +99,9 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!signal_fd_ || !stop_fd_)
         throw std::system_error(errno, std::generic_category(), "signalfd/eventfd");
+    // The control channel first: a second nflowd with the same --control_id stops here,
+    // before it touches the NFLOG groups or the pidfile of the one running.
+    open_control();
 
     // Bind every group before starting threads: a refused group stops start-up cleanly.
     std::vector<NflogSource> sources;
@@ -108,6 +118,7 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
 }
 
 Daemon::~Daemon() {
+    stop_control();
     if (pidfile_written_) ::unlink(config_.pidfile.c_str());
 }
 
@@ -128,6 +139,7 @@ void Daemon::write_pidfile() {
 
 int Daemon::run() {
     for (auto& r : readers_) r->thread = std::thread([&r = *r, fd = stop_fd_.get()] { r.run(fd); });
+    control_thread_ = std::thread([this] { serve_control(); });
     {
         std::ostringstream groups;
         for (auto g : config_.groups) groups << (groups.tellp() ? "," : "") << g;
@@ -157,6 +169,8 @@ int Daemon::run() {
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(stop_fd_.get(), &one, sizeof one);
     for (auto& r : readers_) r->thread.join();
+    // Before finish(): a request in progress may still be waiting on the pipeline's threads.
+    stop_control();
     pipeline_->finish();
     const auto s = pipeline_->stats();
     log_.log(LogLevel::notice, "stopped: " + std::to_string(s.exporter.flows) +
@@ -262,41 +276,52 @@ std::string Daemon::get(std::string_view name) const {
     return option_value(config_, name);
 }
 
-void Daemon::flush() {
+void Daemon::flush(int level) {
     pipeline_->flush();
+    if (level >= 2) reset_stats();
 }
 
 std::vector<GroupStats> Daemon::group_stats() const {
     std::vector<GroupStats> out;
     for (const auto& r : readers_) {
         std::lock_guard lock(r->mutex);
-        out.push_back(GroupStats{r->source.group(), r->stats});
+        const auto since = [](std::uint64_t now, std::uint64_t base) {
+            return now > base ? now - base : 0;
+        };
+        const auto& s = r->stats;
+        const auto& b = r->base;
+        NflogStats n;
+        n.batches = since(s.batches, b.batches);
+        n.messages = since(s.messages, b.messages);
+        n.packets = since(s.packets, b.packets);
+        n.bytes = since(s.bytes, b.bytes);
+        n.lost = since(s.lost, b.lost);
+        n.enobufs = since(s.enobufs, b.enobufs);
+        n.malformed = since(s.malformed, b.malformed);
+        n.seq_resets = since(s.seq_resets, b.seq_resets);
+        n.kernel_timestamps = since(s.kernel_timestamps, b.kernel_timestamps);
+        out.push_back(GroupStats{r->source.group(), n});
     }
     return out;
 }
 
+void Daemon::reset_stats() {
+    pipeline_->reset_stats();
+    for (auto& r : readers_) {
+        std::lock_guard lock(r->mutex);
+        r->base = r->stats;
+    }
+    {
+        std::lock_guard lock(sample_mutex_);
+        peak_ = 0;
+        peak_time_ = 0;
+        rates_.reset();
+    }
+    log_.log(LogLevel::notice, "statistics zeroed");
+}
+
 std::string Daemon::stats_text() const {
-    const auto s = pipeline_->stats();
-    const auto t = s.total();
-    std::ostringstream o;
-    o << "nflowd " << NFLOWD_VERSION << ", up " << (wall_time() - started_) / kNanosPerSecond
-      << " s\n";
-    o << "flows: active " << t.active << ", peak " << t.peak << ", created " << t.created << "\n";
-    o << "packets: accounted " << t.packets << ", bytes " << t.octets << ", maxflows dropped "
-      << t.dropped_packets << "\n";
-    o << "parse: packets " << s.parse.packets << ", invalid " << s.parse.invalid << ", truncated "
-      << s.parse.truncated << ", fragments " << s.parse.fragments << ", ipv6 " << s.parse.ipv6
-      << "\n";
-    for (const auto& g : group_stats())
-        o << "group " << g.group << ": packets " << g.nflog.packets << ", lost " << g.nflog.lost
-          << ", enobufs " << g.nflog.enobufs << ", malformed " << g.nflog.malformed << "\n";
-    o << "export: flows " << s.exporter.flows << ", datagrams " << s.exporter.datagrams
-      << ", lost flows " << s.exporter.lost_flows << "\n";
-    for (const auto& c : s.collectors)
-        o << "destination " << c.destination << ": datagrams " << c.datagrams << ", bytes "
-          << c.bytes << ", buffer_full " << c.err_buffer_full << ", refused " << c.err_refused
-          << ", other " << c.err_other << ", sndbuf " << c.sndbuf << "\n";
-    return o.str();
+    return format_stats_text(stats_report());
 }
 
 } // namespace nflowd

@@ -381,8 +381,13 @@ void Pipeline::set_aggregation(Aggregation aggregation) {
     aggregation_version_.fetch_add(1, std::memory_order_release);
 }
 
+// The exporter snapshots its counters only every 100 ms; these force one so that stats
+// read right after a change show it.
 void Pipeline::set_collectors(CollectorSet collectors) {
-    on_exporter([&](Exporter& e) { e.set_collectors(std::move(collectors)); });
+    on_exporter([&](Exporter& e) {
+        e.set_collectors(std::move(collectors));
+        export_->snapshot(true);
+    });
 }
 
 void Pipeline::set_v5_params(const V5Params& params) {
@@ -390,7 +395,10 @@ void Pipeline::set_v5_params(const V5Params& params) {
 }
 
 void Pipeline::set_sndbuf(int sndbuf) {
-    on_exporter([&](Exporter& e) { e.collectors().set_sndbuf(sndbuf); });
+    on_exporter([&](Exporter& e) {
+        e.collectors().set_sndbuf(sndbuf);
+        export_->snapshot(true);
+    });
 }
 
 void Pipeline::set_pacing(const PacingConfig& pacing) {
@@ -417,17 +425,49 @@ std::vector<FlowRecord> Pipeline::active_flows() {
     return out;
 }
 
-PipelineStats Pipeline::stats() const {
-    PipelineStats s;
+void Pipeline::reset_stats() {
+    {
+        std::lock_guard lock(parse_base_mutex_);
+        parse_base_ = parse_totals();
+    }
+    on_workers([](Worker& w) {
+        w.table.reset_stats();
+        w.snapshot(true);
+    });
+    on_exporter([this](Exporter& e) {
+        e.reset_stats();
+        export_->snapshot(true);
+    });
+}
+
+ParseStats Pipeline::parse_totals() const {
+    ParseStats p;
     for (const auto& d : dispatchers_) {
         constexpr auto r = std::memory_order_relaxed;
         const auto& c = d->published_;
-        s.parse.packets += c.packets.load(r);
-        s.parse.accounted += c.accounted.load(r);
-        s.parse.fragments += c.fragments.load(r);
-        s.parse.truncated += c.truncated.load(r);
-        s.parse.ipv6 += c.ipv6.load(r);
-        s.parse.invalid += c.invalid.load(r);
+        p.packets += c.packets.load(r);
+        p.accounted += c.accounted.load(r);
+        p.fragments += c.fragments.load(r);
+        p.truncated += c.truncated.load(r);
+        p.ipv6 += c.ipv6.load(r);
+        p.invalid += c.invalid.load(r);
+    }
+    return p;
+}
+
+PipelineStats Pipeline::stats() const {
+    PipelineStats s;
+    s.parse = parse_totals();
+    {
+        // Counters only grow, so what is read after a reset is never below its base.
+        std::lock_guard lock(parse_base_mutex_);
+        const auto minus = [](std::uint64_t& v, std::uint64_t base) { v = v > base ? v - base : 0; };
+        minus(s.parse.packets, parse_base_.packets);
+        minus(s.parse.accounted, parse_base_.accounted);
+        minus(s.parse.fragments, parse_base_.fragments);
+        minus(s.parse.truncated, parse_base_.truncated);
+        minus(s.parse.ipv6, parse_base_.ipv6);
+        minus(s.parse.invalid, parse_base_.invalid);
     }
     for (const auto& w : workers_) {
         std::lock_guard lock(w->stats_mutex);

@@ -81,8 +81,15 @@ std::string drop_privileges(const std::string& user) {
         return ::getresuid(&ruid, &euid, &suid) == 0 && ::getresgid(&rgid, &egid, &sgid) == 0 &&
                ruid == u && euid == u && suid == u && rgid == g && egid == g && sgid == g;
     };
-    if (ids_are(id.uid, id.gid) && sorted(current_groups()) == sorted(id.groups))
-        return "already running as " + who;
+    // Already that user (started so by systemd, say): fewer groups than the user's is no
+    // privilege, so only a group the user does not have would need changing.
+    const auto allowed = sorted(id.groups);
+    const auto holds_only_allowed = [&] {
+        for (const auto g : current_groups())
+            if (g != id.gid && !std::binary_search(allowed.begin(), allowed.end(), g)) return false;
+        return true;
+    };
+    if (ids_are(id.uid, id.gid) && holds_only_allowed()) return "already running as " + who;
 
     // Groups first, then the gid, the uid last: after setuid nothing else may change.
     if (::setgroups(id.groups.size(), id.groups.data()) != 0) fail("setgroups", errno);

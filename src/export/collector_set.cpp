@@ -164,24 +164,30 @@ CollectorSet::CollectorSet(std::vector<Destination> destinations, int sndbuf) {
 std::size_t CollectorSet::send(std::span<const std::byte> datagram) noexcept {
     std::size_t accepted = 0;
     for (auto& c : collectors_) {
-        ssize_t n;
-        do {
+        // ECONNREFUSED reports the ICMP answer to an earlier datagram (that one was lost at
+        // the collector) and sends nothing; reporting clears it, so one retry sends this
+        // datagram to a collector that has come back. A second refusal: it is still down.
+        ssize_t n = -1;
+        int err = 0;
+        for (int refusals = 0;;) {
             n = ::send(c.fd.get(), datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
+            if (n >= 0) break;
+            err = errno;
+            if (err == EINTR) continue;
+            if (err != ECONNREFUSED) break;
+            ++c.stats.err_refused;
+            if (++refusals == 2) break;
+        }
         if (n >= 0 && static_cast<std::size_t>(n) == datagram.size()) {
             ++accepted;
             ++c.stats.datagrams;
             c.stats.bytes += datagram.size();
             continue;
         }
-        // A refused send consumed the socket's pending error and sent nothing; the next one
-        // goes out normally, so a collector that comes back is picked up without reconnecting.
-        const int err = n < 0 ? errno : EMSGSIZE;
+        if (n >= 0) err = EMSGSIZE;
         if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
             ++c.stats.err_buffer_full;
-        else if (err == ECONNREFUSED)
-            ++c.stats.err_refused;
-        else
+        else if (err != ECONNREFUSED) // refusals are already counted above
             ++c.stats.err_other;
     }
     return accepted;
@@ -189,6 +195,15 @@ std::size_t CollectorSet::send(std::span<const std::byte> datagram) noexcept {
 
 void CollectorSet::set_sndbuf(int sndbuf) {
     for (auto& c : collectors_) c.stats.sndbuf = apply_sndbuf(c.fd.get(), sndbuf, c.dest.text);
+}
+
+void CollectorSet::reset_stats() noexcept {
+    for (auto& c : collectors_) {
+        CollectorStats fresh;
+        fresh.destination = std::move(c.stats.destination);
+        fresh.sndbuf = c.stats.sndbuf;
+        c.stats = std::move(fresh);
+    }
 }
 
 std::vector<CollectorStats> CollectorSet::stats() const {

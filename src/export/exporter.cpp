@@ -52,6 +52,11 @@ void Exporter::set_collectors(CollectorSet collectors) {
     collectors_ = std::move(collectors);
 }
 
+void Exporter::reset_stats() noexcept {
+    stats_ = {};
+    collectors_.reset_stats();
+}
+
 void Exporter::send(const V5Datagram& datagram) {
     ++stats_.datagrams;
     pace();

@@ -177,9 +177,11 @@ TEST(CollectorSet, ClosedPortIsCountedRefusedAndDoesNotStopTheOthers) {
         EXPECT_EQ(live.recv(), dg);
     }
     const auto st = set.stats();
-    // Each datagram to the closed port draws an ICMP port unreachable that fails the next send.
+    // Each datagram to the closed port draws an ICMP port unreachable; the next send reports
+    // it (counted as refused: that earlier datagram was lost) and is retried once.
     EXPECT_GE(st[0].err_refused, 1U);
-    EXPECT_EQ(st[0].datagrams + st[0].err_refused, 6U);
+    EXPECT_LE(st[0].err_refused, 5U);
+    EXPECT_EQ(st[0].datagrams, 6U);
     EXPECT_EQ(st[1].datagrams, 6U);
     EXPECT_EQ(st[1].err_refused, 0U);
 }
@@ -196,13 +198,9 @@ TEST(CollectorSet, ExportResumesWhenARefusingCollectorComesBack) {
     Receiver back(port);
     ASSERT_EQ(back.port(), port);
     const auto fresh = payload(90, 2);
-    std::optional<std::vector<std::byte>> got;
-    // The first send may still report an ICMP error queued before the collector came back.
-    for (int i = 0; i < 3 && !got; ++i) {
-        set.send(fresh);
-        got = back.recv(200);
-    }
-    EXPECT_EQ(got, fresh);
+    // The ICMP error queued before the collector came back must not cost this datagram.
+    EXPECT_EQ(set.send(fresh), 1U);
+    EXPECT_EQ(back.recv(200), fresh);
     EXPECT_EQ(set.send(fresh), 1U);
     EXPECT_EQ(back.recv(), fresh);
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# nflowd --user, live, in private namespaces: started as root, the daemon binds its NFLOG
+# group and control channel, then runs as nobody with no capabilities (every uid and gid,
+# the groups, CapEff/CapPrm checked in /proc) and still captures and exports. What the
+# unprivileged daemon can still change: destination (nflowctl set, new collector gets the
+# flows), timeouts through SIGHUP with a readable config; what it cannot: a root-only config
+# on SIGHUP (logged, keeps running), sndbuf past net.core.wmem_max (capped). An unknown user
+# is a bad option (exit 2). Last, started as the systemd unit does (nobody + ambient
+# CAP_NET_ADMIN, setpriv): binds its group and may still force sndbuf.
+# usage: privdrop_live.sh PATH/TO/nflowd PATH/TO/nflowctl PATH/TO/v5_collector.py
+set -euo pipefail
+
+NFLOWD=${1:?usage: privdrop_live.sh nflowd nflowctl v5_collector.py}
+NFLOWCTL=${2:-}
+COLLECTOR=${3:?usage}
+# shellcheck source=netns_lib.sh
+source "$(dirname "$0")/netns_lib.sh"
+netns_require
+command -v python3 >/dev/null || { echo "SKIP: python3 missing" >&2; exit 77; }
+getent passwd nobody >/dev/null || { echo "SKIP: no user nobody" >&2; exit 77; }
+[[ -x $NFLOWCTL ]] || { echo "SKIP: no nflowctl" >&2; exit 77; }
+
+WORK=$(mktemp -d)
+chmod 755 "$WORK" # nobody must reach the config file in it
+cleanup_priv() {
+    local rc=$?
+    netns_cleanup || true
+    rm -rf "$WORK"
+    exit "$rc"
+}
+netns_setup
+trap cleanup_priv EXIT
+
+FAILED=0
+fail() {
+    echo "FAIL: $*" >&2
+    FAILED=1
+}
+status_field() { awk -v k="$1:" '$1 == k { $1 = ""; print substr($0, 2) }' "/proc/$2/status"; }
+records() { grep -c '"src"' "$1" 2>/dev/null || true; }
+ctl() { in_router "$NFLOWCTL" -i "$ID" "$@"; }
+
+echo "== an unknown user is a bad option"
+rc=0
+"$NFLOWD" --group 1 --user no-such-user-nflowd >"$WORK/bad.out" 2>&1 || rc=$?
+((rc == 2)) || fail "unknown user: exit $rc, expected 2"
+grep -q -- '--user: no such user' "$WORK/bad.out" || fail "message: $(cat "$WORK/bad.out")"
+
+GROUP=$((5000 + $$ % 1000))
+ID=$((200000 + $$))
+in_server iptables -A INPUT -p udp --dport 9999 -j DROP
+in_router iptables -I FORWARD 1 -j NFLOG --nflog-group "$GROUP" --nflog-size 128
+
+netns_bg "$NS_ROUTER" "$WORK/c1.out" "$WORK/c1.err" python3 "$COLLECTOR" --port 12055 \
+    --out "$WORK/c1.json" --duration 120
+netns_bg "$NS_ROUTER" "$WORK/c2.out" "$WORK/c2.err" python3 "$COLLECTOR" --port 12056 \
+    --out "$WORK/c2.json" --duration 120
+netns_wait_for "$WORK/c1.out" ready 50 && netns_wait_for "$WORK/c2.out" ready 50 ||
+    { cat "$WORK"/c*.err >&2; exit 1; }
+
+CONF=$WORK/nflowd.conf
+printf 'group = %s\ndestination = 127.0.0.1:12055\ninactive_timeout = 1\n' "$GROUP" >"$CONF"
+chmod 644 "$CONF"
+echo "== nflowd --user nobody"
+netns_bg "$NS_ROUTER" "$WORK/d.log" "$WORK/d.log" "$NFLOWD" --config "$CONF" --user nobody \
+    --control_id "$ID" --debug 1
+PID=$NETNS_LAST_PID
+netns_wait_for "$WORK/d.log" started 50 || { cat "$WORK/d.log" >&2; exit 1; }
+grep -q 'running as user nobody' "$WORK/d.log" || fail "no 'running as user nobody' in the log"
+
+want_uid=$(getent passwd nobody | awk -F: '{ print $3 }')
+want_gid=$(getent passwd nobody | awk -F: '{ print $4 }')
+want_groups=$(id -G nobody | tr ' ' '\n' | sort -n | xargs)
+uids=$(status_field Uid "$PID")
+gids=$(status_field Gid "$PID")
+groups=$(status_field Groups "$PID" | tr ' \t' '\n\n' | grep . | sort -n | xargs)
+echo "Uid: $uids / Gid: $gids / Groups: $groups"
+[[ $(xargs -n1 <<<"$uids" | sort -u) == "$want_uid" ]] || fail "uids are '$uids'"
+[[ $(xargs -n1 <<<"$gids" | sort -u) == "$want_gid" ]] || fail "gids are '$gids'"
+[[ $groups == "$want_groups" ]] || fail "groups are '$groups', expected '$want_groups'"
+for cap in CapEff CapPrm CapAmb; do
+    v=$(status_field "$cap" "$PID")
+    [[ $v =~ ^0+$ ]] || fail "$cap is $v"
+done
+# Every thread, not just the main one.
+for task in /proc/"$PID"/task/*; do
+    [[ $(awk '$1 == "Uid:" { print $2 $3 $4 $5 }' "$task/status") == \
+        "$want_uid$want_uid$want_uid$want_uid" ]] ||
+        fail "thread $(basename "$task") kept another uid"
+done
+
+echo "== capture and export still work"
+netns_udp "$NS_CLIENT" "$SERVER_IP" 9999 10 100
+for ((i = 0; i < 50 && $(records "$WORK/c1.json") == 0; i++)); do sleep 0.2; done
+(($(records "$WORK/c1.json") > 0)) || fail "collector 1 got no flow"
+
+echo "== nflowctl set destination (new socket, no privilege needed)"
+ctl set destination 127.0.0.1:12056 || fail "nflowctl set destination failed"
+netns_udp "$NS_CLIENT" "$SERVER_IP" 9999 10 100
+for ((i = 0; i < 50 && $(records "$WORK/c2.json") == 0; i++)); do sleep 0.2; done
+(($(records "$WORK/c2.json") > 0)) || fail "collector 2 got no flow after the change"
+
+echo "== sndbuf past wmem_max is capped without CAP_NET_ADMIN"
+wmem_max=$(in_router cat /proc/sys/net/core/wmem_max)
+want=$((wmem_max * 4))
+ctl set sndbuf "$want" >/dev/null || fail "nflowctl set sndbuf failed"
+granted=$(ctl stats | grep -o 'sndbuf [0-9]*' | tail -1 | awk '{ print $2 }')
+echo "asked $want, wmem_max $wmem_max, granted ${granted:-?}"
+((${granted:-0} > 0 && ${granted:-0} <= 2 * wmem_max)) ||
+    fail "sndbuf ${granted:-?} granted past 2 * wmem_max ($wmem_max)"
+
+echo "== SIGHUP re-reads a world-readable config file"
+sed -i 's/^inactive_timeout = 1$/inactive_timeout = 7/' "$CONF"
+kill -HUP "$PID"
+netns_wait_for "$WORK/d.log" 'SIGHUP: configuration re-read' 50 || fail "SIGHUP not applied"
+[[ $(ctl get inactive_timeout) == "inactive_timeout = 7" ]] ||
+    fail "inactive_timeout after SIGHUP: $(ctl get inactive_timeout)"
+
+echo "== SIGHUP cannot re-read a root-only config file"
+chmod 600 "$CONF"
+sed -i 's/^inactive_timeout = 7$/inactive_timeout = 9/' "$CONF"
+kill -HUP "$PID"
+netns_wait_for "$WORK/d.log" 'SIGHUP: configuration not changed' 50 ||
+    fail "unreadable config on SIGHUP not logged"
+grep 'SIGHUP: configuration not changed' "$WORK/d.log" | tail -1
+kill -0 "$PID" 2>/dev/null || fail "daemon died on an unreadable config"
+[[ $(ctl get inactive_timeout) == "inactive_timeout = 7" ]] ||
+    fail "inactive_timeout changed although the file was unreadable"
+
+netns_stop "$PID" || fail "nflowd exited with $?"
+
+# What the systemd unit does instead: start as an ordinary user that keeps CAP_NET_ADMIN
+# only (AmbientCapabilities, CapabilityBoundingSet, NoNewPrivileges). The daemon binds, and
+# may force sndbuf; --user naming that same user is accepted as a no-op.
+if command -v setpriv >/dev/null; then
+    echo "== as the systemd unit runs it: nobody with only CAP_NET_ADMIN"
+    ID2=$((ID + 1))
+    netns_bg "$NS_ROUTER" "$WORK/u.log" "$WORK/u.log" setpriv --reuid=nobody --regid="$want_gid" \
+        --clear-groups --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin \
+        --bounding-set=-all,+net_admin --no-new-privs \
+        "$NFLOWD" --group "$GROUP" --destination 127.0.0.1:12055 --control_id "$ID2" \
+        --user nobody --debug 1
+    PID=$NETNS_LAST_PID
+    netns_wait_for "$WORK/u.log" started 50 || fail "did not start: $(cat "$WORK/u.log")"
+    grep -q 'already running as user nobody' "$WORK/u.log" || fail "--user not a no-op"
+    in_router "$NFLOWCTL" -i "$ID2" set sndbuf "$want" >/dev/null || fail "set sndbuf failed"
+    granted=$(in_router "$NFLOWCTL" -i "$ID2" stats | grep -o 'sndbuf [0-9]*' | tail -1 |
+        awk '{ print $2 }')
+    echo "asked $want, granted ${granted:-?} (forced with CAP_NET_ADMIN)"
+    ((${granted:-0} > 2 * wmem_max)) || fail "sndbuf not forced past wmem_max: ${granted:-?}"
+    netns_stop "$PID" || fail "nflowd (as the unit) exited with $?"
+fi
+
+((FAILED == 0)) && echo "PASS"
+exit "$FAILED"
