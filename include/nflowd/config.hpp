@@ -59,7 +59,7 @@ struct Config {
     // --control_group: besides root, members (by primary gid) may change settings.
     std::optional<std::uint32_t> control_group;
     std::string control_group_text; // as given: a group name or a number
-    std::string user;                      // --user: drop root for this user once bound
+    std::string user;               // --user: drop root for this user once bound
 
     std::size_t worker_threads() const noexcept;
 };

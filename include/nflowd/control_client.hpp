@@ -44,7 +44,8 @@ class ControlClient {
 
     std::vector<ctl::KnobValue> list();
     std::vector<ctl::KnobValue> get(const std::vector<std::string>& names);
-    std::vector<ctl::KnobValue> set(const std::vector<std::pair<std::string, std::string>>& changes);
+    std::vector<ctl::KnobValue>
+    set(const std::vector<std::pair<std::string, std::string>>& changes);
     std::string stats(ctl::StatsFormat format);
     // header(total, now) once, then each(flow) per flow as messages arrive.
     void flows(std::uint32_t top, ctl::FlowSort sort,

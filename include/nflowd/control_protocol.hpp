@@ -49,16 +49,16 @@ std::string_view command_name(Command c) noexcept;
 // Top-level attributes.
 enum Attr : std::uint16_t {
     kAttrUnspec = 0,
-    kAttrVersion = 1,   // u32, required in every request
-    kAttrKnob = 2,      // nested KnobAttr; request get: name; set: name + value; reply: all
-    kAttrFormat = 3,    // u8 StatsFormat (stats request)
-    kAttrTop = 4,       // u32, 0 = every flow (flows request)
-    kAttrSort = 5,      // u8 FlowSort (flows request)
-    kAttrFlushLevel = 6,// u8 1 or 2 (flush request)
-    kAttrText = 7,      // NUL-terminated chunk of text (stats reply)
-    kAttrNow = 8,       // u64 daemon wall time, ns (flows reply, first message)
-    kAttrFlowTotal = 9, // u64 active flows in the daemon (flows reply, first message)
-    kAttrFlow = 10,     // nested FlowAttr (flows reply)
+    kAttrVersion = 1,    // u32, required in every request
+    kAttrKnob = 2,       // nested KnobAttr; request get: name; set: name + value; reply: all
+    kAttrFormat = 3,     // u8 StatsFormat (stats request)
+    kAttrTop = 4,        // u32, 0 = every flow (flows request)
+    kAttrSort = 5,       // u8 FlowSort (flows request)
+    kAttrFlushLevel = 6, // u8 1 or 2 (flush request)
+    kAttrText = 7,       // NUL-terminated chunk of text (stats reply)
+    kAttrNow = 8,        // u64 daemon wall time, ns (flows reply, first message)
+    kAttrFlowTotal = 9,  // u64 active flows in the daemon (flows reply, first message)
+    kAttrFlow = 10,      // nested FlowAttr (flows reply)
     kAttrMax = kAttrFlow,
 };
 enum KnobAttr : std::uint16_t {

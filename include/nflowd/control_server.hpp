@@ -118,8 +118,7 @@ class ControlServer {
     std::unique_ptr<mnl_socket, SocketCloser> sock_;
     std::vector<std::byte> buf_;
     struct Counters {
-        std::atomic<std::uint64_t> requests{0}, errors{0}, denied{0}, ignored{0},
-            send_failures{0};
+        std::atomic<std::uint64_t> requests{0}, errors{0}, denied{0}, ignored{0}, send_failures{0};
     };
     Counters counters_;
 };

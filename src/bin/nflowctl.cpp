@@ -74,13 +74,20 @@ std::string address(std::uint32_t host_order) {
 
 std::string protocol_name(std::uint8_t p) {
     switch (p) {
-    case 1: return "icmp";
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 47: return "gre";
-    case 50: return "esp";
-    case 132: return "sctp";
-    default: return std::to_string(p);
+    case 1:
+        return "icmp";
+    case 6:
+        return "tcp";
+    case 17:
+        return "udp";
+    case 47:
+        return "gre";
+    case 50:
+        return "esp";
+    case 132:
+        return "sctp";
+    default:
+        return std::to_string(p);
     }
 }
 
@@ -102,9 +109,12 @@ int run_flows(ControlClient& client, const std::vector<std::string>& args) {
             top = static_cast<std::uint32_t>(parse_number("--top", args[++i], 1, 0xffffffff));
         } else if (a == "--sort") {
             const auto& v = args[++i];
-            if (v == "bytes") sort = ctl::FlowSort::bytes;
-            else if (v == "packets") sort = ctl::FlowSort::packets;
-            else throw UsageError{"--sort must be bytes or packets, got \"" + v + "\""};
+            if (v == "bytes")
+                sort = ctl::FlowSort::bytes;
+            else if (v == "packets")
+                sort = ctl::FlowSort::packets;
+            else
+                throw UsageError{"--sort must be bytes or packets, got \"" + v + "\""};
         } else {
             throw UsageError{"flows: unexpected argument \"" + a + "\""};
         }
@@ -129,10 +139,9 @@ int run_flows(ControlClient& client, const std::vector<std::string>& args) {
             const double age = static_cast<double>(now - f.first) / 1e9;
             const double idle = static_cast<double>(now - f.last) / 1e9;
             std::printf("%-5s %-21s %-21s %3u %5u %5u %10u %12u %6s %7.1f %7.1f\n",
-                        protocol_name(f.key.protocol).c_str(), src.c_str(), dst.c_str(),
-                        f.key.tos, f.key.in_if, f.out_if, f.packets, f.octets,
-                        tcp_flags(f.tcp_flags).c_str(), age < 0 ? 0.0 : age,
-                        idle < 0 ? 0.0 : idle);
+                        protocol_name(f.key.protocol).c_str(), src.c_str(), dst.c_str(), f.key.tos,
+                        f.key.in_if, f.out_if, f.packets, f.octets, tcp_flags(f.tcp_flags).c_str(),
+                        age < 0 ? 0.0 : age, idle < 0 ? 0.0 : idle);
         });
     std::fflush(stdout);
     return kExitOk;
@@ -235,8 +244,7 @@ int main(int argc, char* argv[]) {
     } catch (const ControlClientError& e) {
         std::cout.flush();
         std::cerr << "nflowctl: " << e.what() << "\n";
-        return e.kind() == ControlClientError::Kind::unreachable ? kExitUnreachable
-                                                                   : kExitRefused;
+        return e.kind() == ControlClientError::Kind::unreachable ? kExitUnreachable : kExitRefused;
     } catch (const std::exception& e) {
         std::cerr << "nflowctl: " << e.what() << "\n";
         return kExitRefused;

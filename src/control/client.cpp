@@ -31,8 +31,8 @@ void ControlClient::SocketCloser::operator()(mnl_socket* s) const noexcept {
 
 ControlClient::ControlClient(std::uint32_t daemon_port, int timeout_ms)
     : daemon_port_(daemon_port), timeout_ms_(timeout_ms), buf_(ctl::kReplyBufferSize),
-      seq_(static_cast<std::uint32_t>(
-          std::chrono::steady_clock::now().time_since_epoch().count())) {
+      seq_(
+          static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
     sock_.reset(mnl_socket_open2(NETLINK_USERSOCK, SOCK_CLOEXEC));
     if (!sock_)
         throw ControlClientError(Kind::unreachable, errno,
@@ -62,7 +62,8 @@ void ControlClient::send(std::span<const std::byte> datagram) {
                                    0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
         if (n >= 0) return;
         if (errno == EINTR) continue;
-        if (errno == ECONNREFUSED) throw ControlClientError(Kind::unreachable, errno, not_running(daemon_port_));
+        if (errno == ECONNREFUSED)
+            throw ControlClientError(Kind::unreachable, errno, not_running(daemon_port_));
         throw ControlClientError(Kind::unreachable, errno,
                                  "cannot send to nflowd: " + std::string(std::strerror(errno)));
     }
@@ -94,8 +95,7 @@ std::span<const std::byte> ControlClient::receive() {
                                          std::string(std::strerror(errno)));
         }
         // Anyone may send to our port: only the daemon's port id is listened to.
-        if (from_len != sizeof from || from.nl_pid != daemon_port_ || from.nl_groups != 0)
-            continue;
+        if (from_len != sizeof from || from.nl_pid != daemon_port_ || from.nl_groups != 0) continue;
         if (static_cast<std::size_t>(n) > buf_.size())
             throw ControlClientError(Kind::protocol, EMSGSIZE,
                                      "reply from nflowd larger than " +
@@ -127,9 +127,12 @@ void ControlClient::transact(const ctl::Request& request,
         const bool ok = ctl::decode_replies(data, why, [&](ctl::Reply&& r) {
             if (done || error || r.seq != seq) return; // late answer to an earlier request
             switch (r.kind) {
-            case ctl::Reply::Kind::done: done = true; break;
+            case ctl::Reply::Kind::done:
+                done = true;
+                break;
             case ctl::Reply::Kind::error:
-                if (r.error == 0) done = true; // plain ack
+                if (r.error == 0)
+                    done = true; // plain ack
                 else
                     error.emplace(Kind::refused, r.error,
                                   r.message.empty() ? std::strerror(r.error) : r.message);
@@ -137,15 +140,18 @@ void ControlClient::transact(const ctl::Request& request,
             case ctl::Reply::Kind::data:
                 if (r.type != static_cast<std::uint16_t>(request.command))
                     error.emplace(Kind::protocol, EPROTO,
-                                  "nflowd answered " + std::string(ctl::command_name(
-                                                           request.command)) +
+                                  "nflowd answered " +
+                                      std::string(ctl::command_name(request.command)) +
                                       " with message type " + std::to_string(r.type));
-                else on_data(std::move(r));
+                else
+                    on_data(std::move(r));
                 break;
             }
         });
         if (error) throw *error;
-        if (!ok) throw ControlClientError(Kind::protocol, EPROTO, "malformed answer from nflowd: " + why);
+        if (!ok)
+            throw ControlClientError(Kind::protocol, EPROTO,
+                                     "malformed answer from nflowd: " + why);
     }
 }
 

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <array>
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <stdexcept>
 
@@ -93,29 +93,46 @@ bool valid_value(std::string_view v) noexcept {
 
 std::string attr_name(std::uint16_t type) {
     switch (type) {
-    case kAttrVersion: return "version";
-    case kAttrKnob: return "knob";
-    case kAttrFormat: return "format";
-    case kAttrTop: return "top";
-    case kAttrSort: return "sort";
-    case kAttrFlushLevel: return "flush level";
-    case kAttrText: return "text";
-    case kAttrNow: return "now";
-    case kAttrFlowTotal: return "flow total";
-    case kAttrFlow: return "flow";
-    default: return "attribute " + std::to_string(type);
+    case kAttrVersion:
+        return "version";
+    case kAttrKnob:
+        return "knob";
+    case kAttrFormat:
+        return "format";
+    case kAttrTop:
+        return "top";
+    case kAttrSort:
+        return "sort";
+    case kAttrFlushLevel:
+        return "flush level";
+    case kAttrText:
+        return "text";
+    case kAttrNow:
+        return "now";
+    case kAttrFlowTotal:
+        return "flow total";
+    case kAttrFlow:
+        return "flow";
+    default:
+        return "attribute " + std::to_string(type);
     }
 }
 
 bool allowed_in(Command c, std::uint16_t type) noexcept {
     switch (type) {
-    case kAttrVersion: return true;
-    case kAttrKnob: return c == Command::get || c == Command::set;
-    case kAttrFormat: return c == Command::stats;
+    case kAttrVersion:
+        return true;
+    case kAttrKnob:
+        return c == Command::get || c == Command::set;
+    case kAttrFormat:
+        return c == Command::stats;
     case kAttrTop:
-    case kAttrSort: return c == Command::flows;
-    case kAttrFlushLevel: return c == Command::flush;
-    default: return false;
+    case kAttrSort:
+        return c == Command::flows;
+    case kAttrFlushLevel:
+        return c == Command::flush;
+    default:
+        return false;
     }
 }
 
@@ -159,8 +176,7 @@ std::optional<Fail> decode_knob(const nlattr* nest, Command c, Request& r) {
     if (fail) return fail;
     if (!ok) return Fail{EINVAL, "truncated attribute inside a knob"};
     if (!name) return Fail{EINVAL, "knob without a name"};
-    if (!valid_name(*name))
-        return Fail{EINVAL, "invalid knob name (1-64 letters, digits, _ or -)"};
+    if (!valid_name(*name)) return Fail{EINVAL, "invalid knob name (1-64 letters, digits, _ or -)"};
     if (c == Command::get) {
         r.names.emplace_back(*name);
         return std::nullopt;
@@ -181,8 +197,10 @@ std::optional<Fail> decode_attributes(const AlignedMessage& m, Command c, Reques
     bool version_bad = false;
     if (!walk_attributes(payload, len - kHeader, [&](const nlattr* a) {
             if (mnl_attr_get_type(a) == kAttrVersion) {
-                if (version || mnl_attr_validate(a, MNL_TYPE_U32) < 0) version_bad = true;
-                else version = mnl_attr_get_u32(a);
+                if (version || mnl_attr_validate(a, MNL_TYPE_U32) < 0)
+                    version_bad = true;
+                else
+                    version = mnl_attr_get_u32(a);
             }
             return true;
         }))
@@ -233,10 +251,14 @@ std::optional<Fail> decode_attributes(const AlignedMessage& m, Command c, Reques
             return true;
         }
         const auto v = mnl_attr_get_u8(a);
-        if (type == kAttrFormat && v <= 1) r.format = static_cast<StatsFormat>(v);
-        else if (type == kAttrSort && v <= 2) r.sort = static_cast<FlowSort>(v);
-        else if (type == kAttrFlushLevel && (v == 1 || v == 2)) r.flush_level = v;
-        else fail = Fail{EINVAL, attr_name(type) + " out of range: " + std::to_string(v)};
+        if (type == kAttrFormat && v <= 1)
+            r.format = static_cast<StatsFormat>(v);
+        else if (type == kAttrSort && v <= 2)
+            r.sort = static_cast<FlowSort>(v);
+        else if (type == kAttrFlushLevel && (v == 1 || v == 2))
+            r.flush_level = v;
+        else
+            fail = Fail{EINVAL, attr_name(type) + " out of range: " + std::to_string(v)};
         return !fail;
     });
     if (fail) return fail;
@@ -255,12 +277,18 @@ void put_checked(bool ok) {
 
 std::string_view command_name(Command c) noexcept {
     switch (c) {
-    case Command::list: return "list";
-    case Command::get: return "get";
-    case Command::set: return "set";
-    case Command::stats: return "stats";
-    case Command::flows: return "flows";
-    case Command::flush: return "flush";
+    case Command::list:
+        return "list";
+    case Command::get:
+        return "get";
+    case Command::set:
+        return "set";
+    case Command::stats:
+        return "stats";
+    case Command::flows:
+        return "flows";
+    case Command::flush:
+        return "flush";
     }
     return "unknown";
 }
@@ -295,7 +323,8 @@ std::vector<std::byte> encode_request(const Request& r, std::uint32_t seq,
         mnl_attr_nest_end(nlh, nest);
     };
     switch (r.command) {
-    case Command::list: break;
+    case Command::list:
+        break;
     case Command::get:
         for (const auto& n : r.names) put_knob(n, nullptr);
         break;
@@ -308,8 +337,7 @@ std::vector<std::byte> encode_request(const Request& r, std::uint32_t seq,
         break;
     case Command::flows:
         put_checked(mnl_attr_put_u32_check(nlh, size, kAttrTop, r.top));
-        put_checked(
-            mnl_attr_put_u8_check(nlh, size, kAttrSort, static_cast<std::uint8_t>(r.sort)));
+        put_checked(mnl_attr_put_u8_check(nlh, size, kAttrSort, static_cast<std::uint8_t>(r.sort)));
         break;
     case Command::flush:
         put_checked(mnl_attr_put_u8_check(nlh, size, kAttrFlushLevel, r.flush_level));
@@ -408,8 +436,7 @@ bool ReplyWriter::add_knob(const KnobValue& k) {
     constexpr std::size_t kMaxSent = kMaxReplyMessage - 256 - kMaxNameLength;
     std::string value = k.value.size() > kMaxSent ? k.value.substr(0, kMaxSent) + "..." : k.value;
     std::string name = k.name.substr(0, kMaxNameLength);
-    const std::size_t need =
-        4 + (4 + align4(name.size() + 1)) + (4 + align4(value.size() + 1)) + 8;
+    const std::size_t need = 4 + (4 + align4(name.size() + 1)) + (4 + align4(value.size() + 1)) + 8;
     if (!room_for(need)) return false;
     auto* nlh = reinterpret_cast<nlmsghdr*>(buf_.data());
     auto* nest = mnl_attr_nest_start(nlh, kAttrKnob);
@@ -566,8 +593,10 @@ bool decode_error(const AlignedMessage& m, Reply& out, std::string& why) {
     const bool ok = walk_attributes(m.at(offset), len - offset, [&](const nlattr* a) {
         if (mnl_attr_get_type(a) != NLMSGERR_ATTR_MSG) return true; // others are optional
         const auto s = nul_string(a);
-        if (!s) bad_msg = true;
-        else out.message = std::string(s->substr(0, kMaxErrorMessage));
+        if (!s)
+            bad_msg = true;
+        else
+            out.message = std::string(s->substr(0, kMaxErrorMessage));
         return !bad_msg;
     });
     if (!ok || bad_msg) {
@@ -583,13 +612,16 @@ bool decode_knob_reply(const nlattr* nest, Reply& out) {
     std::optional<bool> writable;
     const bool ok = nested_walk(nest, [&](const nlattr* a) {
         switch (mnl_attr_get_type(a)) {
-        case kKnobName: return !name && (name = nul_string(a)).has_value();
-        case kKnobValue: return !value && (value = nul_string(a)).has_value();
+        case kKnobName:
+            return !name && (name = nul_string(a)).has_value();
+        case kKnobValue:
+            return !value && (value = nul_string(a)).has_value();
         case kKnobWritable:
             if (writable || mnl_attr_validate(a, MNL_TYPE_U8) < 0) return false;
             writable = mnl_attr_get_u8(a) != 0;
             return true;
-        default: return true;
+        default:
+            return true;
         }
     });
     if (!ok || !name || !value || !writable) return false;
@@ -627,22 +659,38 @@ bool decode_flow(const nlattr* nest, Reply& out) {
             return true;
         };
         switch (type) {
-        case kFlowSrcAddr: return u32(f.key.src_addr);
-        case kFlowDstAddr: return u32(f.key.dst_addr);
-        case kFlowSrcPort: return u16(f.key.src_port);
-        case kFlowDstPort: return u16(f.key.dst_port);
-        case kFlowProtocol: return u8(f.key.protocol);
-        case kFlowTos: return u8(f.key.tos);
-        case kFlowInIf: return u32(f.key.in_if);
-        case kFlowOutIf: return u32(f.out_if);
-        case kFlowPackets: return u32(f.packets);
-        case kFlowOctets: return u32(f.octets);
-        case kFlowFirst: return time(f.first);
-        case kFlowLast: return time(f.last);
-        case kFlowTcpFlags: return u8(f.tcp_flags);
-        case kFlowSrcMask: return u8(f.src_mask);
-        case kFlowDstMask: return u8(f.dst_mask);
-        default: return true;
+        case kFlowSrcAddr:
+            return u32(f.key.src_addr);
+        case kFlowDstAddr:
+            return u32(f.key.dst_addr);
+        case kFlowSrcPort:
+            return u16(f.key.src_port);
+        case kFlowDstPort:
+            return u16(f.key.dst_port);
+        case kFlowProtocol:
+            return u8(f.key.protocol);
+        case kFlowTos:
+            return u8(f.key.tos);
+        case kFlowInIf:
+            return u32(f.key.in_if);
+        case kFlowOutIf:
+            return u32(f.out_if);
+        case kFlowPackets:
+            return u32(f.packets);
+        case kFlowOctets:
+            return u32(f.octets);
+        case kFlowFirst:
+            return time(f.first);
+        case kFlowLast:
+            return time(f.last);
+        case kFlowTcpFlags:
+            return u8(f.tcp_flags);
+        case kFlowSrcMask:
+            return u8(f.src_mask);
+        case kFlowDstMask:
+            return u8(f.dst_mask);
+        default:
+            return true;
         }
     });
     constexpr std::uint32_t kAll = ((1u << (kFlowMax + 1)) - 1) & ~1u;
@@ -674,13 +722,16 @@ bool decode_data(const AlignedMessage& m, Reply& out, std::string& why) {
         case kAttrNow:
         case kAttrFlowTotal:
             if (mnl_attr_validate(a, MNL_TYPE_U64) < 0) break;
-            if (type == kAttrNow) out.now = static_cast<Nanos>(mnl_attr_get_u64(a));
-            else out.flow_total = mnl_attr_get_u64(a);
+            if (type == kAttrNow)
+                out.now = static_cast<Nanos>(mnl_attr_get_u64(a));
+            else
+                out.flow_total = mnl_attr_get_u64(a);
             return true;
         case kAttrFlow:
             if (!decode_flow(a, out)) break;
             return true;
-        default: return true; // unknown to this version: validated framing, not used
+        default:
+            return true; // unknown to this version: validated framing, not used
         }
         bad = attr_name(type);
         return false;

@@ -79,7 +79,8 @@ void ControlServer::serve(int stop_fd) {
     for (;;) {
         const Nanos wait = std::max<Nanos>(0, next_tick - steady_time());
         pollfd fds[2] = {{fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
-        const int n = ::poll(fds, 2, static_cast<int>((wait + kNanosPerMilli - 1) / kNanosPerMilli));
+        const int n =
+            ::poll(fds, 2, static_cast<int>((wait + kNanosPerMilli - 1) / kNanosPerMilli));
         if (n < 0 && errno != EINTR)
             throw std::system_error(errno, std::generic_category(), "control channel: poll");
         if (n > 0 && fds[1].revents) return;
@@ -176,9 +177,9 @@ void ControlServer::handle(std::span<const std::byte> data, std::size_t size, st
                                      "control: " + std::string(ctl::command_name(r.command)) +
                                          " refused for " + describe_peer(peer, creds));
         send_error(d, peer, EPERM,
-                   "permission denied: " + std::string(ctl::command_name(r.command)) +
-                       " needs " + who + ", you are uid " + std::to_string(creds->uid) +
-                       " gid " + std::to_string(creds->gid));
+                   "permission denied: " + std::string(ctl::command_name(r.command)) + " needs " +
+                       who + ", you are uid " + std::to_string(creds->uid) + " gid " +
+                       std::to_string(creds->gid));
         return;
     }
     try {
@@ -197,7 +198,9 @@ void ControlServer::answer(const ctl::Request& r, std::uint32_t seq, std::uint32
     std::string text;
     FlowDump dump;
     switch (r.command) {
-    case ctl::Command::list: knobs = handler_.knobs(); break;
+    case ctl::Command::list:
+        knobs = handler_.knobs();
+        break;
     case ctl::Command::get: {
         const auto all = handler_.knobs();
         for (const auto& name : r.names) {
@@ -209,10 +212,18 @@ void ControlServer::answer(const ctl::Request& r, std::uint32_t seq, std::uint32
         }
         break;
     }
-    case ctl::Command::set: knobs = handler_.set(r.changes); break;
-    case ctl::Command::flush: handler_.flush(r.flush_level); break;
-    case ctl::Command::stats: text = handler_.stats(r.format); break;
-    case ctl::Command::flows: dump = handler_.flows(r.top, r.sort); break;
+    case ctl::Command::set:
+        knobs = handler_.set(r.changes);
+        break;
+    case ctl::Command::flush:
+        handler_.flush(r.flush_level);
+        break;
+    case ctl::Command::stats:
+        text = handler_.stats(r.format);
+        break;
+    case ctl::Command::flows:
+        dump = handler_.flows(r.top, r.sort);
+        break;
     }
 
     std::pair<ControlServer*, std::uint32_t> ctx{this, peer};

@@ -105,9 +105,12 @@ std::vector<ctl::KnobValue> Daemon::knobs() const {
     std::vector<ctl::KnobValue> out;
     for (const auto& k : kKnobs) {
         std::string value;
-        if (k.name == "version") value = NFLOWD_VERSION;
-        else if (k.name == "flush") value = "0"; // a trigger, as in ipt_NETFLOW: reads 0
-        else value = option_value(config_, k.option);
+        if (k.name == "version")
+            value = NFLOWD_VERSION;
+        else if (k.name == "flush")
+            value = "0"; // a trigger, as in ipt_NETFLOW: reads 0
+        else
+            value = option_value(config_, k.option);
         out.push_back({std::string(k.name), std::move(value), k.writable});
     }
     return out;
@@ -172,7 +175,8 @@ FlowDump Daemon::flow_dump(std::uint32_t top, ctl::FlowSort sort) {
             return a.octets != b.octets ? a.octets > b.octets : a.packets > b.packets;
         case ctl::FlowSort::packets:
             return a.packets != b.packets ? a.packets > b.packets : a.octets > b.octets;
-        case ctl::FlowSort::none: break;
+        case ctl::FlowSort::none:
+            break;
         }
         return a.first < b.first; // start order across the shards
     };

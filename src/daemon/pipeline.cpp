@@ -409,6 +409,7 @@ void Pipeline::flush() {
     on_workers([this](Worker& w) {
         w.table.flush(w.expired);
         push_expired(w);
+        w.snapshot(true); // stats read right after show the empty cache
     });
 }
 
@@ -461,7 +462,9 @@ PipelineStats Pipeline::stats() const {
     {
         // Counters only grow, so what is read after a reset is never below its base.
         std::lock_guard lock(parse_base_mutex_);
-        const auto minus = [](std::uint64_t& v, std::uint64_t base) { v = v > base ? v - base : 0; };
+        const auto minus = [](std::uint64_t& v, std::uint64_t base) {
+            v = v > base ? v - base : 0;
+        };
         minus(s.parse.packets, parse_base_.packets);
         minus(s.parse.accounted, parse_base_.accounted);
         minus(s.parse.fragments, parse_base_.fragments);

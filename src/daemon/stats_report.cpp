@@ -171,17 +171,16 @@ std::string format_stats_text(const StatsReport& r) {
     for (std::size_t i = 0; i < p.workers.size(); ++i) {
         const auto& w = p.workers[i];
         o << "worker " << i << ": active " << w.table.active << ", peak " << w.table.peak
-          << ", hashsize " << w.hashsize << ", metric " << fixed(metric(w.table))
-          << ", searched " << w.table.searched << ", found " << w.table.found << ", new "
-          << w.table.created << ", memory " << kib(w.memory_bytes) << " KiB\n";
+          << ", hashsize " << w.hashsize << ", metric " << fixed(metric(w.table)) << ", searched "
+          << w.table.searched << ", found " << w.table.found << ", new " << w.table.created
+          << ", memory " << kib(w.memory_bytes) << " KiB\n";
     }
-    o << "packets: parsed " << p.parse.packets << ", invalid " << p.parse.invalid
-      << ", truncated " << p.parse.truncated << ", fragments " << p.parse.fragments
-      << ", ipv6 skipped " << p.parse.ipv6 << ", maxflows drops " << t.table.dropped_packets
-      << " (" << t.table.dropped_octets << " bytes)\n";
-    o << "expired: inactive " << t.table.expired_inactive << ", active "
-      << t.table.expired_active << ", overflow " << t.table.expired_overflow << ", flushed "
-      << t.table.flushed << "\n";
+    o << "packets: parsed " << p.parse.packets << ", invalid " << p.parse.invalid << ", truncated "
+      << p.parse.truncated << ", fragments " << p.parse.fragments << ", ipv6 skipped "
+      << p.parse.ipv6 << ", maxflows drops " << t.table.dropped_packets << " ("
+      << t.table.dropped_octets << " bytes)\n";
+    o << "expired: inactive " << t.table.expired_inactive << ", active " << t.table.expired_active
+      << ", overflow " << t.table.expired_overflow << ", flushed " << t.table.flushed << "\n";
     // The export and destination lines start as the first SIGUSR1 text did: scripts grep
     // "export: flows" and "destination X: datagrams".
     for (const auto& g : r.groups)
@@ -203,7 +202,9 @@ std::string format_stats_text(const StatsReport& r) {
 std::string format_stats_json(const StatsReport& r) {
     const auto t = totals(r);
     const auto& p = r.pipeline;
-    const auto secs = [](Nanos n) { return static_cast<std::uint64_t>(std::max<Nanos>(0, n)) / kNanosPerSecond; };
+    const auto secs = [](Nanos n) {
+        return static_cast<std::uint64_t>(std::max<Nanos>(0, n)) / kNanosPerSecond;
+    };
     Json j;
     j.open('{');
     j.str("version", r.version).num("now", secs(r.now)).num("started", secs(r.started));

@@ -37,6 +37,7 @@ printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\0\0\0\0\0\0\0\0\xff\xff\0\0\x65\0\0\0' 
 
 echo "== nflowd.service"
 UNIT=$CONTRIB/nflowd.service
+# shellcheck disable=SC2016 # $MAINPID is for systemd, not for this shell
 want=(
     'ExecStart=/usr/sbin/nflowd --config /etc/nflowd/nflowd.conf'
     'ExecReload=/bin/kill -HUP $MAINPID'

@@ -117,10 +117,10 @@ nflowd_stats() {
     done
     sleep 0.2 # the destination lines follow the export line
 }
-# stat_group FIELD LOG: FIELD (packets, lost, enobufs) of the last "group" stats line.
+# stat_group FIELD LOG: FIELD (received, lost, enobufs) of the last "group" stats line.
 # Both print -1 when the line is missing, so that a comparison fails instead of the script.
 stat_group() {
-    grep "group $GROUP: packets" "$2" | tail -1 | grep -o "$1 [0-9]*" | awk '{ v = $2 } END { print v == "" ? -1 : v }'
+    grep "group $GROUP: received" "$2" | tail -1 | grep -o "$1 [0-9]*" | awk '{ v = $2 } END { print v == "" ? -1 : v }'
 }
 stat_refused() {
     grep "destination .*: datagrams" "$1" | tail -1 | grep -o "refused [0-9]*" | awk '{ v = $2 } END { print v == "" ? -1 : v }'
@@ -479,7 +479,7 @@ for qthr in 1 64; do
     stop_nfcapd "$nfc"
     read -r rule_p _ < <(nflog_rule_counter)
     acc=$(nf_records "$WORK/E$qthr" | awk '{ p += $7 } END { print p + 0 }')
-    got=$(stat_group packets "$WORK/E$qthr.log")
+    got=$(stat_group received "$WORK/E$qthr.log")
     lost=$(stat_group lost "$WORK/E$qthr.log")
     enobufs=$(stat_group enobufs "$WORK/E$qthr.log")
     echo "   $(cat "$WORK/E$qthr.sent"); rule $rule_p; nfdump $acc; nflowd received $got, lost $lost, enobufs $enobufs"

@@ -164,6 +164,17 @@ for k in "${knobs[@]}"; do
     grep -qE "^ +$k( |$)" "$WORK/knobs-section.txt" || fail "nflowctl(8) KNOBS lacks $k"
 done
 echo "${#knobs[@]} knobs checked"
+# The defaults contrib/nflowd.conf shows are the daemon's (except what depends on the
+# machine or on how this daemon was started; where the default is empty it shows an example).
+while IFS= read -r line; do
+    name=${line%% = *}
+    value=${line#* = }
+    [[ $line == *" = " ]] && value=""
+    case $name in hashsize | threads | debug | groups | flush | version) continue ;; esac
+    shown=$(sed -nE "s/^#$name = (.*)$/\1/p" "$CONTRIB/nflowd.conf")
+    [[ -z $value || -z $shown || $shown == "$value" ]] ||
+        fail "contrib/nflowd.conf shows '#$name = $shown', the daemon's default is '$value'"
+done <"$WORK/knobs.txt"
 
 # Each line of the statistics has an entry in STATISTICS whose tag names the line's label
 # and every counter on it ("group N: received, lost, ...").

@@ -55,8 +55,10 @@ netns_bg "$NS_ROUTER" "$WORK/c1.out" "$WORK/c1.err" python3 "$COLLECTOR" --port 
     --out "$WORK/c1.json" --duration 120
 netns_bg "$NS_ROUTER" "$WORK/c2.out" "$WORK/c2.err" python3 "$COLLECTOR" --port 12056 \
     --out "$WORK/c2.json" --duration 120
-netns_wait_for "$WORK/c1.out" ready 50 && netns_wait_for "$WORK/c2.out" ready 50 ||
-    { cat "$WORK"/c*.err >&2; exit 1; }
+if ! netns_wait_for "$WORK/c1.out" ready 50 || ! netns_wait_for "$WORK/c2.out" ready 50; then
+    cat "$WORK"/c*.err >&2
+    exit 1
+fi
 
 CONF=$WORK/nflowd.conf
 printf 'group = %s\ndestination = 127.0.0.1:12055\ninactive_timeout = 1\n' "$GROUP" >"$CONF"
@@ -73,7 +75,7 @@ want_gid=$(getent passwd nobody | awk -F: '{ print $4 }')
 want_groups=$(id -G nobody | tr ' ' '\n' | sort -n | xargs)
 uids=$(status_field Uid "$PID")
 gids=$(status_field Gid "$PID")
-groups=$(status_field Groups "$PID" | tr ' \t' '\n\n' | grep . | sort -n | xargs)
+groups=$(status_field Groups "$PID" | tr -s ' \t' '\n' | grep . | sort -n | xargs)
 echo "Uid: $uids / Gid: $gids / Groups: $groups"
 [[ $(xargs -n1 <<<"$uids" | sort -u) == "$want_uid" ]] || fail "uids are '$uids'"
 [[ $(xargs -n1 <<<"$gids" | sort -u) == "$want_gid" ]] || fail "gids are '$gids'"

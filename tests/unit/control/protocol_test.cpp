@@ -105,7 +105,8 @@ TEST(ControlProtocol, DecoderRefusesEveryTruncation) {
             boundaries.insert(off);
         }
         for (std::size_t len = 0; len < full.size(); ++len) {
-            std::vector<std::byte> cut(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(len));
+            std::vector<std::byte> cut(full.begin(),
+                                       full.begin() + static_cast<std::ptrdiff_t>(len));
             const auto d = decode(cut);
             EXPECT_FALSE(d.request.has_value()) << command_name(r.command) << " at " << len;
             EXPECT_FALSE(d.ignore);
@@ -122,8 +123,8 @@ TEST(ControlProtocol, DecoderRefusesEveryTruncation) {
                     << command_name(r.command) << " at " << len;
                 EXPECT_EQ(p.request->command, r.command);
                 EXPECT_LE(p.request->names.size(), r.names.size());
-                EXPECT_TRUE(std::equal(p.request->names.begin(), p.request->names.end(),
-                                       r.names.begin()));
+                EXPECT_TRUE(
+                    std::equal(p.request->names.begin(), p.request->names.end(), r.names.begin()));
                 EXPECT_LE(p.request->changes.size(), r.changes.size());
                 EXPECT_TRUE(std::equal(p.request->changes.begin(), p.request->changes.end(),
                                        r.changes.begin()));
@@ -314,8 +315,8 @@ TEST(ControlProtocol, MalformedRequestsAreRefusedWithAReason) {
 }
 
 TEST(ControlProtocol, NonRequestsAreNeverAnswered) {
-    for (std::uint16_t type : {std::uint16_t{NLMSG_ERROR}, std::uint16_t{NLMSG_DONE},
-                               std::uint16_t{NLMSG_NOOP}})
+    for (std::uint16_t type :
+         {std::uint16_t{NLMSG_ERROR}, std::uint16_t{NLMSG_DONE}, std::uint16_t{NLMSG_NOOP}})
         EXPECT_TRUE(decode(RawRequest(type).bytes()).ignore);
     // A reply (NLM_F_MULTI, no NLM_F_REQUEST) sent back at the daemon.
     EXPECT_TRUE(decode(RawRequest(cmd(Command::list), true, NLM_F_MULTI).bytes()).ignore);
@@ -349,16 +350,20 @@ std::vector<Reply> decode_all(const Collected& c) {
     std::vector<Reply> out;
     for (const auto& m : c.messages) {
         std::string why;
-        EXPECT_TRUE(decode_replies(m, why, [&](Reply&& r) { out.push_back(std::move(r)); }))
-            << why;
+        EXPECT_TRUE(decode_replies(m, why, [&](Reply&& r) { out.push_back(std::move(r)); })) << why;
     }
     return out;
 }
 
 FlowRecord flow(std::uint32_t i) {
     FlowRecord f;
-    f.key = FlowKey{0x0a000000 + i, 0x0a640001, static_cast<std::uint16_t>(i), 80, 6 + i % 12,
-                    static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(i % 7)};
+    f.key = FlowKey{0x0a000000 + i,
+                    0x0a640001,
+                    static_cast<std::uint16_t>(i),
+                    80,
+                    6 + i % 12,
+                    static_cast<std::uint8_t>(i),
+                    static_cast<std::uint8_t>(i % 7)};
     f.out_if = 4;
     f.packets = i * 3;
     f.octets = i * 1000;

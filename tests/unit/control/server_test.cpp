@@ -150,7 +150,8 @@ TEST(ControlServer, EveryCommandRoundTrips) {
 
     std::uint64_t total = 0, seen = 0;
     c.flows(
-        3, ctl::FlowSort::bytes, [&](std::uint64_t t, Nanos now) {
+        3, ctl::FlowSort::bytes,
+        [&](std::uint64_t t, Nanos now) {
             total = t;
             EXPECT_EQ(now, 42);
         },
@@ -211,8 +212,8 @@ TEST(ControlServer, MalformedRequestsGetErrorsAndServingGoesOn) {
     one_error(std::vector<std::byte>(7, std::byte{0x41}), 0, EINVAL); // no header at all
     one_error(raw(0x1ff, 11, ctl::kProtocolVersion), 11, EOPNOTSUPP);
     one_error(raw(static_cast<std::uint16_t>(Command::list), 12, 99), 12, EPROTONOSUPPORT);
-    one_error(raw(static_cast<std::uint16_t>(Command::list), 13, ctl::kProtocolVersion, 60000),
-              13, EINVAL); // unknown attribute
+    one_error(raw(static_cast<std::uint16_t>(Command::list), 13, ctl::kProtocolVersion, 60000), 13,
+              EINVAL); // unknown attribute
     {
         // Oversized: the daemon reads 64 KiB, sees the real size and says so.
         std::vector<std::byte> big(100000);
@@ -268,9 +269,10 @@ TEST(ControlClient, AcceptsAnswersOnlyFromTheDaemonsPort) {
     ControlClient c(r.port());
     // A forged "permission denied" for the client's next request, queued before it is sent.
     const std::uint32_t next = c.next_seq() + 1;
-    const auto forged = ctl::encode_error(next, c.port_id(), ctl::DecodedRequest{}, EPERM, "forged");
+    const auto forged =
+        ctl::encode_error(next, c.port_id(), ctl::DecodedRequest{}, EPERM, "forged");
     std::unique_ptr<mnl_socket, int (*)(mnl_socket*)> rogue(mnl_socket_open(NETLINK_USERSOCK),
-                                                           mnl_socket_close);
+                                                            mnl_socket_close);
     ASSERT_TRUE(rogue);
     ASSERT_EQ(mnl_socket_bind(rogue.get(), 0, MNL_SOCKET_AUTOPID), 0);
     sockaddr_nl to{};
@@ -289,7 +291,7 @@ TEST(ControlServer, AClientThatStopsReadingIsGivenUp) {
     cfg.send_timeout_ms = 200;
     Running r(h, cfg);
     std::unique_ptr<mnl_socket, int (*)(mnl_socket*)> mute(mnl_socket_open(NETLINK_USERSOCK),
-                                                          mnl_socket_close);
+                                                           mnl_socket_close);
     ASSERT_EQ(mnl_socket_bind(mute.get(), 0, MNL_SOCKET_AUTOPID), 0);
     ctl::Request flows;
     flows.command = Command::flows;
@@ -344,8 +346,10 @@ TEST(ControlServer, UnprivilegedMayReadButNotChange) {
         if (c.stats(ctl::StatsFormat::text).empty()) return 2;
         for (int attempt = 0; attempt < 2; ++attempt) {
             try {
-                if (attempt == 0) c.set({{"debug", "3"}});
-                else c.flush(1);
+                if (attempt == 0)
+                    c.set({{"debug", "3"}});
+                else
+                    c.flush(1);
                 return 3;
             } catch (const ControlClientError& e) {
                 if (e.error() != EPERM) return 4;

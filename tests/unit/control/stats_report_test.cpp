@@ -109,14 +109,20 @@ TEST(StatsReport, JsonIsOneWellFormedObject) {
     for (const char c : json.substr(0, json.size() - 1)) {
         if (in_string) {
             EXPECT_GE(static_cast<unsigned char>(c), 0x20);
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
             continue;
         }
-        if (c == '"') in_string = true;
-        else if (c == '{' || c == '[') ++depth;
-        else if (c == '}' || c == ']') --depth;
+        if (c == '"')
+            in_string = true;
+        else if (c == '{' || c == '[')
+            ++depth;
+        else if (c == '}' || c == ']')
+            --depth;
         EXPECT_GE(depth, 0);
     }
     EXPECT_EQ(depth, 0);

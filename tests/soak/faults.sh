@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# Faults under load. nflowd in the router reads the FORWARD NFLOG rule while the client sends
+# a bounded churn load (new flows all the time); it exports to two collectors on the router's
+# loopback: A, the reference (deep buffer, never faulted), and B, the victim; both are
+# tests/soak/v5_sink.py, which keeps totals and v5 sequence gaps across its own faults. Each
+# phase ends quiescent (load over, settled, flushed, collectors idle), and its deltas are
+# checked; in every phase nflowd must stay alive and
+#   A packets + maxflows drops + NFLOG lost = packets across the rule   (nothing lost
+#   uncounted, nothing counted twice; A never sees a sequence gap)
+# Phases and where their loss must show up:
+#   1 collector B down (socket closed) for a while: B's missed datagrams = the router's Udp
+#     NoPorts; nflowd counts refusals (0 < refused <= NoPorts: one per ICMP error it reads);
+#     B's v5 sequence gaps = the flows it missed, exactly
+#   2 collector B slow (20 ms per datagram, 4 KiB SO_RCVBUF): the loss is in B's socket
+#     (Udp RcvbufErrors), where the sending side cannot see it: nflowd's B counters show
+#     every datagram as sent; B's sequence gaps = the flows it missed
+#   3 `nflowctl set destination` (A + C in the server namespace behind a 1 Mbit/s tbf) and
+#     `set sndbuf 4608` under load: nflowd's own send buffer fills and it counts "buffer
+#     full" for C; what C got + tbf drops = what nflowd sent it; then back to A + B
+#   4 `nflowctl set hashsize` / `set aggregation` over and over under load
+#   5 SIGHUP under load with the --config file changed between (runtime options applied,
+#     a restart-only option logged, a broken file changes nothing)
+#   6 SIGKILL under load, then restart with the same --pidfile (stale), --control_id and
+#     NFLOG group while the load goes on: starts cleanly, answers nflowctl, captures
+#   7 NFLOG overrun in the restarted daemon (--rcvbuf 65536, unpaced flood from 2 senders):
+#     NFLOG lost > 0, counted exactly (the conservation law holds with it)
+# usage: faults.sh PATH/TO/nflowd PATH/TO/nflowctl   (root; exits 77 when a tool is missing)
+# FAULTS_PPS (default 20000) sets the background load.
+set -euo pipefail
+
+NFLOWD=${1:?usage: faults.sh NFLOWD NFLOWCTL}
+NFLOWCTL=${2:?usage: faults.sh NFLOWD NFLOWCTL}
+# shellcheck source=soak_lib.sh
+source "$(cd "$(dirname "$0")" && pwd)/soak_lib.sh"
+soak_require
+command -v tc >/dev/null || { echo "SKIP: tc missing" >&2; exit 77; }
+
+PPS=${FAULTS_PPS:-20000}
+soak_setup
+router_rules
+PA=$((PORT_BASE + 1))
+PB=$((PORT_BASE + 2))
+PC=$((PORT_BASE + 3))
+DEST_A=127.0.0.1:$PA
+DEST_B=127.0.0.1:$PB
+DEST_C=$SERVER_IP:$PC
+
+start_sink A "$PA"
+SINK_A=$SINK_PID
+start_sink B "$PB" --slow-rcvbuf 4096 --slow-sleep 0.02
+SINK_B=$SINK_PID
+# C listens in the server namespace; its totals file is in $WORK like the others.
+netns_bg "$NS_SERVER" "$WORK/C.out" "$WORK/C.err" python3 "$SOAK_DIR/v5_sink.py" \
+    --bind "$SERVER_IP" --port "$PC" --out "$WORK/C.json" --duration 900
+SINK_C=$NETNS_LAST_PID
+wait_listen "$NS_SERVER" "$PC"
+
+CONF=$WORK/nflowd.conf
+write_conf() { printf '%s\n' "$@" >"$CONF"; }
+write_conf "inactive_timeout = 2" "active_timeout = 5" "maxflows = 100000"
+NFLOWD_ARGS=(--threads 2 --destination "$DEST_A,$DEST_B" --config "$CONF"
+    --pidfile "$WORK/nflowd.pid")
+start_nflowd "$WORK/nflowd.log" "${NFLOWD_ARGS[@]}"
+NF=$NFLOWD_PID
+
+# ---------------------------------------------------------------------------- helpers
+
+LOAD_SPORT=30000
+# load SECONDS [PPS] [PROCS]: churn load in the background -> LOAD_PID. Every call uses new
+# source ports, so no flow spans two phases.
+load() {
+    local secs=$1 pps=${2:-$PPS} procs=${3:-1} count
+    count=$((pps > 0 ? pps * secs : 400000 * secs))
+    netns_bg "$NS_CLIENT" "$WORK/load.$LOAD_SPORT" "$WORK/load.$LOAD_SPORT.err" python3 \
+        "$SOAK_DIR/churn_sender.py" --dst "$SERVER_IP" --count "$count" --max-seconds "$secs" \
+        --pps "$pps" --procs "$procs" --socks 4 --sport "$LOAD_SPORT" --hot 8 \
+        --hot-sport $((LOAD_SPORT - 1000))
+    LOAD_PID=$NETNS_LAST_PID
+    LOAD_SPORT=$((LOAD_SPORT + 16))
+}
+load_wait() { wait "$LOAD_PID" || fail "load generator failed"; }
+
+# quiesce: the load is over; every packet is in nflowd (settled), every flow exported
+# (flush), every datagram delivered (the collectors idle).
+quiesce() {
+    tail_packets
+    if [[ ${1:-} == stable ]]; then
+        settle_stable "$WORK/settle.json" || fail "not settled: $(cat "$WORK/settle.json")"
+    else
+        settle "$WORK/settle.json" || fail "not settled: rule $(rule_packets), $(cat "$WORK/settle.json")"
+    fi
+    ctl flush >/dev/null || fail "nflowctl flush failed"
+    sink_wait_idle A 1.5 || fail "collector A still busy"
+}
+
+# dest_stat FILE DEST KEY: datagrams or an error counter of one destination (0 if absent).
+dest_stat() {
+    js "$1" "next((x['$3'] if '$3' in x else x['errors']['$3'] for x in d['destinations'] if x['destination'] == '$2'), 0)"
+}
+
+declare -A SNAP
+# snap TAG: every figure the checks compare, as SNAP[TAG:name].
+snap() {
+    local tag=$1 f=$WORK/snap.$1.json k
+    stats_json "$f"
+    SNAP[$tag:rule]=$(rule_packets)
+    SNAP[$tag:drops]=$(js "$f" "$J_DROPS")
+    SNAP[$tag:lost]=$(js "$f" "$J_LOST")
+    SNAP[$tag:received]=$(js "$f" "$J_RECEIVED")
+    SNAP[$tag:flows]=$(js "$f" 'd["export"]["flows"]')
+    SNAP[$tag:invalid]=$(js "$f" 'd["packets"]["invalid"]')
+    for k in packets records datagrams gap_flows seq_gaps; do
+        SNAP[$tag:A.$k]=$(sink A "$k")
+        SNAP[$tag:B.$k]=$(sink B "$k")
+    done
+    for k in datagrams buffer_full refused other; do
+        SNAP[$tag:nfB.$k]=$(dest_stat "$f" "$DEST_B" "$k")
+        SNAP[$tag:nfC.$k]=$(dest_stat "$f" "$DEST_C" "$k")
+    done
+    SNAP[$tag:noports]=$(udp_snmp "$NS_ROUTER" NoPorts)
+    SNAP[$tag:rcvbuferr]=$(udp_snmp "$NS_ROUTER" RcvbufErrors)
+}
+d() { echo $((SNAP[$2:$3] - SNAP[$1:$3])); } # d FROM TO NAME
+
+# conserve FROM TO LABEL: the conservation law over a phase, on collector A.
+conserve() {
+    local a dr lo r
+    a=$(d "$1" "$2" A.packets)
+    dr=$(d "$1" "$2" drops)
+    lo=$(d "$1" "$2" lost)
+    r=$(d "$1" "$2" rule)
+    if ((a + dr + lo == r && r > 0)); then
+        pass "$3: A $a + drops $dr + lost $lo = rule $r"
+    else
+        fail "$3: A $a + drops $dr + lost $lo = $((a + dr + lo)) != rule $r (off by $((r - a - dr - lo)))"
+    fi
+    (($(d "$1" "$2" A.seq_gaps) == 0)) || fail "$3: collector A saw sequence gaps"
+    alive "$NF" || fail "$3: nflowd died"
+}
+
+echo "== 0: baseline"
+snap s0
+load 3
+load_wait
+quiesce
+snap e0
+conserve s0 e0 "baseline"
+(($(d s0 e0 B.packets) == $(d s0 e0 A.packets))) || fail "baseline: B got $(d s0 e0 B.packets) packets, A $(d s0 e0 A.packets)"
+
+# ---------------------------------------------------------------------------- 1
+echo "== 1: collector B down for 3 s under load"
+snap s1
+load 6
+sleep 1
+kill -USR1 "$SINK_B" # close
+sleep 3
+kill -USR1 "$SINK_B" # bind again
+load_wait
+quiesce
+sink_wait_idle B 0.5 || true
+snap e1
+conserve s1 e1 "collector down"
+sent=$(d s1 e1 nfB.datagrams)
+got=$(d s1 e1 B.datagrams)
+noports=$(d s1 e1 noports)
+rcverr=$(d s1 e1 rcvbuferr)
+refused=$(d s1 e1 nfB.refused)
+gapf=$(d s1 e1 B.gap_flows)
+note "nflowd sent B $sent datagrams: B got $got, closed port (NoPorts) $noports, rcvbuf errors $rcverr; nflowd counted refused $refused"
+note "flows: exported $(d s1 e1 flows), B got $(d s1 e1 B.records) + sequence gaps $gapf ($(d s1 e1 B.seq_gaps) gaps)"
+((noports > 0)) || fail "collector down: no datagram met the closed port; nothing proven"
+((got + noports + rcverr == sent)) && pass "collector down: every datagram nflowd sent B is received or in the kernel's NoPorts/RcvbufErrors" ||
+    fail "collector down: B got $got + NoPorts $noports + RcvbufErrors $rcverr != $sent sent"
+((refused > 0 && refused <= noports)) && pass "collector down: nflowd counted $refused refusals for $noports datagrams lost (one per ICMP error read)" ||
+    fail "collector down: nflowd counted $refused refusals for $noports datagrams lost"
+(($(d s1 e1 B.records) + gapf == $(d s1 e1 flows))) && pass "collector down: B's v5 sequence gaps account for the $gapf flows it missed" ||
+    fail "collector down: B records $(d s1 e1 B.records) + gap flows $gapf != exported $(d s1 e1 flows)"
+grep -q "send errors (refused" "$WORK/nflowd.log" && pass "collector down: logged" || fail "collector down: no send error logged"
+
+# ---------------------------------------------------------------------------- 2
+echo "== 2: collector B slow (20 ms per datagram, SO_RCVBUF 4 KiB) for 3 s under load"
+snap s2
+load 6
+sleep 1
+kill -USR2 "$SINK_B" # slow
+sleep 3
+kill -USR2 "$SINK_B" # normal
+load_wait
+quiesce
+sink_wait_idle B 0.5 || true
+snap e2
+conserve s2 e2 "collector slow"
+sent=$(d s2 e2 nfB.datagrams)
+got=$(d s2 e2 B.datagrams)
+noports=$(d s2 e2 noports)
+rcverr=$(d s2 e2 rcvbuferr)
+gapf=$(d s2 e2 B.gap_flows)
+bf=$(d s2 e2 nfB.buffer_full)
+note "nflowd sent B $sent datagrams (buffer full $bf, refused $(d s2 e2 nfB.refused)): B got $got, RcvbufErrors $rcverr, NoPorts $noports"
+note "flows: exported $(d s2 e2 flows), B got $(d s2 e2 B.records) + sequence gaps $gapf ($(d s2 e2 B.seq_gaps) gaps)"
+((rcverr > 0)) || fail "collector slow: B's socket never overflowed; nothing proven"
+((got + noports + rcverr == sent)) && pass "collector slow: the $rcverr datagrams B lost are in the kernel's Udp RcvbufErrors (nflowd sent them all: buffer full $bf)" ||
+    fail "collector slow: B got $got + RcvbufErrors $rcverr + NoPorts $noports != $sent sent"
+(($(d s2 e2 B.records) + gapf == $(d s2 e2 flows))) && pass "collector slow: B's v5 sequence gaps account for the $gapf flows it missed" ||
+    fail "collector slow: B records $(d s2 e2 B.records) + gap flows $gapf != exported $(d s2 e2 flows)"
+
+# ---------------------------------------------------------------------------- 3
+echo "== 3: set destination A + C (1 Mbit/s tbf) and sndbuf 4608 under load, then back"
+in_router tc qdisc add dev "$IF_ROUTER_S" root tbf rate 1mbit burst 4kb limit 262144
+snap s3
+load 6
+sleep 1
+ctl set destination "$DEST_A,$DEST_C" sndbuf 4608 >"$WORK/set3" || fail "set destination A,C failed: $(cat "$WORK/set3")"
+sleep 3
+snap m3 # C's counters live in this collector set only
+ctl set destination "$DEST_A,$DEST_B" sndbuf 0 >"$WORK/set3b" || fail "set destination A,B failed: $(cat "$WORK/set3b")"
+load_wait
+quiesce
+sleep 2 # what the tbf still holds (<= 256 KiB at 1 Mbit/s) drains
+snap e3
+conserve s3 e3 "set destination"
+c_sent=${SNAP[m3:nfC.datagrams]}
+c_bf=${SNAP[m3:nfC.buffer_full]}
+c_got=$(sink C datagrams)
+tbf_drop=$(in_router tc -s qdisc show dev "$IF_ROUTER_S" | awk '/dropped/ { gsub(",", ""); for (i = 1; i <= NF; i++) if ($i == "dropped") print $(i + 1); exit }')
+note "to C: nflowd sent $c_sent, buffer full $c_bf, other $(echo "${SNAP[m3:nfC.other]}"); C got $c_got, tbf dropped $tbf_drop"
+((c_bf > 0)) && pass "slow path: nflowd counted $c_bf datagrams refused by its full send buffer" ||
+    fail "slow path: no buffer-full counted (sent $c_sent)"
+# C's counters were read while sending went on: C may get a few datagrams sent after that.
+((c_got >= c_sent - tbf_drop && c_got > 0)) && pass "slow path: C got $c_got >= $c_sent sent - $tbf_drop tbf drops" ||
+    fail "slow path: C got $c_got, nflowd sent $c_sent, tbf dropped $tbf_drop"
+ctl get destination | grep -q "$DEST_A,$DEST_B" || fail "destination not back to A,B: $(ctl get destination)"
+in_router tc qdisc del dev "$IF_ROUTER_S" root
+
+# ---------------------------------------------------------------------------- 4
+echo "== 4: set hashsize / aggregation over and over under load"
+snap s4
+load 6
+sets=0
+setfail=0
+for v in "hashsize 1024" "aggregation 10.201.1.0/24=16" "hashsize 300007" \
+    "aggregation 1024-65535=1024" "hashsize 4096" "aggregation 10.201.0.0/16=24,1024-65535=2048" \
+    "hashsize 262144" "aggregation " "hashsize 256" "hashsize 131072"; do
+    # shellcheck disable=SC2086 # word splitting wanted: NAME VALUE
+    if ctl set $v >/dev/null 2>"$WORK/set4.err"; then sets=$((sets + 1)); else
+        setfail=$((setfail + 1))
+        note "set $v: $(cat "$WORK/set4.err")"
+    fi
+    sleep 0.5
+done
+load_wait
+quiesce
+snap e4
+conserve s4 e4 "set hashsize/aggregation"
+((setfail == 0)) && pass "$sets changes applied under load" || fail "$setfail of $((sets + setfail)) changes refused"
+[[ $(ctl get hashsize) == "hashsize = 131072" ]] || fail "hashsize reads '$(ctl get hashsize)'"
+
+# ---------------------------------------------------------------------------- 5
+echo "== 5: SIGHUP under load, --config changed between"
+snap s5
+load 7
+sleep 1
+write_conf "inactive_timeout = 3" "active_timeout = 4" "maxflows = 20000" \
+    "aggregation = 1024-65535=1024" "snaplen = 96"
+kill -HUP "$NF"
+sleep 1.5
+got5=$(ctl get inactive_timeout maxflows aggregation | tr '\n' ';')
+write_conf "inactive_timeout = nonsense"
+kill -HUP "$NF"
+sleep 1.5
+got5b=$(ctl get inactive_timeout | tr '\n' ';')
+write_conf "inactive_timeout = 2" "active_timeout = 5" "maxflows = 100000"
+kill -HUP "$NF"
+load_wait
+quiesce
+snap e5
+conserve s5 e5 "SIGHUP"
+[[ $got5 == "inactive_timeout = 3;maxflows = 20000;aggregation = 1024-65535=1024;" ]] &&
+    pass "SIGHUP applied the runtime options: $got5" || fail "after SIGHUP: $got5"
+grep -q "snaplen changed; it takes effect only after a restart" "$WORK/nflowd.log" &&
+    pass "SIGHUP: snaplen logged as needing a restart" || fail "SIGHUP: no restart notice for snaplen"
+[[ $got5b == "inactive_timeout = 3;" ]] && grep -q "configuration not changed" "$WORK/nflowd.log" &&
+    pass "SIGHUP with a broken file changed nothing (logged)" || fail "broken config: $got5b"
+(($(d s5 e5 drops) > 0)) && note "maxflows 20000 dropped $(d s5 e5 drops) packets, counted" || true
+[[ $(ctl get maxflows) == "maxflows = 100000" ]] || fail "config not restored: $(ctl get maxflows)"
+
+# ---------------------------------------------------------------------------- 6
+echo "== 6: SIGKILL under load, restart while the load goes on"
+snap s6
+load 6
+sleep 1.5
+kill -KILL "$NF"
+wait "$NF" 2>/dev/null || true
+[[ -s $WORK/nflowd.pid && $(cat "$WORK/nflowd.pid") == "$NF" ]] || fail "no stale pidfile left by SIGKILL"
+sleep 1
+cp "$WORK/nflowd.log" "$WORK/nflowd.1.log"
+# The same pidfile, control id and group; a small --rcvbuf for phase 7.
+start_nflowd "$WORK/nflowd.log" "${NFLOWD_ARGS[@]}" --rcvbuf 65536
+NF=$NFLOWD_PID
+[[ $(cat "$WORK/nflowd.pid") == "$NF" ]] && pass "restarted over the stale pidfile (PID $NF)" ||
+    fail "pidfile holds '$(cat "$WORK/nflowd.pid")', not $NF"
+ctl stats --json >"$WORK/s6.json" && pass "control id $CID answers the new daemon" || fail "nflowctl cannot reach the restarted daemon"
+load_wait
+quiesce stable
+snap e6
+# From here on the restarted daemon's figures are compared with the rule's increments.
+SETTLE_RULE_BASE=${SNAP[e6:rule]}
+SETTLE_RECV_BASE=$((SNAP[e6:received] + SNAP[e6:lost]))
+rule6=$(d s6 e6 rule)
+a6=$(d s6 e6 A.packets)
+note "across the kill: $rule6 packets crossed the rule, A got $a6; $((rule6 - a6)) were in the killed daemon's cache, its queues or the kernel's unbound group"
+(($(js "$WORK/snap.e6.json" "$J_RECEIVED") > 0)) && pass "the restarted daemon captures (NFLOG group $GROUP bound again)" ||
+    fail "the restarted daemon received nothing"
+((a6 <= rule6)) || fail "across the kill: A got $a6 > $rule6 packets that crossed: double counted"
+grep -qi "error\|warn" "$WORK/nflowd.log" && note "restart log: $(grep -i 'error\|warn' "$WORK/nflowd.log" | head -2)"
+
+# ---------------------------------------------------------------------------- 7
+echo "== 7: NFLOG overrun (--rcvbuf 65536, unpaced flood from 2 senders)"
+snap s7
+load 4 0 2
+load_wait
+quiesce
+snap e7
+conserve s7 e7 "NFLOG overrun"
+enobufs=$(js "$WORK/snap.e7.json" 'sum(g["enobufs"] for g in d["groups"])')
+note "flood: $(cat "$WORK"/load.$((LOAD_SPORT - 16))); rule $(d s7 e7 rule), NFLOG lost $(d s7 e7 lost), enobufs $enobufs"
+(($(d s7 e7 lost) > 0 && enobufs > 0)) && pass "NFLOG overrun: $(d s7 e7 lost) packets lost, counted from sequence numbers" ||
+    fail "NFLOG overrun: no loss (lost $(d s7 e7 lost), enobufs $enobufs); nothing proven"
+
+stop_nflowd "$NF" "$WORK/nflowd.log"
+[[ ! -e $WORK/nflowd.pid ]] || fail "pidfile left after SIGTERM"
+(($(sink A seq_resets) == 1)) || note "A saw $(sink A seq_resets) sequence resets (1 expected: the restart)"
+(($(sink A errors) + $(sink B errors) == 0)) || fail "bad datagrams at a collector"
+stop_sink "$SINK_A"
+stop_sink "$SINK_B"
+stop_sink "$SINK_C"
+
+((FAILED == 0)) && echo "PASS"
+exit "$FAILED"
