@@ -111,7 +111,8 @@ class ControlServer {
     void answer(const ctl::Request& request, std::uint32_t seq, std::uint32_t peer);
     void send_error(const ctl::DecodedRequest& d, std::uint32_t peer, int error,
                     const std::string& message);
-    bool send(std::uint32_t peer, std::span<const std::byte> message);
+    // wait: block (up to send_timeout_ms) while the peer's buffer is full.
+    bool send(std::uint32_t peer, std::span<const std::byte> message, bool wait);
 
     ControlServerConfig config_;
     ControlHandler& handler_;

@@ -231,7 +231,7 @@ void ControlServer::answer(const ctl::Request& r, std::uint32_t seq, std::uint32
         r.command, seq, peer,
         [](void* self, std::span<const std::byte> m) {
             auto& [server, to] = *static_cast<std::pair<ControlServer*, std::uint32_t>*>(self);
-            return server->send(to, m);
+            return server->send(to, m, true);
         },
         &ctx);
     for (const auto& k : knobs)
@@ -249,17 +249,19 @@ void ControlServer::send_error(const ctl::DecodedRequest& d, std::uint32_t peer,
                                const std::string& message) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     const auto m = ctl::encode_error(d.seq, peer, d, error, message);
-    if (!send(peer, m)) counters_.send_failures.fetch_add(1, std::memory_order_relaxed);
+    // Never waited for: a peer that sends garbage and does not read its errors must not be
+    // able to hold the serving thread for a send timeout per datagram.
+    if (!send(peer, m, false)) counters_.send_failures.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool ControlServer::send(std::uint32_t peer, std::span<const std::byte> message) {
+bool ControlServer::send(std::uint32_t peer, std::span<const std::byte> message, bool wait) {
     sockaddr_nl to{};
     to.nl_family = AF_NETLINK;
     to.nl_pid = peer;
     for (int attempt = 0; attempt < 8; ++attempt) {
         // Blocking with SO_SNDTIMEO: a big dump waits for the client to read (netlink flow
         // control) instead of being dropped, and a client that stops reading is given up.
-        const ssize_t n = ::sendto(fd(), message.data(), message.size(), 0,
+        const ssize_t n = ::sendto(fd(), message.data(), message.size(), wait ? 0 : MSG_DONTWAIT,
                                    reinterpret_cast<const sockaddr*>(&to), sizeof to);
         if (n == static_cast<ssize_t>(message.size())) return true;
         if (n < 0 && errno == EINTR) continue;

@@ -250,8 +250,7 @@ const std::vector<Knob>& knobs() {
                  number("control_id", v, 1, 0x7fffffff, "must be a port id 1-2147483647"));
          },
          [](const Config& c) { return std::to_string(c.control_id); }},
-        {{"control_group", "GROUP",
-          "nflowctl set/flush allowed to this group too (name or gid; default root only)", false},
+        {{"control_group", "GROUP", "may nflowctl set/flush besides root (name or gid)", false},
          [](Config& c, std::string_view v) {
              if (v.empty()) {
                  c.control_group.reset();

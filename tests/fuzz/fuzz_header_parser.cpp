@@ -9,7 +9,8 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const auto aggregation = nflowd::Aggregation::parse("10.0.0.0/8=16,0.0.0.0/0=24,80-89=80");
+    static const auto aggregation =
+        nflowd::Aggregation::parse("10.0.0.0/8=16,0.0.0.0/0=24,80-89=80");
     static nflowd::FlowTable table(nflowd::FlowTableConfig{256, 1000, 1, 2});
     static std::vector<nflowd::FlowRecord> out;
     static nflowd::Nanos now = 0;

@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora under tests/fuzz/corpus/ (committed; rerun only to change them)."""
+"""Writes the seed corpora under tests/fuzz/corpus/ (committed; rerun only to change them).
+
+corpus/control/ is not written here: it holds one request per nflowctl command as
+ctl::encode_request() builds it (list, get, set, stats --json, flows --top, flush 2).
+"""
 import os
 import struct
 

@@ -309,6 +309,31 @@ TEST(ControlServer, AClientThatStopsReadingIsGivenUp) {
     EXPECT_GE(r.server->stats().send_failures, 1u);
 }
 
+TEST(ControlServer, GarbageFromAPeerThatDoesNotReadCostsNothing) {
+    FakeHandler h;
+    Running r(h);
+    std::unique_ptr<mnl_socket, int (*)(mnl_socket*)> mute(mnl_socket_open(NETLINK_USERSOCK),
+                                                           mnl_socket_close);
+    ASSERT_EQ(mnl_socket_bind(mute.get(), 0, MNL_SOCKET_AUTOPID), 0);
+    const int small = 4096;
+    setsockopt(mnl_socket_get_fd(mute.get()), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_nl to{};
+    to.nl_family = AF_NETLINK;
+    to.nl_pid = r.port();
+    const std::vector<std::byte> junk(8, std::byte{0x5a});
+    int sent = 0;
+    for (int i = 0; i < 3000; ++i)
+        if (::sendto(mnl_socket_get_fd(mute.get()), junk.data(), junk.size(), MSG_DONTWAIT,
+                     reinterpret_cast<sockaddr*>(&to), sizeof to) > 0)
+            ++sent;
+    ASSERT_GT(sent, 100);
+    const auto start = std::chrono::steady_clock::now();
+    ControlClient c(r.port(), 5000);
+    EXPECT_EQ(c.list().size(), 3u);
+    // Error replies to the mute peer are dropped, never waited for.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+}
+
 TEST(ControlServer, WritePolicy) {
     EXPECT_TRUE(may_change({1, 0, 0}, std::nullopt));
     EXPECT_FALSE(may_change({1, 1000, 0}, std::nullopt));
