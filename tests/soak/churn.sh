@@ -8,10 +8,11 @@
 #     and nflowd's own in = received;
 #   - RSS flat after warm-up: the last samples within SOAK_RSS_MARGIN of the first sample
 #     taken after SOAK_WARMUP seconds;
+#   - `nflowctl flows` dumps the whole cache half-way through, under load;
 #   - nflowd exits 0 on SIGTERM.
 # CI form (ctest soak_churn): the defaults, about 60 s in all. Long form by hand:
 #   SOAK_SECONDS=1800 bash tests/soak/churn.sh build/src/bin/nflowd build/src/bin/nflowctl
-# Knobs (env): SOAK_SECONDS (flood, 25), SOAK_PPS (offered rate, 150000), SOAK_SAMPLE
+# Knobs (env): SOAK_SECONDS (flood, 25), SOAK_PPS (offered rate, 150000; 0 unpaced), SOAK_SAMPLE
 # (RSS every N s, 2), SOAK_WARMUP (s, 8 or a quarter of the flood), SOAK_RSS_MARGIN
 # (KiB, 4096), SOAK_MIN_FLOWS (1000000; scaled down if SOAK_PPS * SOAK_SECONDS is small),
 # SOAK_MAXFLOWS (200000), SOAK_INACTIVE (2), SOAK_ACTIVE (6).
@@ -32,7 +33,8 @@ MARGIN=${SOAK_RSS_MARGIN:-4096}
 MAXFLOWS=${SOAK_MAXFLOWS:-200000}
 INACTIVE=${SOAK_INACTIVE:-2}
 ACTIVE=${SOAK_ACTIVE:-6}
-COUNT=$((PPS * SECONDS_FLOOD))
+# SOAK_PPS=0: unpaced (as fast as one sender goes; NFLOG may then lose, counted).
+COUNT=$((PPS > 0 ? PPS * SECONDS_FLOOD : 600000 * SECONDS_FLOOD))
 MIN_FLOWS=${SOAK_MIN_FLOWS:-1000000}
 # A flow needs a packet: never ask for more flows than half the datagrams offered.
 ((MIN_FLOWS <= COUNT / 2)) || MIN_FLOWS=$((COUNT / 2))
@@ -49,12 +51,17 @@ start_nflowd "$WORK/nflowd.log" --threads 2 --maxflows "$MAXFLOWS" --hashsize 26
 NF=$NFLOWD_PID
 
 echo "== churn: $SECONDS_FLOOD s at up to $PPS pps, maxflows $MAXFLOWS, timeouts $INACTIVE/$ACTIVE s, --threads 2"
-# RSS sampler: bounded by a count; stops at the stop file or when nflowd is gone.
+# RSS sampler: bounded by a count; stops at the stop file or when nflowd is gone. Half-way
+# through, the whole cache is dumped with `nflowctl flows` (the control channel under load).
 rss_sampler() {
-    local n=$(((SECONDS_FLOOD + 10) / SAMPLE)) i t0=$SECONDS
+    local n=$(((SECONDS_FLOOD + 10) / SAMPLE)) i t0=$SECONDS dumped=0
     for ((i = 0; i < n; i++)); do
         alive "$NF" && [[ ! -e $WORK/stop_sampler ]] || break
         echo "$((SECONDS - t0)) $(rss_kb "$NF")"
+        if ((!dumped && SECONDS - t0 >= SECONDS_FLOOD / 2)); then
+            dumped=1
+            ctl flows >"$WORK/flows.txt" 2>"$WORK/flows.err" || echo "rc=$?" >>"$WORK/flows.err"
+        fi
         sleep "$SAMPLE"
     done
 }
@@ -109,6 +116,15 @@ if ((acc + drops + lost == rule)); then
     pass "accounting exact: $acc + $drops + $lost = $rule"
 else
     fail "accounting: collector $acc + drops $drops + lost $lost = $((acc + drops + lost)) != rule $rule (off by $((rule - acc - drops - lost)))"
+fi
+
+# The dump taken under load: as many flow lines as its header says, no more than maxflows.
+dump_n=$(head -1 "$WORK/flows.txt" 2>/dev/null | awk '{ print $2 + 0 }')
+dump_lines=$(($(wc -l <"$WORK/flows.txt" 2>/dev/null || echo 2) - 2))
+if [[ -s $WORK/flows.err ]] || ((dump_n == 0 || dump_lines != dump_n || dump_n > MAXFLOWS)); then
+    fail "nflowctl flows under load: header '$(head -1 "$WORK/flows.txt" 2>/dev/null)', $dump_lines lines, $(cat "$WORK/flows.err" 2>/dev/null)"
+else
+    pass "nflowctl flows under load: $dump_lines flows dumped, as the header says"
 fi
 
 # RSS: the first sample at or after the warm-up is the reference; the last three samples

@@ -130,7 +130,10 @@ for k, v in out.items():
 PY
     )
 }
-d() { echo $((SNAP[$2:$3] - SNAP[$1:$3])); } # d FROM TO NAME
+d() { # d FROM TO NAME: the change of NAME between two snapshots
+    local from=${SNAP[$1:$3]} to=${SNAP[$2:$3]}
+    echo $((to - from))
+}
 
 # conserve FROM TO LABEL: the conservation law over a phase, on collector A.
 conserve() {
@@ -235,6 +238,12 @@ note "to C: nflowd sent $c_sent, buffer full $c_bf, other ${SNAP[e3:nfC.other]};
     fail "slow path: no buffer-full counted (sent $c_sent)"
 ((c_got + tbf_drop == c_sent && c_got > 0)) && pass "slow path: C got $c_got + tbf dropped $tbf_drop = $c_sent nflowd sent" ||
     fail "slow path: C got $c_got + tbf dropped $tbf_drop != $c_sent nflowd sent"
+# A stayed in the list, yet its counters restart with the new collector set (the README
+# says counters run from start-up or `flush 2`): reported, not failed.
+a_before=$(js "$WORK/snap.s3.json" "next(x['datagrams'] for x in d['destinations'] if x['destination'] == '$DEST_A')")
+a_after=$(js "$WORK/snap.e3.json" "next(x['datagrams'] for x in d['destinations'] if x['destination'] == '$DEST_A')")
+((a_after >= a_before)) ||
+    note "KNOWN DEFECT: destination $DEST_A datagrams went from $a_before to $a_after across 'set destination' although A stayed in the list"
 
 # ---------------------------------------------------------------------------- 4
 echo "== 4: set destination back to A + B, then hashsize / aggregation over and over, under load"
@@ -268,7 +277,7 @@ snap s5
 load 5
 sleep 0.5
 write_conf "inactive_timeout = 3" "active_timeout = 4" "maxflows = 20000" \
-    "aggregation = 1024-65535=1024" "snaplen = 96"
+    "aggregation = 10.201.0.0/16=16" "snaplen = 96"
 kill -HUP "$NF"
 sleep 1.5
 got5=$(ctl get inactive_timeout maxflows aggregation | tr '\n' ';')
@@ -282,13 +291,14 @@ load_wait
 quiesce
 snap e5
 conserve s5 e5 "SIGHUP"
-[[ $got5 == "inactive_timeout = 3;maxflows = 20000;aggregation = 1024-65535=1024;" ]] &&
+[[ $got5 == "inactive_timeout = 3;maxflows = 20000;aggregation = 10.201.0.0/16=16;" ]] &&
     pass "SIGHUP applied the runtime options: $got5" || fail "after SIGHUP: $got5"
 grep -q "snaplen changed; it takes effect only after a restart" "$WORK/nflowd.log" &&
     pass "SIGHUP: snaplen logged as needing a restart" || fail "SIGHUP: no restart notice for snaplen"
 [[ $got5b == "inactive_timeout = 3;" ]] && grep -q "configuration not changed" "$WORK/nflowd.log" &&
     pass "SIGHUP with a broken file changed nothing (logged)" || fail "broken config: $got5b"
-(($(d s5 e5 drops) > 0)) && note "maxflows 20000 dropped $(d s5 e5 drops) packets, counted" || true
+(($(d s5 e5 drops) > 0)) && pass "SIGHUP: the new maxflows 20000 dropped $(d s5 e5 drops) packets, counted" ||
+    fail "SIGHUP: maxflows 20000 (3 s x $PPS pps of new flows) dropped nothing"
 [[ $(ctl get maxflows) == "maxflows = 100000" ]] || fail "config not restored: $(ctl get maxflows)"
 
 # ---------------------------------------------------------------------------- 6
@@ -312,7 +322,7 @@ quiesce stable
 snap e6
 # From here on the restarted daemon's figures are compared with the rule's increments.
 SETTLE_RULE_BASE=${SNAP[e6:rule]}
-SETTLE_RECV_BASE=$((SNAP[e6:received] + SNAP[e6:lost]))
+SETTLE_RECV_BASE=$((${SNAP[e6:received]} + ${SNAP[e6:lost]}))
 rule6=$(d s6 e6 rule)
 a6=$(d s6 e6 A.packets)
 note "across the kill: $rule6 packets crossed the rule, A got $a6; $((rule6 - a6)) were in the killed daemon's cache, its queues or the kernel's unbound group"

@@ -10,6 +10,8 @@
 # counters, and nothing is in two of them).
 #
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are used by the scripts that source this
+# shellcheck disable=SC2016 # awk programs in single quotes
 
 SOAK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../integration/netns_lib.sh
@@ -205,8 +207,4 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0;
 udp_snmp() {
     ip netns exec "$1" awk -v f="$2" '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) n[i] = $i; h = 1; next }
         $1 == "Udp:" && h { for (i = 2; i <= NF; i++) if (n[i] == f) print $i }' /proc/net/snmp
-}
-# udp_sock_drops NS PORT: the drops column of /proc/net/udp for the socket bound to PORT.
-udp_sock_drops() {
-    ip netns exec "$1" awk -v p="$(printf '%04X' "$2")" 'NR > 1 { split($2, a, ":"); if (a[2] == p) print $NF }' /proc/net/udp
 }
