@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 deps=(build-essential cmake pkg-config libnetfilter-log-dev libmnl-dev libnfnetlink-dev
       libboost-program-options-dev libgtest-dev libgmock-dev libpcap-dev clang libclang-rt-14-dev
-      nfdump tshark iproute2 iptables nftables tcpdump procps iputils-ping python3
+      nfdump tshark iproute2 iptables nftables tcpdump procps iputils-ping python3 python3-scapy
       mandoc man-db dpkg-dev file systemd)
 missing=()
 for p in "${deps[@]}"; do

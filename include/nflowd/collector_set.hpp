@@ -49,6 +49,9 @@ class CollectorSet {
     void set_sndbuf(int sndbuf);
     std::vector<CollectorStats> stats() const;
     void reset_stats() noexcept; // zeroes the counters, keeps destination and sndbuf
+    // A collector present in `previous` too keeps counting from its figures there, so that
+    // swapping the destination list does not restart the counters of the ones that stay.
+    void carry_stats_from(const CollectorSet& previous) noexcept;
     std::size_t size() const noexcept { return collectors_.size(); }
 
   private:

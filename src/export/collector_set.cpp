@@ -206,6 +206,16 @@ void CollectorSet::reset_stats() noexcept {
     }
 }
 
+void CollectorSet::carry_stats_from(const CollectorSet& previous) noexcept {
+    for (auto& c : collectors_)
+        for (const auto& old : previous.collectors_)
+            if (old.dest.text == c.dest.text) {
+                const int sndbuf = c.stats.sndbuf; // the new socket's own
+                c.stats = old.stats;
+                c.stats.sndbuf = sndbuf;
+            }
+}
+
 std::vector<CollectorStats> CollectorSet::stats() const {
     std::vector<CollectorStats> out;
     out.reserve(collectors_.size());

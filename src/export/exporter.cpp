@@ -49,6 +49,7 @@ void Exporter::finish(Nanos now) {
 }
 
 void Exporter::set_collectors(CollectorSet collectors) {
+    collectors.carry_stats_from(collectors_);
     collectors_ = std::move(collectors);
 }
 

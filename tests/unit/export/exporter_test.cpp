@@ -166,6 +166,20 @@ TEST(Exporter, SwappingCollectorsKeepsTheSequenceAndPendingRecords) {
     EXPECT_FALSE(b.recv(50));
 }
 
+TEST(Exporter, ACollectorKeptAcrossASwapKeepsItsCounters) {
+    Receiver a, b, c;
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(a.dest() + "," + b.dest()), kNoPacing);
+    ex.add(records(60), kBoot); // two datagrams to each
+    ex.set_collectors(collectors_for(a.dest() + "," + c.dest()));
+    ex.add(records(30), kBoot); // one more to a and the first to c
+    const auto st = ex.collectors().stats();
+    ASSERT_EQ(st.size(), 2U);
+    EXPECT_EQ(st[0].destination, a.dest());
+    EXPECT_EQ(st[0].datagrams, 3U);
+    EXPECT_EQ(st[1].destination, c.dest());
+    EXPECT_EQ(st[1].datagrams, 1U);
+}
+
 double seconds_to_send(std::size_t datagrams, const PacingConfig& pacing, Receiver& r) {
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.dest()), pacing);
     const auto recs = records(30 * datagrams);
