@@ -43,7 +43,7 @@ if [[ " $stages " == *" asan "* ]]; then
     echo "== unit tests under ASan + UBSan"
     build build-asan -DNFLOWD_ASAN=ON
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        ctest --output-on-failure --timeout 900 -L unit)
+        ctest --output-on-failure --timeout 900 -L 'unit|threaded')
 fi
 if [[ " $stages " == *" tsan "* ]]; then
     echo "== threaded tests under TSan"
