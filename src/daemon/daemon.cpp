@@ -21,6 +21,13 @@ constexpr int kBatchesPerWake = 64;
 // On stop, what is already queued in the socket is still accounted, up to this many batches.
 constexpr int kFinalDrainBatches = 4096;
 
+// How long the kernel may still hold a batch: qtimeout (1/100 s) plus a margin, capped so a
+// stop never hangs on a huge setting.
+Nanos held_batch_wait(std::uint32_t qtimeout_cs) {
+    return std::min<Nanos>(Nanos{qtimeout_cs} * 10 * kNanosPerMilli + 20 * kNanosPerMilli,
+                           2 * kNanosPerSecond);
+}
+
 sigset_t daemon_signals() {
     sigset_t s;
     sigemptyset(&s);
@@ -48,7 +55,8 @@ bool process_is_nflowd(long pid) {
 } // namespace
 
 struct Daemon::Reader {
-    Reader(NflogSource s, Dispatcher& d) : source(std::move(s)), dispatcher(d) {}
+    Reader(NflogSource s, Dispatcher& d, Nanos wait_for_held_batch)
+        : source(std::move(s)), dispatcher(d), held_batch_wait(wait_for_held_batch) {}
 
     void run(int stop_fd) {
         auto deliver = [this](std::span<const std::byte> ip, const PacketMeta& meta) {
@@ -70,7 +78,9 @@ struct Daemon::Reader {
         try {
             source.unbind();
         } catch (const std::system_error&) {
-            // The group goes away with the socket anyway; only that held batch is at stake.
+            // Without CAP_NET_ADMIN (--user) the kernel refuses; the batch then comes on its
+            // own within qtimeout, so wait that long (bounded) before the last reads.
+            std::this_thread::sleep_for(std::chrono::nanoseconds(held_batch_wait));
         }
         for (int i = 0; i < kFinalDrainBatches && source.receive(deliver) != 0; ++i)
             dispatcher.publish();
@@ -84,6 +94,7 @@ struct Daemon::Reader {
 
     NflogSource source;
     Dispatcher& dispatcher;
+    Nanos held_batch_wait;
     std::thread thread;
     mutable std::mutex mutex;
     NflogStats stats;
@@ -112,8 +123,8 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     pipeline_ = std::make_unique<Pipeline>(pipeline_config(config_, started_), clock_,
                                            CollectorSet(config_.destinations, config_.sndbuf));
     for (std::size_t i = 0; i < sources.size(); ++i)
-        readers_.push_back(
-            std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i)));
+        readers_.push_back(std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i),
+                                                    held_batch_wait(config_.qtimeout)));
     if (!config_.user.empty()) log_.log(LogLevel::notice, drop_privileges(config_.user));
 }
 
