@@ -119,6 +119,11 @@ class FlowTable {
     void start(std::uint32_t i, const PacketInfo& packet) noexcept;
     void restart(std::uint32_t i, const PacketInfo& packet, std::vector<FlowRecord>& exported);
     void remove(std::uint32_t i) noexcept;
+    // The two expiry lists share one implementation, parameterised by their link fields.
+    template <std::uint32_t Entry::*Prev, std::uint32_t Entry::*Next>
+    void unlink(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail) noexcept;
+    template <std::uint32_t Entry::*Prev, std::uint32_t Entry::*Next>
+    void append(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail) noexcept;
     void lru_unlink(std::uint32_t i) noexcept;
     void lru_append(std::uint32_t i) noexcept;
     void age_unlink(std::uint32_t i) noexcept;

@@ -58,50 +58,42 @@ std::uint32_t FlowTable::bucket_of(const FlowKey& key) const noexcept {
     return static_cast<std::uint32_t>((std::uint64_t{h} * buckets_.size()) >> 32);
 }
 
+template <std::uint32_t FlowTable::Entry::*Prev, std::uint32_t FlowTable::Entry::*Next>
+void FlowTable::unlink(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail) noexcept {
+    Entry& e = at(i);
+    if (e.*Prev != kNil)
+        at(e.*Prev).*Next = e.*Next;
+    else
+        head = e.*Next;
+    if (e.*Next != kNil)
+        at(e.*Next).*Prev = e.*Prev;
+    else
+        tail = e.*Prev;
+}
+
+template <std::uint32_t FlowTable::Entry::*Prev, std::uint32_t FlowTable::Entry::*Next>
+void FlowTable::append(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail) noexcept {
+    Entry& e = at(i);
+    e.*Prev = tail;
+    e.*Next = kNil;
+    if (tail != kNil)
+        at(tail).*Next = i;
+    else
+        head = i;
+    tail = i;
+}
+
 void FlowTable::lru_unlink(std::uint32_t i) noexcept {
-    Entry& e = at(i);
-    if (e.lru_prev != kNil)
-        at(e.lru_prev).lru_next = e.lru_next;
-    else
-        lru_head_ = e.lru_next;
-    if (e.lru_next != kNil)
-        at(e.lru_next).lru_prev = e.lru_prev;
-    else
-        lru_tail_ = e.lru_prev;
+    unlink<&Entry::lru_prev, &Entry::lru_next>(i, lru_head_, lru_tail_);
 }
-
 void FlowTable::lru_append(std::uint32_t i) noexcept {
-    Entry& e = at(i);
-    e.lru_prev = lru_tail_;
-    e.lru_next = kNil;
-    if (lru_tail_ != kNil)
-        at(lru_tail_).lru_next = i;
-    else
-        lru_head_ = i;
-    lru_tail_ = i;
+    append<&Entry::lru_prev, &Entry::lru_next>(i, lru_head_, lru_tail_);
 }
-
 void FlowTable::age_unlink(std::uint32_t i) noexcept {
-    Entry& e = at(i);
-    if (e.age_prev != kNil)
-        at(e.age_prev).age_next = e.age_next;
-    else
-        age_head_ = e.age_next;
-    if (e.age_next != kNil)
-        at(e.age_next).age_prev = e.age_prev;
-    else
-        age_tail_ = e.age_prev;
+    unlink<&Entry::age_prev, &Entry::age_next>(i, age_head_, age_tail_);
 }
-
 void FlowTable::age_append(std::uint32_t i) noexcept {
-    Entry& e = at(i);
-    e.age_prev = age_tail_;
-    e.age_next = kNil;
-    if (age_tail_ != kNil)
-        at(age_tail_).age_next = i;
-    else
-        age_head_ = i;
-    age_tail_ = i;
+    append<&Entry::age_prev, &Entry::age_next>(i, age_head_, age_tail_);
 }
 
 // Returns kNil when the id space or the memory is exhausted: the caller drops the packet
