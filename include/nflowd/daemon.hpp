@@ -61,6 +61,7 @@ class Daemon {
     void apply(const Config& next);
     void write_pidfile();
     void report_losses();
+    void report_activity();
     void open_control(); // daemon_control.cpp
     void serve_control();
     void reset_stats();
@@ -78,6 +79,8 @@ class Daemon {
     std::vector<std::unique_ptr<Reader>> readers_;
     bool pidfile_written_ = false;
     std::map<std::string, std::uint64_t> seen_errors_; // main thread only
+    Nanos last_activity_time_ = 0;                     // main thread only
+    std::uint64_t last_activity_packets_ = 0;
 
     // Sampled by the control thread (sample()), read by stats.
     mutable std::mutex sample_mutex_;

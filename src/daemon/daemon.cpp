@@ -157,11 +157,26 @@ int Daemon::run() {
         log_.log(LogLevel::notice, "started: NFLOG group " + groups.str() + ", " +
                                        std::to_string(pipeline_->workers()) +
                                        " workers, exporting to " + config_.destination_text);
+        log_.log(LogLevel::info, "NFLOG: snaplen " + std::to_string(config_.snaplen) +
+                                     ", qthreshold " + std::to_string(config_.qthreshold) +
+                                     ", qtimeout " + std::to_string(config_.qtimeout) +
+                                     ", nlbufsiz " + std::to_string(config_.nlbufsiz) +
+                                     ", rcvbuf " + std::to_string(config_.rcvbuf));
+        log_.log(LogLevel::info,
+                 "cache: hashsize " + option_value(config_, "hashsize") + ", maxflows " +
+                     option_value(config_, "maxflows") + ", inactive_timeout " +
+                     option_value(config_, "inactive_timeout") + " s, active_timeout " +
+                     option_value(config_, "active_timeout") + " s");
+        for (const auto& c : pipeline_->stats().collectors)
+            log_.log(LogLevel::info,
+                     "destination " + c.destination + ": sndbuf " + std::to_string(c.sndbuf));
     }
-    for (;;) {
+    last_activity_time_ = steady_time();
+    for (int tick = 1;; ++tick) {
         pollfd p{signal_fd_.get(), POLLIN, 0};
         if (::poll(&p, 1, 1000) == 0) {
             report_losses();
+            if (tick % 10 == 0) report_activity();
             continue;
         }
         signalfd_siginfo si{};
@@ -188,6 +203,25 @@ int Daemon::run() {
                                    " flows exported, " + std::to_string(s.exporter.lost_flows) +
                                    " lost");
     return 0;
+}
+
+// debug 3: what the last ten seconds carried, for watching a daemon without nflowctl.
+void Daemon::report_activity() {
+    if (log_.debug() < static_cast<int>(LogLevel::debug)) return;
+    const auto s = pipeline_->stats();
+    const auto t = s.total();
+    const auto now = steady_time();
+    const double secs = last_activity_time_ ? double(now - last_activity_time_) / 1e9 : 0;
+    if (secs > 0)
+        log_.log(LogLevel::debug,
+                 "activity: " +
+                     std::to_string(static_cast<std::uint64_t>(
+                         double(s.parse.packets - last_activity_packets_) / secs)) +
+                     " packets/s, " + std::to_string(t.active) + " flows active, " +
+                     std::to_string(s.exporter.flows) + " flows exported in " +
+                     std::to_string(s.exporter.datagrams) + " datagrams");
+    last_activity_time_ = now;
+    last_activity_packets_ = s.parse.packets;
 }
 
 // Losses are logged as they grow, folded per source so that a dead collector or a flooded
