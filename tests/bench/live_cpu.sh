@@ -34,6 +34,8 @@ CONSUMERS=${CONSUMERS:-probe nflowd uacctd}
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../integration/netns_lib.sh
 source "$HERE/../integration/netns_lib.sh"
+# shellcheck source=../integration/check_lib.sh
+source "$HERE/../integration/check_lib.sh"
 netns_require
 for tool in tcpreplay tcprewrite nfcapd nfdump python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install tcpreplay nfdump)" >&2; exit 1; }
@@ -41,14 +43,7 @@ done
 command -v uacctd >/dev/null || { echo "(uacctd not installed: skipped)"; CONSUMERS=${CONSUMERS//uacctd/}; }
 
 netns_setup
-WORK=$(mktemp -d)
-bench_cleanup() {
-    local rc=$?
-    netns_cleanup || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap bench_cleanup EXIT
+work_setup netns_cleanup
 
 GROUP=$((6000 + $$ % 1000))
 PORT=$((23000 + $$ % 1000))
@@ -95,13 +90,7 @@ start_nfcapd() { # start_nfcapd DIR -> NFCAPD_PID
     mkdir -p "$1"
     netns_bg "$NS_ROUTER" "$1.log" "$1.log" nfcapd -b 127.0.0.1 -p "$PORT" -w "$1" -t 3600 -B 16777216
     NFCAPD_PID=$NETNS_LAST_PID
-    local i
-    for ((i = 0; i < 100; i++)); do
-        [[ -n $(in_router ss -Hlnu "sport = :$PORT") ]] && return 0
-        sleep 0.1
-    done
-    echo "nfcapd did not start" >&2
-    exit 1
+    netns_wait_listen "$NS_ROUTER" u "$PORT" || { echo "nfcapd did not start" >&2; exit 1; }
 }
 
 # run_one CONSUMER RUN: one replay with CONSUMER in the router; sets R_* result variables.
@@ -172,8 +161,8 @@ EOF
         R_LOST=$(grep -o 'lost=[0-9]*' "$dir.out" | cut -d= -f2)
         ;;
     nflowd)
-        R_RECV=$(grep "group $GROUP: packets" "$dir.out" | tail -1 | grep -o 'packets [0-9]*' | cut -d' ' -f2)
-        R_LOST=$(grep "group $GROUP: packets" "$dir.out" | tail -1 | grep -o 'lost [0-9]*' | cut -d' ' -f2)
+        R_RECV=$(grep "group $GROUP: received" "$dir.out" | tail -1 | grep -o 'received [0-9]*' | cut -d' ' -f2)
+        R_LOST=$(grep "group $GROUP: received" "$dir.out" | tail -1 | grep -o 'lost [0-9]*' | cut -d' ' -f2)
         R_ACC=$(nfdump_packets "$dir")
         ;;
     uacctd)

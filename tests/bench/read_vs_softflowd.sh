@@ -26,63 +26,10 @@ for tool in softflowd nfcapd nfdump python3 ss timeout /usr/bin/time; do
     }
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/nflowd_bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [[ ${KEEP:-0} == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-forget_pid() {
-    local keep=() pid
-    for pid in "${PIDS[@]}"; do [[ $pid == "$1" ]] || keep+=("$pid"); done
-    PIDS=("${keep[@]+"${keep[@]}"}")
-}
-field() { awk -F': ' -v k="$2" '$1 == k { print $2; found = 1 } END { exit !found }' "$1"; }
-free_udp_port() {
-    python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-start_nfcapd() {
-    local dir=$1 i
-    mkdir -p "$dir"
-    NFCAPD_PORT=$(free_udp_port)
-    nfcapd -B 16777216 -b 127.0.0.1 -p "$NFCAPD_PORT" -w "$dir" -t 3600 >"$dir.log" 2>&1 &
-    NFCAPD_PID=$!
-    PIDS+=("$NFCAPD_PID")
-    for ((i = 0; i < 100; i++)); do
-        [[ -n $(ss -Hlun "sport = :$NFCAPD_PORT") ]] && return 0
-        kill -0 "$NFCAPD_PID" 2>/dev/null || fail "nfcapd exited: $(cat "$dir.log")"
-        sleep 0.1
-    done
-    fail "nfcapd did not bind port $NFCAPD_PORT"
-}
-
-# nfcapd does not drain its socket on SIGTERM: wait for an empty receive queue first.
-stop_nfcapd() {
-    local i q
-    for ((i = 0; i < 200; i++)); do
-        q=$(ss -Hlun "sport = :$NFCAPD_PORT" | awk '{ print $2 }')
-        [[ $q == 0 ]] && break
-        sleep 0.1
-    done
-    sleep 0.3
-    kill -TERM "$NFCAPD_PID"
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$NFCAPD_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    wait "$NFCAPD_PID" || true
-    forget_pid "$NFCAPD_PID"
-}
+# shellcheck source=../integration/collector_lib.sh
+source "$(dirname "$0")/../integration/collector_lib.sh"
+collector_setup nflowd_bench
+NFCAPD_DRAIN_TENTHS=200 # a whole benchmark trace's export may still be queued
 
 # run_exporter PROG TRACE DEST OUTPREFIX: one whole process; leaves wall ns, CPU s and max
 # RSS KB in OUTPREFIX.{wall,time}.

@@ -10,14 +10,9 @@ set -euo pipefail
 CONTRIB=${1:?usage: contrib_check.sh CONTRIB_DIR MAN_DIR nflowd}
 MAN=${2:?usage}
 NFLOWD=${3:?usage}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-
-FAILED=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
+# shellcheck source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
+work_setup ""
 
 echo "== nflowd.conf"
 CONF=$CONTRIB/nflowd.conf

@@ -20,6 +20,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOOLS=$HERE/../tools
 # shellcheck source=netns_lib.sh
 source "$HERE/netns_lib.sh"
+# shellcheck source=check_lib.sh
+source "$HERE/check_lib.sh"
 netns_require
 for tool in nfcapd nfdump python3 nc ping ss nft timeout; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool missing" >&2; exit 77; }
@@ -27,27 +29,11 @@ done
 [[ -x $NFLOWD ]] || { echo "not executable: $NFLOWD" >&2; exit 1; }
 
 netns_setup
-WORK=$(mktemp -d)
-trap_cleanup() {
-    local rc=$?
-    netns_cleanup || true # the namespaces take their rules and nft tables with them
-    if ((rc != 0)); then
-        echo "(logs kept in $WORK)" >&2
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap trap_cleanup EXIT
+WORK_KEEP_FAILED=1
+work_setup netns_cleanup # the namespaces take their rules and nft tables with them
 
 GROUP=$((5000 + $$ % 1000))
 PORT_BASE=$((21000 + ($$ % 1000) * 4)) # collectors' ports, on the router's own loopback
-FAILED=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
-pass() { echo "ok: $*"; }
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -55,25 +41,13 @@ ifindex() { ip -n "$1" -o link show dev "$2" | cut -d: -f1; }
 IDX_RC=$(ifindex "$NS_ROUTER" "$IF_ROUTER_C") # router side towards the client
 IDX_RS=$(ifindex "$NS_ROUTER" "$IF_ROUTER_S") # router side towards the server
 
-# wait_listen NS PROTO PORT: bounded wait for a socket bound to PORT (u = UDP, t = TCP
-# listener), so that no datagram or connection is sent before anyone listens.
-wait_listen() {
-    local i
-    for ((i = 0; i < 100; i++)); do
-        [[ -n $(ip netns exec "$1" ss -Hln"$2" "sport = :$3") ]] && return 0
-        sleep 0.1
-    done
-    echo "nothing listening on $2 port $3 in $1" >&2
-    return 1
-}
-
 start_nfcapd() { # start_nfcapd DIR PORT -> NFCAPD_PID
     mkdir -p "$1"
     # -B: a deep socket buffer, so a flush burst is not lost by the collector itself.
     netns_bg "$NS_ROUTER" "$1.nfcapd.log" "$1.nfcapd.log" \
         nfcapd -b 127.0.0.1 -p "$2" -w "$1" -t 3600 -B 16777216
     NFCAPD_PID=$NETNS_LAST_PID
-    wait_listen "$NS_ROUTER" u "$2"
+    netns_wait_listen "$NS_ROUTER" u "$2"
 }
 stop_nfcapd() { # nfcapd writes its file on SIGTERM
     netns_stop "$1" || true
@@ -83,27 +57,11 @@ start_collector() { # start_collector OUT PORT -> COLLECTOR_PID
     netns_bg "$NS_ROUTER" "$1.stdout" "$1.stderr" \
         python3 "$TOOLS/v5_collector.py" --port "$2" --out "$1" --duration 300
     COLLECTOR_PID=$NETNS_LAST_PID
-    wait_listen "$NS_ROUTER" u "$2"
+    netns_wait_listen "$NS_ROUTER" u "$2"
 }
 
 start_nflowd() { # start_nflowd LOG ARGS... -> NFLOWD_PID
-    local log=$1
-    shift
-    netns_bg "$NS_ROUTER" "$log" "$log" "$NFLOWD" --group "$GROUP" --debug 1 "$@"
-    NFLOWD_PID=$NETNS_LAST_PID
-    if ! netns_wait_for "$log" "started" 100; then
-        cat "$log" >&2
-        echo "nflowd did not start" >&2
-        exit 1
-    fi
-}
-
-# stop_nflowd PID LOG: SIGTERM must make it export everything and exit 0.
-stop_nflowd() {
-    local rc=0
-    netns_stop "$1" || rc=$?
-    ((rc == 0)) || fail "nflowd exited $rc on SIGTERM: $(tail -3 "$2")"
-    grep -q "stopped:" "$2" || fail "nflowd logged no 'stopped:' line"
+    netns_start_nflowd "$NS_ROUTER" "$1" --group "$GROUP" --debug 1 "${@:2}"
 }
 
 # nflowd_stats PID LOG: SIGUSR1, then wait (bounded) for the whole block in the log.
@@ -244,7 +202,7 @@ LONG_PING=$!
 # A TCP transfer of known size: SYN, PSH (data), FIN and ACK from the client.
 netns_bg "$NS_SERVER" /dev/null "$WORK/nc_server.err" timeout 30 nc -l -p 5001
 NC_SERVER=$NETNS_LAST_PID
-wait_listen "$NS_SERVER" t 5001
+netns_wait_listen "$NS_SERVER" t 5001
 head -c 2000000 /dev/zero | in_client timeout 20 nc -N "$SERVER_IP" 5001 ||
     fail "TCP transfer failed"
 netns_stop "$NC_SERVER" || true # it has exited: the client saw its FIN
@@ -256,7 +214,7 @@ sender flows --flows 1 --packets 5 --sport 41000 --dport 10005 >/dev/null
 T_END=$(date +%s.%N)
 sleep $((INACTIVE + 3)) # inactive timeout + 1 s partial-datagram wait + margin
 T_CHECK=$(date +%s.%N)
-stop_nflowd "$NFLOWD_A" "$WORK/A.log"
+netns_stop_nflowd "$NFLOWD_A" "$WORK/A.log"
 stop_nfcapd "$NFCAPD_A"
 netns_stop "$COLLECTOR_A" || true
 
@@ -337,7 +295,7 @@ for threads in 1 2; do
     nflowd_stats "$NFLOWD_PID" "$WORK/B$threads.log"
     grep -q "export: flows 0," "$WORK/B$threads.log" ||
         fail "threads $threads: flows exported before SIGTERM with 600 s timeouts"
-    stop_nflowd "$NFLOWD_PID" "$WORK/B$threads.log"
+    netns_stop_nflowd "$NFLOWD_PID" "$WORK/B$threads.log"
     stop_nfcapd "$nfc"
     check_flow "B$threads icmp echo" "$WORK/B$threads" icmp_cs_10 1 "$CLIENT_IP" 0 "$SERVER_IP" 2048 16
     check_flow "B$threads icmp reply" "$WORK/B$threads" icmp_sc_10 1 "$SERVER_IP" 0 "$CLIENT_IP" 0 16
@@ -372,7 +330,7 @@ start_nflowd "$WORK/B3.log" --threads 2 --inactive_timeout 600 \
     --destination "127.0.0.1:$((PORT_BASE + 2))"
 sender flows --flows 4 --packets 10 >/dev/null
 nflowd_b3=$NFLOWD_PID
-stop_nflowd "$nflowd_b3" "$WORK/B3.log"
+netns_stop_nflowd "$nflowd_b3" "$WORK/B3.log"
 stop_nfcapd "$nfc"
 read -r rule_p _ < <(nflog_rule_counter)
 acc=$(nf_records "$WORK/B3" | awk '{ p += $7 } END { print p + 0 }')
@@ -396,7 +354,7 @@ nfc=$NFCAPD_PID
 start_nflowd "$WORK/C.log" --threads 2 --inactive_timeout 600 --destination "127.0.0.1:$((PORT_BASE + 2))"
 deterministic_traffic
 sleep 0.5
-stop_nflowd "$NFLOWD_PID" "$WORK/C.log"
+netns_stop_nflowd "$NFLOWD_PID" "$WORK/C.log"
 stop_nfcapd "$nfc"
 check_flow "nft udp 40000" "$WORK/C" udp_40000 17 "$CLIENT_IP" 40000 "$SERVER_IP" 9999 0
 nf_records "$WORK/C" | awk '{ $12 = ""; print }' | sort >"$WORK/C.flows"
@@ -442,7 +400,7 @@ refused=$(stat_refused "$WORK/D.log")
 ((${refused:-0} > 0)) && pass "refused sends counted: $refused" ||
     fail "no refused send counted: $(grep 'destination' "$WORK/D.log" | tail -1)"
 kill -0 "$NFLOWD_D" 2>/dev/null && pass "nflowd still running" || fail "nflowd died"
-stop_nflowd "$NFLOWD_D" "$WORK/D.log"
+netns_stop_nflowd "$NFLOWD_D" "$WORK/D.log"
 stop_nfcapd "$nfc"
 nf_records "$WORK/D1" | awk '$3 == 42000' | grep -q . || fail "flow before the stop missing"
 for sp in 42004 42005; do
@@ -475,7 +433,7 @@ for qthr in 1 64; do
     sleep 0.5
     kill -0 "$NFLOWD_E" 2>/dev/null || fail "nflowd died under the flood"
     nflowd_stats "$NFLOWD_E" "$WORK/E$qthr.log"
-    stop_nflowd "$NFLOWD_E" "$WORK/E$qthr.log"
+    netns_stop_nflowd "$NFLOWD_E" "$WORK/E$qthr.log"
     stop_nfcapd "$nfc"
     read -r rule_p _ < <(nflog_rule_counter)
     acc=$(nf_records "$WORK/E$qthr" | awk '{ p += $7 } END { print p + 0 }')

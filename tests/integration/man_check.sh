@@ -15,27 +15,18 @@ NFLOWD=${3:?usage}
 NFLOWCTL=${4:-}
 PAGES=("$MAN/nflowd.8" "$MAN/nflowctl.8" "$MAN/nflowd.conf.5")
 
-WORK=$(mktemp -d)
+# shellcheck source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
 NS=""
 DAEMON_PID=""
 cleanup() {
-    local rc=$?
     if [[ -n $DAEMON_PID ]]; then
         kill -TERM "$DAEMON_PID" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
     fi
     [[ -n $NS ]] && ip netns del "$NS" 2>/dev/null
-    rm -rf "$WORK"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-FAILED=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
+work_setup cleanup
 
 for p in "${PAGES[@]}"; do [[ -f $p ]] || { echo "FAIL: $p missing" >&2; exit 1; }; done
 

@@ -121,6 +121,45 @@ netns_wait_for() {
     return 1
 }
 
+# netns_wait_listen NS PROTO PORT: bounded wait for a socket in NS bound to PORT (PROTO u =
+# UDP, t = TCP listener), so that no datagram or connection is sent before anyone listens.
+netns_wait_listen() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -n $(ip netns exec "$1" ss -Hln"$2" "sport = :$3") ]] && return 0
+        sleep 0.1
+    done
+    echo "nothing listening on $2 port $3 in $1" >&2
+    return 1
+}
+
+# netns_start_nflowd NS LOG ARGS...: $NFLOWD ARGS in namespace NS, stdout and stderr in LOG;
+# waits (bounded) for its "started" line, else prints LOG and exits. PID in NFLOWD_PID.
+netns_start_nflowd() {
+    local ns=$1 log=$2
+    shift 2
+    # Emptied here, not only by netns_bg's redirection, which happens in the background: a
+    # restart with the same LOG must not find the last run's "started".
+    : >"$log"
+    netns_bg "$ns" "$log" "$log" "$NFLOWD" "$@"
+    # shellcheck disable=SC2034 # for the caller
+    NFLOWD_PID=$NETNS_LAST_PID
+    if ! netns_wait_for "$log" "started" 100; then
+        cat "$log" >&2
+        echo "nflowd did not start" >&2
+        exit 1
+    fi
+}
+
+# netns_stop_nflowd PID LOG: SIGTERM must make it export everything and exit 0 with its
+# "stopped:" line. Reports through fail (check_lib.sh).
+netns_stop_nflowd() {
+    local rc=0
+    netns_stop "$1" || rc=$?
+    ((rc == 0)) || fail "nflowd exited $rc on SIGTERM: $(tail -3 "$2")"
+    grep -q "stopped:" "$2" || fail "nflowd logged no 'stopped:' line"
+}
+
 netns_cleanup() {
     local rc=$? pid ns i
     for pid in "${NETNS_PIDS[@]}"; do

@@ -9,24 +9,14 @@ set -euo pipefail
 PROBE=${1:?usage: nflog_live.sh PATH/TO/nflog_probe}
 # shellcheck source=netns_lib.sh
 source "$(dirname "$0")/netns_lib.sh"
+# shellcheck source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
 netns_require
 
 netns_setup
-WORK=$(mktemp -d)
-trap_cleanup() {
-    local rc=$?
-    netns_cleanup || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap trap_cleanup EXIT
+work_setup netns_cleanup
 
 GROUP=$((4000 + $$ % 1000))
-FAILED=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
 field() { # field NAME FILE: value of NAME=... in the probe's totals line
     grep -o "\b$1=[0-9]*" "$2" | tail -1 | cut -d= -f2
 }

@@ -18,20 +18,15 @@ NFLOWD=${1:?usage: nflowctl.sh NFLOWD NFLOWCTL}
 NFLOWCTL=${2:?usage: nflowctl.sh NFLOWD NFLOWCTL}
 # shellcheck source=netns_lib.sh
 source "$(dirname "$0")/netns_lib.sh"
+# shellcheck source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
 netns_require
 for tool in python3 setpriv; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool missing" >&2; exit 77; }
 done
 
 netns_setup
-WORK=$(mktemp -d)
-trap_cleanup() {
-    local rc=$?
-    netns_cleanup || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap trap_cleanup EXIT
+work_setup netns_cleanup
 # nobody must be able to run nflowctl, wherever the build tree is.
 chmod 755 "$WORK"
 mkdir "$WORK/bin"
@@ -42,11 +37,6 @@ GROUP=$((5000 + $$ % 1000))
 CID=$((0x10000000 + $$))
 P1=2055
 P2=2056
-FAILED=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
 
 ctl() { in_router "$NFLOWCTL" -i "$CID" "$@"; }
 ctl_nobody() {

@@ -24,24 +24,15 @@ if dpkg-query -W -f='${Status}' nflowd 2>/dev/null | grep -qv 'not-installed'; t
 fi
 [[ ! -e /usr/sbin/nflowd && ! -e /etc/nflowd ]] || skip "/usr/sbin/nflowd or /etc/nflowd exists"
 
-WORK=$(mktemp -d)
+# shellcheck source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
 INSTALLED=0
 cleanup() {
-    local rc=$?
     if ((INSTALLED)); then
         dpkg -P nflowd >/dev/null 2>&1 || true
     fi
-    rm -rf "$WORK"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-FAILED=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
+work_setup cleanup
 
 FILES=(
     /usr/sbin/nflowd

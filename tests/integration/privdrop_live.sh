@@ -15,27 +15,17 @@ NFLOWCTL=${2:-}
 COLLECTOR=${3:?usage}
 # shellcheck source=netns_lib.sh
 source "$(dirname "$0")/netns_lib.sh"
+# shellcheck source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
 netns_require
 command -v python3 >/dev/null || { echo "SKIP: python3 missing" >&2; exit 77; }
 getent passwd nobody >/dev/null || { echo "SKIP: no user nobody" >&2; exit 77; }
 [[ -x $NFLOWCTL ]] || { echo "SKIP: no nflowctl" >&2; exit 77; }
 
-WORK=$(mktemp -d)
-chmod 755 "$WORK" # nobody must reach the config file in it
-cleanup_priv() {
-    local rc=$?
-    netns_cleanup || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
 netns_setup
-trap cleanup_priv EXIT
+work_setup netns_cleanup
+chmod 755 "$WORK" # nobody must reach the config file in it
 
-FAILED=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
 status_field() { awk -v k="$1:" '$1 == k { $1 = ""; print substr($0, 2) }' "/proc/$2/status"; }
 records() { grep -c '"src"' "$1" 2>/dev/null || true; }
 ctl() { in_router "$NFLOWCTL" -i "$ID" "$@"; }

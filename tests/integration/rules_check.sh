@@ -15,28 +15,20 @@ RULES=${1:?usage: rules_check.sh RULES_DIR PATH/TO/nflowd}
 NFLOWD=${2:?usage: rules_check.sh RULES_DIR PATH/TO/nflowd}
 # shellcheck source=netns_lib.sh
 source "$(dirname "$0")/netns_lib.sh"
+# shellcheck source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
 netns_require
 for tool in iptables-restore ip6tables-restore nft; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool missing" >&2; exit 77; }
 done
 
-WORK=$(mktemp -d)
 SCRATCH="${NETNS_TAG}x"
 cleanup_rules() {
-    local rc=$?
     ip netns del "$SCRATCH" 2>/dev/null || true
     netns_cleanup || true
-    rm -rf "$WORK"
-    exit "$rc"
 }
-trap cleanup_rules EXIT
-trap 'exit 130' INT TERM
+work_setup cleanup_rules
 
-FAILED=0
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
 in_scratch() { ip netns exec "$SCRATCH" "$@"; }
 fresh_scratch() {
     ip netns del "$SCRATCH" 2>/dev/null || true
@@ -111,7 +103,7 @@ ip netns del "$SCRATCH"
 
 echo "== live: every packet counted once"
 netns_setup
-trap cleanup_rules EXIT
+trap work_cleanup EXIT # back from netns_setup's own trap
 # Silent sinks: no ICMP errors, so the packet counts are known exactly.
 in_server iptables -A INPUT -p udp --dport 9999 -j DROP
 

@@ -90,7 +90,7 @@ created=$(js "$S" 'd["hash"]["new"]')
 peak=$(js "$S" 'sum(w["peak"] for w in d["workers"])')
 expired=$(js "$S" 'd["expired"]["inactive"] + d["expired"]["active"]')
 bad=$(js "$S" 'd["packets"]["invalid"] + d["packets"]["truncated"] + d["packets"]["fragments"] + d["packets"]["ipv6_skipped"]')
-stop_nflowd "$NF" "$WORK/nflowd.log"
+netns_stop_nflowd "$NF" "$WORK/nflowd.log"
 sink_wait_idle col 1 || fail "collector still busy"
 stop_sink "$SINK"
 exported=$(grep -o "stopped: [0-9]*" "$WORK/nflowd.log" | awk '{ print $2 }')

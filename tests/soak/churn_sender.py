@@ -17,6 +17,11 @@ import socket
 import sys
 import time
 
+# The fork-and-split helper is tests/tools/flow_sender.py's; no __pycache__ left in the tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from flow_sender import fork_split  # noqa: E402 (found through the path set just above)
+
 
 def run_one(args, index, share, deadline, pps):
     lo, hi = (int(x) for x in args.dports.split("-"))
@@ -87,24 +92,8 @@ def main():
     deadline = time.monotonic() + args.max_seconds
     procs = max(1, args.procs)
     start = time.monotonic()
-    pids, rfds = [], []
-    for p in range(procs):
-        share = args.count // procs + (1 if p < args.count % procs else 0)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            n = run_one(args, p, share, deadline, args.pps / procs)
-            os.write(w, str(n).encode())
-            os._exit(0)
-        os.close(w)
-        pids.append(pid)
-        rfds.append(r)
-    total = 0
-    for pid, r in zip(pids, rfds):
-        os.waitpid(pid, 0)
-        total += int(os.read(r, 64) or b"0")
-        os.close(r)
+    total = fork_split(args.count, procs,
+                       lambda p, share: run_one(args, p, share, deadline, args.pps / procs))
     secs = time.monotonic() - start
     print(f"sent={total} seconds={secs:.1f} pps={total / secs:.0f}", flush=True)
     return 0

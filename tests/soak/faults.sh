@@ -53,7 +53,7 @@ SINK_B=$SINK_PID
 netns_bg "$NS_SERVER" "$WORK/C.out" "$WORK/C.err" python3 "$SOAK_DIR/v5_sink.py" \
     --bind "$SERVER_IP" --port "$PC" --out "$WORK/C.json" --duration 900
 SINK_C=$NETNS_LAST_PID
-wait_listen "$NS_SERVER" "$PC"
+netns_wait_listen "$NS_SERVER" u "$PC"
 
 CONF=$WORK/nflowd.conf
 write_conf() { printf '%s\n' "$@" >"$CONF"; }
@@ -151,6 +151,37 @@ conserve() {
     alive "$NF" || fail "$3: nflowd died"
 }
 
+# collector_b_fault N SIGNAL LABEL: phase N, 5 s of load with collector B upset by SIGNAL
+# (v5_sink.py: SIGUSR1 closes its socket, SIGUSR2 makes it slow; the same signal again
+# undoes it) from 1 s to 3.5 s in. Checks the conservation law on A, and leaves B's figures
+# for the phase in sent (nflowd's datagrams to B), got, noports, rcverr and gapf.
+collector_b_fault() {
+    local n=$1 sig=$2 label=$3
+    snap "s$n"
+    load 5
+    sleep 1
+    kill "-$sig" "$SINK_B"
+    sleep 2.5
+    kill "-$sig" "$SINK_B"
+    load_wait
+    quiesce
+    sink_wait_idle B 0.5 || true
+    snap "e$n"
+    conserve "s$n" "e$n" "$label"
+    sent=$(d "s$n" "e$n" nfB.datagrams)
+    got=$(d "s$n" "e$n" B.datagrams)
+    noports=$(d "s$n" "e$n" noports)
+    rcverr=$(d "s$n" "e$n" rcvbuferr)
+    gapf=$(d "s$n" "e$n" B.gap_flows)
+}
+# collector_b_gaps N LABEL: the flows B missed in phase N are exactly those its v5
+# sequence numbers say are missing.
+collector_b_gaps() {
+    local n=$1 label=$2
+    (($(d "s$n" "e$n" B.records) + gapf == $(d "s$n" "e$n" flows))) && pass "$label: B's v5 sequence gaps account for the $gapf flows it missed" ||
+        fail "$label: B records $(d "s$n" "e$n" B.records) + gap flows $gapf != exported $(d "s$n" "e$n" flows)"
+}
+
 echo "== 0: baseline"
 snap s0
 load 3
@@ -162,23 +193,8 @@ conserve s0 e0 "baseline"
 
 # ---------------------------------------------------------------------------- 1
 echo "== 1: collector B down for 2.5 s under load"
-snap s1
-load 5
-sleep 1
-kill -USR1 "$SINK_B" # close
-sleep 2.5
-kill -USR1 "$SINK_B" # bind again
-load_wait
-quiesce
-sink_wait_idle B 0.5 || true
-snap e1
-conserve s1 e1 "collector down"
-sent=$(d s1 e1 nfB.datagrams)
-got=$(d s1 e1 B.datagrams)
-noports=$(d s1 e1 noports)
-rcverr=$(d s1 e1 rcvbuferr)
+collector_b_fault 1 USR1 "collector down"
 refused=$(d s1 e1 nfB.refused)
-gapf=$(d s1 e1 B.gap_flows)
 note "nflowd sent B $sent datagrams: B got $got, closed port (NoPorts) $noports, rcvbuf errors $rcverr; nflowd counted refused $refused"
 note "flows: exported $(d s1 e1 flows), B got $(d s1 e1 B.records) + sequence gaps $gapf ($(d s1 e1 B.seq_gaps) gaps)"
 ((noports > 0)) || fail "collector down: no datagram met the closed port; nothing proven"
@@ -186,36 +202,19 @@ note "flows: exported $(d s1 e1 flows), B got $(d s1 e1 B.records) + sequence ga
     fail "collector down: B got $got + NoPorts $noports + RcvbufErrors $rcverr != $sent sent"
 ((refused > 0 && refused <= noports)) && pass "collector down: nflowd counted $refused refusals for $noports datagrams lost (one per ICMP error read)" ||
     fail "collector down: nflowd counted $refused refusals for $noports datagrams lost"
-(($(d s1 e1 B.records) + gapf == $(d s1 e1 flows))) && pass "collector down: B's v5 sequence gaps account for the $gapf flows it missed" ||
-    fail "collector down: B records $(d s1 e1 B.records) + gap flows $gapf != exported $(d s1 e1 flows)"
+collector_b_gaps 1 "collector down"
 grep -q "send errors (refused" "$WORK/nflowd.log" && pass "collector down: logged" || fail "collector down: no send error logged"
 
 # ---------------------------------------------------------------------------- 2
 echo "== 2: collector B slow (20 ms per datagram, SO_RCVBUF 4 KiB) for 2.5 s under load"
-snap s2
-load 5
-sleep 1
-kill -USR2 "$SINK_B" # slow
-sleep 2.5
-kill -USR2 "$SINK_B" # normal
-load_wait
-quiesce
-sink_wait_idle B 0.5 || true
-snap e2
-conserve s2 e2 "collector slow"
-sent=$(d s2 e2 nfB.datagrams)
-got=$(d s2 e2 B.datagrams)
-noports=$(d s2 e2 noports)
-rcverr=$(d s2 e2 rcvbuferr)
-gapf=$(d s2 e2 B.gap_flows)
+collector_b_fault 2 USR2 "collector slow"
 bf=$(d s2 e2 nfB.buffer_full)
 note "nflowd sent B $sent datagrams (buffer full $bf, refused $(d s2 e2 nfB.refused)): B got $got, RcvbufErrors $rcverr, NoPorts $noports"
 note "flows: exported $(d s2 e2 flows), B got $(d s2 e2 B.records) + sequence gaps $gapf ($(d s2 e2 B.seq_gaps) gaps)"
 ((rcverr > 0)) || fail "collector slow: B's socket never overflowed; nothing proven"
 ((got + noports + rcverr == sent)) && pass "collector slow: the $rcverr datagrams B lost are in the kernel's Udp RcvbufErrors (nflowd sent them all: buffer full $bf)" ||
     fail "collector slow: B got $got + RcvbufErrors $rcverr + NoPorts $noports != $sent sent"
-(($(d s2 e2 B.records) + gapf == $(d s2 e2 flows))) && pass "collector slow: B's v5 sequence gaps account for the $gapf flows it missed" ||
-    fail "collector slow: B records $(d s2 e2 B.records) + gap flows $gapf != exported $(d s2 e2 flows)"
+collector_b_gaps 2 "collector slow"
 
 # ---------------------------------------------------------------------------- 3
 echo "== 3: set destination A + C (1 Mbit/s tbf) and sndbuf 4608 under load"
@@ -353,7 +352,7 @@ note "flood: $(cat "$WORK"/load.$((LOAD_SPORT - 16))); rule $(d s7 e7 rule), NFL
 (($(d s7 e7 lost) > 0 && enobufs > 0)) && pass "NFLOG overrun: $(d s7 e7 lost) packets lost, counted from sequence numbers" ||
     fail "NFLOG overrun: no loss (lost $(d s7 e7 lost), enobufs $enobufs); nothing proven"
 
-stop_nflowd "$NF" "$WORK/nflowd.log"
+netns_stop_nflowd "$NF" "$WORK/nflowd.log"
 [[ ! -e $WORK/nflowd.pid ]] || fail "pidfile left after SIGTERM"
 (($(sink A seq_resets) == 1)) || note "A saw $(sink A seq_resets) sequence resets (1 expected: the restart)"
 (($(sink A errors) + $(sink B errors) == 0)) || fail "bad datagrams at a collector"

@@ -89,7 +89,7 @@ collector() { # collector NS PORT OUT -> COLL_PID
     netns_bg "$1" "$3.stdout" "$3.stderr" python3 "$TOOLS/v5_collector.py" --port "$2" \
         --out "$3" --duration 600
     COLL_PID=$NETNS_LAST_PID
-    wait_listen "$1" "$2"
+    netns_wait_listen "$1" u "$2"
 }
 collector "$NS_ROUTER" "$P1" "$WORK/c1.jsonl"
 C1=$COLL_PID
@@ -101,11 +101,9 @@ C3=$COLL_PID
 # Batches of one, handed over at once: each case is seen on its own.
 COMMON=(--debug 1 --threads 2 --qthreshold 1 --qtimeout 1 --inactive_timeout 600)
 nflowd_in() { # nflowd_in NS GROUP CID PORT LOG -> PID in NPID
-    : >"$5"
-    netns_bg "$1" "$5" "$5" "$NFLOWD" --group "$2" --control_id "$3" \
+    netns_start_nflowd "$1" "$5" --group "$2" --control_id "$3" \
         --destination "127.0.0.1:$4" "${COMMON[@]}"
-    NPID=$NETNS_LAST_PID
-    netns_wait_for "$5" started 100 || { cat "$5" >&2; echo "nflowd did not start" >&2; exit 1; }
+    NPID=$NFLOWD_PID
 }
 nflowd_in "$NS_ROUTER" "$G1" "$CID1" "$P1" "$WORK/r1.log"
 N1=$NPID
@@ -281,7 +279,7 @@ rule1_bytes=$(in_router iptables -L FORWARD -v -x -n | awk '/NFLOG/ { print $2; 
 echo quit >&"${SENDER[1]}"
 for n in 1 2 3; do
     pid_var=N$n
-    stop_nflowd "${!pid_var}" "$WORK/r$n.log"
+    netns_stop_nflowd "${!pid_var}" "$WORK/r$n.log"
 done
 sleep 1.5
 for c in "$C1" "$C2" "$C3"; do stop_sink "$c"; done

@@ -16,18 +16,13 @@
 SOAK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../integration/netns_lib.sh
 source "$SOAK_DIR/../integration/netns_lib.sh"
+# shellcheck source=../integration/check_lib.sh
+source "$SOAK_DIR/../integration/check_lib.sh"
 
 GROUP=$((6000 + $$ % 1000))
 CID=$((0x20000000 + $$))     # control id: our own, so parallel runs do not meet
 PORT_BASE=$((23000 + ($$ % 1000) * 4))
-FAILED=0
-WORK=""
 
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
-pass() { echo "ok: $*"; }
 note() { echo "   $*"; }
 
 soak_require() {
@@ -43,26 +38,18 @@ soak_require() {
 # Extra cleanup steps (PIDs of helpers that are not in a namespace) run before netns_cleanup.
 SOAK_LOCAL_PIDS=()
 soak_cleanup() {
-    local rc=$? pid
+    local pid
     for pid in "${SOAK_LOCAL_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
     netns_cleanup || true
-    if [[ -n $WORK ]]; then
-        if ((rc != 0)); then
-            echo "(logs kept in $WORK)" >&2
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-    exit "$rc"
 }
 
 soak_setup() {
     netns_setup
-    WORK=$(mktemp -d /tmp/nflowd-soak.XXXXXX)
-    trap soak_cleanup EXIT
+    WORK_KEEP_FAILED=1
+    work_setup soak_cleanup /tmp/nflowd-soak.XXXXXX
 }
 
 # The router's rule: the NFLOG rule first, then DROP for the test's UDP, so that the server
@@ -76,16 +63,6 @@ rule_packets() {
     in_router iptables -L FORWARD -v -x -n | awk '/NFLOG/ { print $1; exit }'
 }
 
-wait_listen() { # wait_listen NS PORT: bounded wait for a UDP socket on PORT
-    local i
-    for ((i = 0; i < 100; i++)); do
-        [[ -n $(ip netns exec "$1" ss -Hlnu "sport = :$2") ]] && return 0
-        sleep 0.1
-    done
-    echo "nothing listening on udp port $2 in $1" >&2
-    return 1
-}
-
 # start_sink NAME PORT [v5_sink args...] -> SINK_PID; totals in $WORK/NAME.json
 start_sink() {
     local name=$1 port=$2
@@ -95,7 +72,7 @@ start_sink() {
         python3 "$SOAK_DIR/v5_sink.py" --port "$port" --out "$WORK/$name.json" \
         --duration "${SINK_DURATION:-900}" "$@"
     SINK_PID=$NETNS_LAST_PID
-    wait_listen "$NS_ROUTER" "$port"
+    netns_wait_listen "$NS_ROUTER" u "$port"
 }
 # sink NAME FIELD: one total of collector NAME (-1 if unknown, so comparisons fail loudly)
 sink() {
@@ -119,24 +96,7 @@ stop_sink() { netns_stop "$1" || true; }
 
 # start_nflowd LOG ARGS... -> NFLOWD_PID (nflowd in the router, our group and control id)
 start_nflowd() {
-    local log=$1
-    shift
-    : >"$log"
-    netns_bg "$NS_ROUTER" "$log" "$log" "$NFLOWD" --group "$GROUP" --control_id "$CID" \
-        --debug 1 "$@"
-    NFLOWD_PID=$NETNS_LAST_PID
-    if ! netns_wait_for "$log" "started" 100; then
-        cat "$log" >&2
-        echo "nflowd did not start" >&2
-        exit 1
-    fi
-}
-# stop_nflowd PID LOG: SIGTERM; must exit 0 with its "stopped:" line.
-stop_nflowd() {
-    local rc=0
-    netns_stop "$1" || rc=$?
-    ((rc == 0)) || fail "nflowd exited $rc on SIGTERM: $(tail -3 "$2")"
-    grep -q "stopped:" "$2" || fail "nflowd logged no 'stopped:' line"
+    netns_start_nflowd "$NS_ROUTER" "$1" --group "$GROUP" --control_id "$CID" --debug 1 "${@:2}"
 }
 alive() { kill -0 "$1" 2>/dev/null; }
 

@@ -83,17 +83,19 @@ def flood_one(args, share, index, deadline):
     return sent
 
 
-def flood(args, deadline):
-    procs = max(1, args.procs)
+def fork_split(count, procs, send):
+    """Splits count datagrams over procs forked processes; process p sends its share with
+    send(p, share), which returns how many it sent. Returns the sum. Also used by
+    tests/soak/churn_sender.py."""
     pids = []
     rfds = []
     for p in range(procs):
-        share = args.count // procs + (1 if p < args.count % procs else 0)
+        share = count // procs + (1 if p < count % procs else 0)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(r)
-            n = flood_one(args, share, p, deadline)
+            n = send(p, share)
             os.write(w, str(n).encode())
             os._exit(0)
         os.close(w)
@@ -105,6 +107,11 @@ def flood(args, deadline):
         total += int(os.read(r, 64) or b"0")
         os.close(r)
     return total
+
+
+def flood(args, deadline):
+    return fork_split(args.count, max(1, args.procs),
+                      lambda p, share: flood_one(args, share, p, deadline))
 
 
 def main():
