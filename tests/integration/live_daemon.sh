@@ -49,7 +49,17 @@ start_nfcapd() { # start_nfcapd DIR PORT -> NFCAPD_PID
     NFCAPD_PID=$NETNS_LAST_PID
     netns_wait_listen "$NS_ROUTER" u "$2"
 }
-stop_nfcapd() { # nfcapd writes its file on SIGTERM
+# stop_nfcapd PID: nfcapd writes its file on SIGTERM but drops what is still queued on its
+# socket, so first wait (bounded) until its receive queue is empty: a datagram nflowd sent
+# just before exiting must not be lost to the collector's own shutdown.
+stop_nfcapd() {
+    local i q
+    for ((i = 0; i < 50; i++)); do
+        q=$(in_router ss -Hlunp | awk -v pid="pid=$1," 'index($0, pid) { print $2; exit }')
+        [[ -z $q || $q == 0 ]] && break
+        sleep 0.1
+    done
+    sleep 0.3
     netns_stop "$1" || true
 }
 
