@@ -13,8 +13,9 @@ record (flushed at once, so a test can poll the file while the collector runs):
 header's unix_secs/unix_nsecs and sysuptime, as a collector would. A datagram that is not
 well-formed v5 is reported as {"error": ...} and counted, never silently dropped.
 
-Stops on SIGTERM/SIGINT or after --duration seconds; prints "ready" on stdout once bound
-and a summary line (datagrams, records, errors, sequence gaps) on exit.
+Stops on SIGTERM/SIGINT (after reading what is queued) or after --duration seconds;
+prints "ready" on stdout once bound and a summary line (datagrams, records, errors,
+sequence gaps) on exit.
 """
 import argparse
 import json
@@ -90,10 +91,14 @@ def main():
     next_seq = None
     deadline = time.monotonic() + args.duration
     with open(args.out, "w", encoding="ascii") as out:
-        while not stop and time.monotonic() < deadline:
+        # After SIGTERM, keep reading until the socket has been quiet for one timeout:
+        # what nflowd sent just before it exited must not be lost to our own shutdown.
+        while time.monotonic() < deadline:
             try:
                 data = sock.recv(65535)
             except socket.timeout:
+                if stop:
+                    break
                 continue
             except InterruptedError:
                 continue
