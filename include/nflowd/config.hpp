@@ -76,6 +76,12 @@ struct OptionInfo {
 };
 const std::vector<OptionInfo>& option_table();
 
+// Option and knob names compare with dashes and underscores interchangeable; this is the
+// spelling they are stored and printed in ("active-timeout" -> "active_timeout").
+std::string canonical_option_name(std::string_view name);
+// The table entry for `name` (any spelling), or nullptr.
+const OptionInfo* find_option(std::string_view name);
+
 // Validates `value` for option `name` and stores it. Throws ConfigError naming the option.
 // Underscores and dashes in `name` are interchangeable.
 void apply_option(Config& config, std::string_view name, std::string_view value);

@@ -211,7 +211,4 @@ bool decode_replies(std::span<const std::byte> datagram, std::string& why, Fn&& 
     return true;
 }
 
-// Knob names are compared with dashes and underscores interchangeable, as option names are.
-std::string canonical_name(std::string_view name);
-
 } // namespace nflowd::ctl

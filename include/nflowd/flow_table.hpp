@@ -34,6 +34,8 @@ struct FlowTableStats {
     std::uint64_t flushed = 0;
     std::uint64_t active = 0; // flows in the table now
     std::uint64_t peak = 0;   // highest `active` seen
+
+    FlowTableStats& operator+=(const FlowTableStats& o) noexcept; // peak: sum of the peaks
 };
 
 class FlowTable {

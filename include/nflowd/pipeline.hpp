@@ -77,9 +77,12 @@ class Dispatcher {
     // Per worker: packets published since it was last woken, and when the first of them was.
     std::vector<std::size_t> unwoken_;
     std::vector<Nanos> unwoken_since_;
+    // The parser's counters as other threads may read them; written once per batch.
     struct Counters {
         std::atomic<std::uint64_t> packets{0}, accounted{0}, fragments{0}, truncated{0}, ipv6{0},
             invalid{0};
+        void store(const ParseStats& s) noexcept;
+        ParseStats load() const noexcept;
     };
     Counters published_;
 };

@@ -293,12 +293,6 @@ std::string_view command_name(Command c) noexcept {
     return "unknown";
 }
 
-std::string canonical_name(std::string_view name) {
-    std::string s(name);
-    std::replace(s.begin(), s.end(), '-', '_');
-    return s;
-}
-
 std::vector<std::byte> encode_request(const Request& r, std::uint32_t seq,
                                       std::uint32_t sender_port) {
     std::vector<std::byte> buf(kMaxRequestSize);

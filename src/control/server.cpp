@@ -1,6 +1,7 @@
 #include "nflowd/control_server.hpp"
 
 #include "nflowd/clock.hpp"
+#include "nflowd/config.hpp"
 
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
@@ -204,7 +205,7 @@ void ControlServer::answer(const ctl::Request& r, std::uint32_t seq, std::uint32
     case ctl::Command::get: {
         const auto all = handler_.knobs();
         for (const auto& name : r.names) {
-            const auto key = ctl::canonical_name(name);
+            const auto key = canonical_option_name(name);
             const auto it = std::find_if(all.begin(), all.end(),
                                          [&](const ctl::KnobValue& k) { return k.name == key; });
             if (it == all.end()) throw ControlError(ENOENT, "unknown knob \"" + name + "\"");

@@ -25,12 +25,6 @@ ConfigError::ConfigError(std::string_view option, std::string_view reason)
 
 namespace {
 
-std::string canonical(std::string_view name) {
-    std::string s(name);
-    std::replace(s.begin(), s.end(), '-', '_');
-    return s;
-}
-
 std::string quoted(std::string_view v) {
     return "got \"" + std::string(v) + "\"";
 }
@@ -269,7 +263,7 @@ const std::vector<Knob>& knobs() {
 }
 
 const Knob& find_knob(std::string_view name) {
-    const auto key = canonical(name);
+    const auto key = canonical_option_name(name);
     for (const auto& k : knobs())
         if (k.info.name == key) return k;
     throw ConfigError(key, "unknown option");
@@ -375,6 +369,19 @@ const std::vector<OptionInfo>& option_table() {
         return v;
     }();
     return infos;
+}
+
+std::string canonical_option_name(std::string_view name) {
+    std::string s(name);
+    std::replace(s.begin(), s.end(), '-', '_');
+    return s;
+}
+
+const OptionInfo* find_option(std::string_view name) {
+    const auto key = canonical_option_name(name);
+    for (const auto& o : option_table())
+        if (o.name == key) return &o;
+    return nullptr;
 }
 
 void apply_option(Config& config, std::string_view name, std::string_view value) {

@@ -275,14 +275,10 @@ void Daemon::set(const std::vector<std::pair<std::string, std::string>>& changes
     std::lock_guard lock(config_mutex_);
     Config next = config_;
     for (const auto& [name, value] : changes) {
-        const auto& table = option_table();
-        auto key = name;
-        std::replace(key.begin(), key.end(), '-', '_');
-        const auto it = std::find_if(table.begin(), table.end(),
-                                     [&](const OptionInfo& o) { return o.name == key; });
-        if (it == table.end()) throw ConfigError(key, "unknown option");
-        if (!it->runtime) throw ConfigError(key, "cannot be changed at run time");
-        apply_option(next, key, value);
+        const OptionInfo* option = find_option(name);
+        if (option == nullptr) throw ConfigError(canonical_option_name(name), "unknown option");
+        if (!option->runtime) throw ConfigError(option->name, "cannot be changed at run time");
+        apply_option(next, option->name, value);
     }
     apply(next);
 }

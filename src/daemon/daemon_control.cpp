@@ -124,7 +124,7 @@ Daemon::set_knobs(const std::vector<std::pair<std::string, std::string>>& change
     // Every name and the flush value are checked before anything is applied; set() then
     // validates all option values before applying any: all or nothing.
     for (const auto& [name, value] : changes) {
-        const auto key = ctl::canonical_name(name);
+        const auto key = canonical_option_name(name);
         const KnobDef* def = find_knob_def(key);
         if (def == nullptr) throw ControlError(ENOENT, "unknown knob \"" + name + "\"");
         if (!def->writable) throw ControlError(EROFS, key + ": read-only");

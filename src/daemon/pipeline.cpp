@@ -124,22 +124,7 @@ struct Pipeline::ExportThread {
 
 FlowTableStats PipelineStats::total() const {
     FlowTableStats t;
-    for (const auto& w : workers) {
-        const auto& s = w.table;
-        t.searched += s.searched;
-        t.found += s.found;
-        t.created += s.created;
-        t.packets += s.packets;
-        t.octets += s.octets;
-        t.dropped_packets += s.dropped_packets;
-        t.dropped_octets += s.dropped_octets;
-        t.expired_inactive += s.expired_inactive;
-        t.expired_active += s.expired_active;
-        t.expired_overflow += s.expired_overflow;
-        t.flushed += s.flushed;
-        t.active += s.active;
-        t.peak += s.peak;
-    }
+    for (const auto& w : workers) t += w.table;
     return t;
 }
 
@@ -196,15 +181,30 @@ void Dispatcher::publish() noexcept {
         aggregation_ = pipeline_.aggregation(aggregation_version_);
 }
 
-void Dispatcher::publish_stats() noexcept {
-    const auto& s = parser_.stats();
+void Dispatcher::Counters::store(const ParseStats& s) noexcept {
     constexpr auto r = std::memory_order_relaxed;
-    published_.packets.store(s.packets, r);
-    published_.accounted.store(s.accounted, r);
-    published_.fragments.store(s.fragments, r);
-    published_.truncated.store(s.truncated, r);
-    published_.ipv6.store(s.ipv6, r);
-    published_.invalid.store(s.invalid, r);
+    packets.store(s.packets, r);
+    accounted.store(s.accounted, r);
+    fragments.store(s.fragments, r);
+    truncated.store(s.truncated, r);
+    ipv6.store(s.ipv6, r);
+    invalid.store(s.invalid, r);
+}
+
+ParseStats Dispatcher::Counters::load() const noexcept {
+    constexpr auto r = std::memory_order_relaxed;
+    ParseStats s;
+    s.packets = packets.load(r);
+    s.accounted = accounted.load(r);
+    s.fragments = fragments.load(r);
+    s.truncated = truncated.load(r);
+    s.ipv6 = ipv6.load(r);
+    s.invalid = invalid.load(r);
+    return s;
+}
+
+void Dispatcher::publish_stats() noexcept {
+    published_.store(parser_.stats());
 }
 
 // ---- pipeline ----
@@ -443,16 +443,7 @@ void Pipeline::reset_stats() {
 
 ParseStats Pipeline::parse_totals() const {
     ParseStats p;
-    for (const auto& d : dispatchers_) {
-        constexpr auto r = std::memory_order_relaxed;
-        const auto& c = d->published_;
-        p.packets += c.packets.load(r);
-        p.accounted += c.accounted.load(r);
-        p.fragments += c.fragments.load(r);
-        p.truncated += c.truncated.load(r);
-        p.ipv6 += c.ipv6.load(r);
-        p.invalid += c.invalid.load(r);
-    }
+    for (const auto& d : dispatchers_) p += d->published_.load();
     return p;
 }
 
