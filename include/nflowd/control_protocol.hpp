@@ -86,7 +86,7 @@ enum FlowAttr : std::uint16_t {
     kFlowMax = kFlowDstMask,
 };
 
-enum class StatsFormat : std::uint8_t { text = 0, json = 1 };
+enum class StatsFormat : std::uint8_t { text = 0, json = 1, prometheus = 2 };
 enum class FlowSort : std::uint8_t { none = 0, bytes = 1, packets = 2 };
 
 struct Request {

@@ -251,7 +251,7 @@ std::optional<Fail> decode_attributes(const AlignedMessage& m, Command c, Reques
             return true;
         }
         const auto v = mnl_attr_get_u8(a);
-        if (type == kAttrFormat && v <= 1)
+        if (type == kAttrFormat && v <= static_cast<std::uint8_t>(StatsFormat::prometheus))
             r.format = static_cast<StatsFormat>(v);
         else if (type == kAttrSort && v <= 2)
             r.sort = static_cast<FlowSort>(v);
