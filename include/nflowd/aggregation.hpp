@@ -26,6 +26,7 @@ class Aggregation {
 
     bool empty() const noexcept { return nets_.empty() && ports_.empty(); }
     std::string to_string() const; // canonical form, parseable by parse()
+    friend bool operator==(const Aggregation&, const Aggregation&) = default;
 
   private:
     struct NetRule {
@@ -34,9 +35,11 @@ class Aggregation {
         std::uint32_t aggr_mask; // netmask of `aggr`
         std::uint8_t prefix;     // prefix that selects the rule
         std::uint8_t aggr;       // prefix the address is reduced to
+        friend bool operator==(const NetRule&, const NetRule&) = default;
     };
     struct PortRule {
         std::uint16_t low, high, to;
+        friend bool operator==(const PortRule&, const PortRule&) = default;
     };
     std::vector<NetRule> nets_;
     std::vector<PortRule> ports_;

@@ -19,6 +19,8 @@ struct Destination {
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
     std::string text; // as the operator wrote it, normalised: "192.0.2.1:2055", "[::1]:2055"
+    // The normalised text determines the address; sockaddr_storage has no operator==.
+    friend bool operator==(const Destination& a, const Destination& b) { return a.text == b.text; }
 };
 
 constexpr std::uint16_t kDefaultCollectorPort = 2055;

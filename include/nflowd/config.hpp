@@ -6,7 +6,10 @@
 #include "nflowd/collector_set.hpp"
 #include "nflowd/exporter.hpp"
 #include "nflowd/flow_table.hpp"
+#include "nflowd/nflog_source.hpp"
 
+#include <bitset>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -30,11 +33,12 @@ struct Config {
     // input
     std::string read_file;             // --read: offline pcap instead of NFLOG
     std::vector<std::uint16_t> groups; // --group, repeatable, ranges "5-8"
-    std::uint32_t snaplen = 128;
-    std::uint32_t qthreshold = 64;       // packets the kernel batches per netlink message
-    std::uint32_t qtimeout = 10;         // 1/100 s the kernel waits to fill a batch
-    std::uint32_t nlbufsiz = 128 * 1024; // kernel's maximum
-    int rcvbuf = 64 * 1024 * 1024;
+    // The NFLOG defaults are the reader's own, so a default changes in one place.
+    std::uint32_t snaplen = NflogConfig{}.snaplen;
+    std::uint32_t qthreshold = NflogConfig{}.qthreshold;
+    std::uint32_t qtimeout = NflogConfig{}.qtimeout;
+    std::uint32_t nlbufsiz = NflogConfig{}.nlbufsiz;
+    int rcvbuf = NflogConfig{}.rcvbuf;
     std::size_t threads = 0; // 0 = number of CPUs
 
     // flow cache
@@ -62,19 +66,78 @@ struct Config {
     std::string user;               // --user: drop root for this user once bound
 
     std::size_t worker_threads() const noexcept;
+
+    // Typed: the daemon compares configurations field by field, never as printed text.
+    friend bool operator==(const Config&, const Config&) = default;
 };
 
 // Default bucket count: ipt_NETFLOW's rule of thumb, scaled to physical memory.
 std::size_t default_hashsize() noexcept;
 Config default_config();
 
+// One enumerator per option, in the order of option_table() (and of --help).
+enum class Opt : std::uint8_t {
+    read,
+    group,
+    snaplen,
+    qthreshold,
+    qtimeout,
+    nlbufsiz,
+    rcvbuf,
+    threads,
+    hashsize,
+    maxflows,
+    inactive_timeout,
+    active_timeout,
+    aggregation,
+    destination,
+    sndbuf,
+    engine_id,
+    protocol,
+    export_rate,
+    debug,
+    log,
+    pidfile,
+    user,
+    control_id,
+    control_group,
+    config,
+};
+constexpr std::size_t kOptionCount = static_cast<std::size_t>(Opt::config) + 1;
+
+// A set of options, indexed by Opt: what differs between two configurations.
+class OptionSet : public std::bitset<kOptionCount> {
+  public:
+    using std::bitset<kOptionCount>::bitset;
+    using std::bitset<kOptionCount>::operator[];
+    using std::bitset<kOptionCount>::test;
+    using std::bitset<kOptionCount>::set;
+    bool operator[](Opt o) const { return test(static_cast<std::size_t>(o)); }
+    reference operator[](Opt o) { return (*this)[static_cast<std::size_t>(o)]; }
+    bool test(Opt o) const { return test(static_cast<std::size_t>(o)); }
+    OptionSet& set(Opt o, bool value = true) {
+        set(static_cast<std::size_t>(o), value);
+        return *this;
+    }
+};
+
 struct OptionInfo {
     std::string_view name;
     std::string_view argument; // "SECONDS", "" for flags
-    std::string_view help;
-    bool runtime; // nflowctl set / SIGHUP can change it in a running daemon
+    std::string_view help;     // without the default, which --help appends
+    bool runtime;              // nflowctl set / SIGHUP can change it in a running daemon
+    Opt id = Opt::read;
+    // The default as --help and the manuals show it ("15", "127.0.0.1:2055", or a phrase
+    // where it depends on the machine); "" when the option has none.
+    std::string default_text;
 };
 const std::vector<OptionInfo>& option_table();
+const OptionInfo& option_info(Opt option);
+
+// The options whose typed values differ between a and b.
+OptionSet diff(const Config& a, const Config& b);
+// Copies one option's value (and its printed form) from `from` into `to`.
+void copy_option(Opt option, const Config& from, Config& to);
 
 // Option and knob names compare with dashes and underscores interchangeable; this is the
 // spelling they are stored and printed in ("active-timeout" -> "active_timeout").
@@ -94,6 +157,9 @@ struct CommandLine {
     Config config;
     std::string text; // --help / --version output
 };
+
+// The --help text: every option of the table with its default and [runtime] mark.
+std::string help_text();
 
 // Command line, then the --config file for what the command line did not set. Throws
 // ConfigError (bad value) or std::runtime_error (unknown option, unreadable file). SIGHUP

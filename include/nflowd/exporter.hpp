@@ -21,6 +21,7 @@ struct PacingConfig {
     // Datagrams per second once a burst is exhausted; 0 disables pacing.
     std::uint32_t rate = 20000;
     std::uint32_t burst = 64;
+    friend bool operator==(const PacingConfig&, const PacingConfig&) = default;
 };
 
 class Exporter {

@@ -16,6 +16,7 @@ struct FlowTableConfig {
     std::size_t maxflows = 2'000'000; // 0 = unlimited
     Nanos inactive_timeout = 15 * kNanosPerSecond;
     Nanos active_timeout = 1800 * kNanosPerSecond;
+    friend bool operator==(const FlowTableConfig&, const FlowTableConfig&) = default;
 };
 
 constexpr std::size_t kMinHashsize = 256;

@@ -26,7 +26,7 @@ struct NflogConfig {
     // Batching: the kernel flushes a batch when it holds `qthreshold` packets, when
     // `qtimeout` (1/100 s) expires, or when `nlbufsiz` bytes are filled. Large batches mean
     // few syscalls; the latency they add is irrelevant next to flow timeouts.
-    std::uint32_t qthreshold = 256;
+    std::uint32_t qthreshold = 64;
     std::uint32_t qtimeout = 10;
     std::uint32_t nlbufsiz = 131072; // the kernel's maximum; 0 keeps the kernel default
     // Socket receive buffer; a deep buffer absorbs bursts while the consumer is busy.

@@ -1,0 +1,99 @@
+// The value types of nflowd's options: how each turns text into its Config field and back,
+// with the range or check that refuses a bad value (internal to the option table).
+#pragma once
+
+#include "nflowd/aggregation.hpp"
+#include "nflowd/clock.hpp"
+#include "nflowd/collector_set.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nflowd::options {
+
+// Strict decimal within [lo, hi]; else ConfigError "--name: what, got \"text\"".
+std::uint64_t number(std::string_view name, std::string_view text, std::uint64_t lo,
+                     std::uint64_t hi, std::string_view what);
+// --threads 0 (the default) means one worker per CPU.
+std::size_t threads_or_cpus(std::size_t threads) noexcept;
+
+template <class T> struct UnsignedCodec {
+    using type = T;
+    std::uint64_t lo;
+    std::uint64_t hi;
+    std::string_view what; // the error: "must be 40-65535 bytes"
+
+    T parse(std::string_view name, std::string_view text) const {
+        return static_cast<T>(number(name, text, lo, hi, what));
+    }
+    std::string format(const T& v) const { return std::to_string(v); }
+};
+
+struct SecondsCodec {
+    using type = Nanos;
+    Nanos parse(std::string_view name, std::string_view text) const;
+    std::string format(const Nanos& v) const;
+};
+
+struct ThreadsCodec {
+    using type = std::size_t;
+    std::size_t parse(std::string_view name, std::string_view text) const;
+    std::string format(const std::size_t& v) const;
+};
+
+struct TextCodec {
+    using type = std::string;
+    bool required = false; // refuse an empty value
+    std::string parse(std::string_view name, std::string_view text) const;
+    std::string format(const std::string& v) const { return v; }
+};
+
+struct ChoiceCodec {
+    using type = std::string;
+    std::vector<std::string_view> choices;
+    std::string parse(std::string_view name, std::string_view text) const;
+    std::string format(const std::string& v) const { return v; }
+};
+
+// A user name that must exist now, not only once the daemon has bound and drops root.
+struct UserCodec {
+    using type = std::string;
+    std::string parse(std::string_view name, std::string_view text) const;
+    std::string format(const std::string& v) const { return v; }
+};
+
+// A group name or gid; "" for none. Shown as given, compared as the gid.
+struct GroupCodec {
+    using type = std::optional<std::uint32_t>;
+    type parse(std::string_view name, std::string_view text) const;
+    std::string format(const type& v) const;
+    std::string display(const type&, std::string_view text) const { return std::string(text); }
+};
+
+struct AggregationCodec {
+    using type = Aggregation;
+    Aggregation parse(std::string_view name, std::string_view text) const;
+    std::string format(const Aggregation& v) const { return v.to_string(); }
+};
+
+// Repeatable: every --group adds groups, each once.
+struct GroupsCodec {
+    using type = std::vector<std::uint16_t>;
+    type parse(std::string_view name, std::string_view text) const;
+    void append(std::string_view name, type& into, std::string_view text) const;
+    std::string format(const type& v) const;
+};
+
+// Repeatable: every --destination adds collectors; a repeated collector is refused.
+struct DestinationsCodec {
+    using type = std::vector<Destination>;
+    type parse(std::string_view name, std::string_view text) const;
+    void append(std::string_view name, type& into, std::string_view text) const;
+    std::string format(const type& v) const;
+};
+
+} // namespace nflowd::options

@@ -1,0 +1,138 @@
+// The option table: each option of nflowd declared once, in --help order.
+#include "option_codecs.hpp"
+#include "option_def.hpp"
+
+#include <limits>
+#include <stdexcept>
+
+namespace nflowd::options {
+
+namespace {
+
+using Defs = std::vector<std::unique_ptr<const OptionDef>>;
+using U8 = UnsignedCodec<std::uint8_t>;
+using U32 = UnsignedCodec<std::uint32_t>;
+using Size = UnsignedCodec<std::size_t>;
+using Int = UnsignedCodec<int>;
+
+// Member accessors: one generic lambda serves a const and a non-const Config.
+#define NFLOWD_FIELD(member)                                                                       \
+    [](auto& c) -> auto& {                                                                         \
+        return c.member;                                                                           \
+    }
+
+void add_input(Defs& t) {
+    t.push_back(
+        make_option({"read", "FILE", "read packets from a pcap file (- = stdin) instead of NFLOG",
+                     false, Opt::read},
+                    TextCodec{true}, NFLOWD_FIELD(read_file)));
+    t.push_back(
+        make_option({"group", "N[-M]", "NFLOG group(s) to read; repeatable, ranges like 5-8", false,
+                     Opt::group},
+                    GroupsCodec{}, NFLOWD_FIELD(groups)));
+    t.push_back(make_option(
+        {"snaplen", "BYTES", "bytes of each packet copied by NFLOG", false, Opt::snaplen},
+        U32{40, 65535, "must be 40-65535 bytes"}, NFLOWD_FIELD(snaplen)));
+    t.push_back(make_option({"qthreshold", "N", "packets the kernel queues per netlink message",
+                             false, Opt::qthreshold},
+                            U32{1, 65535, "must be 1-65535 packets"}, NFLOWD_FIELD(qthreshold)));
+    t.push_back(make_option(
+        {"qtimeout", "CENTISECONDS", "longest the kernel holds a batch", false, Opt::qtimeout},
+        U32{0, 6000, "must be 0-6000 hundredths of a second"}, NFLOWD_FIELD(qtimeout)));
+    t.push_back(make_option({"nlbufsiz", "BYTES", "kernel netlink buffer per group, at most 131072",
+                             false, Opt::nlbufsiz},
+                            U32{4096, 131072, "must be 4096-131072 bytes"},
+                            NFLOWD_FIELD(nlbufsiz)));
+    t.push_back(
+        make_option({"rcvbuf", "BYTES", "socket receive buffer per group", false, Opt::rcvbuf},
+                    Int{65536, 1u << 30, "must be 65536-1073741824 bytes"}, NFLOWD_FIELD(rcvbuf)));
+    t.push_back(make_option({"threads", "N", "flow cache worker threads", false, Opt::threads},
+                            ThreadsCodec{}, NFLOWD_FIELD(threads), NoMirror{}, "number of CPUs"));
+}
+
+void add_cache(Defs& t) {
+    t.push_back(
+        make_option({"hashsize", "BUCKETS", "flow hash buckets, >= 256", true, Opt::hashsize},
+                    Size{kMinHashsize, 1u << 28, "must be 256-268435456 buckets"},
+                    NFLOWD_FIELD(table.hashsize), NoMirror{}, "one bucket per 128 KiB of RAM"));
+    t.push_back(make_option(
+        {"maxflows", "N", "most flows in the cache, 0 = unlimited", true, Opt::maxflows},
+        Size{0, std::numeric_limits<std::uint32_t>::max(),
+             "must be a number of flows (0 = unlimited)"},
+        NFLOWD_FIELD(table.maxflows)));
+    t.push_back(make_option({"inactive_timeout", "SECONDS", "export a flow idle this long", true,
+                             Opt::inactive_timeout},
+                            SecondsCodec{}, NFLOWD_FIELD(table.inactive_timeout)));
+    t.push_back(make_option(
+        {"active_timeout", "SECONDS", "export a flow this old", true, Opt::active_timeout},
+        SecondsCodec{}, NFLOWD_FIELD(table.active_timeout)));
+    t.push_back(make_option(
+        {"aggregation", "RULES", "e.g. 10.0.0.0/8=16,80-89=80", true, Opt::aggregation},
+        AggregationCodec{}, NFLOWD_FIELD(aggregation), NFLOWD_FIELD(aggregation_text), "none"));
+}
+
+void add_export(Defs& t) {
+    t.push_back(make_option(
+        {"destination", "A:P[,B:P]", "collectors, each gets every datagram; port 2055 if left out",
+         true, Opt::destination},
+        DestinationsCodec{}, NFLOWD_FIELD(destinations), NFLOWD_FIELD(destination_text)));
+    t.push_back(make_option(
+        {"sndbuf", "BYTES", "export socket send buffer, 0 = system default", true, Opt::sndbuf},
+        Int{0, 1u << 30, "must be 0-1073741824 bytes"}, NFLOWD_FIELD(sndbuf)));
+    t.push_back(make_option({"engine_id", "N", "NetFlow v5 engine_id", true, Opt::engine_id},
+                            U8{0, 255, "must be 0-255"}, NFLOWD_FIELD(engine_id)));
+    t.push_back(
+        make_option({"protocol", "5", "NetFlow version; only 5 is supported", true, Opt::protocol},
+                    U8{5, 5, "only NetFlow v5 is supported"}, NFLOWD_FIELD(protocol)));
+    t.push_back(make_option({"export_rate", "DATAGRAMS",
+                             "most datagrams/s in a burst, 0 = no pacing", true, Opt::export_rate},
+                            U32{0, 10'000'000, "must be 0-10000000 datagrams per second"},
+                            NFLOWD_FIELD(pacing.rate)));
+}
+
+void add_daemon(Defs& t) {
+    t.push_back(make_option(
+        {"debug", "LEVEL", "0 errors, 1 + notices, 2 + info, 3 + debug", true, Opt::debug},
+        Int{0, 3, "must be 0-3"}, NFLOWD_FIELD(debug)));
+    t.push_back(make_option({"log", "stderr|syslog", "where to log", false, Opt::log},
+                            ChoiceCodec{{"stderr", "syslog"}}, NFLOWD_FIELD(log)));
+    t.push_back(make_option({"pidfile", "FILE", "write the daemon's PID here", false, Opt::pidfile},
+                            TextCodec{}, NFLOWD_FIELD(pidfile)));
+    t.push_back(
+        make_option({"user", "USER", "after binding, drop root for USER's uid, gid and groups",
+                     false, Opt::user},
+                    UserCodec{}, NFLOWD_FIELD(user)));
+    t.push_back(make_option(
+        {"control_id", "PORTID", "netlink port id of the control channel", false, Opt::control_id},
+        U32{1, 0x7fffffff, "must be a port id 1-2147483647"}, NFLOWD_FIELD(control_id)));
+    t.push_back(
+        make_option({"control_group", "GROUP", "may nflowctl set/flush besides root (name or gid)",
+                     false, Opt::control_group},
+                    GroupCodec{}, NFLOWD_FIELD(control_group), NFLOWD_FIELD(control_group_text)));
+    t.push_back(make_option(
+        {"config", "FILE", "read options from FILE (key = value, same names)", false, Opt::config},
+        TextCodec{}, NFLOWD_FIELD(config_file)));
+}
+
+#undef NFLOWD_FIELD
+
+} // namespace
+
+const std::vector<std::unique_ptr<const OptionDef>>& option_defs() {
+    static const Defs table = [] {
+        Defs t;
+        add_input(t);
+        add_cache(t);
+        add_export(t);
+        add_daemon(t);
+        // diff() and option_info() index the table by Opt.
+        for (std::size_t i = 0; i < t.size(); ++i)
+            if (static_cast<std::size_t>(t[i]->info().id) != i)
+                throw std::logic_error("option table out of Opt order");
+        if (t.size() != kOptionCount) throw std::logic_error("option table lacks an option");
+        return t;
+    }();
+    return table;
+}
+
+} // namespace nflowd::options
