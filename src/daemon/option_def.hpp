@@ -97,6 +97,7 @@ class CodecValue final : public po::value_semantic_codecvt_helper<char>,
                     continue;
                 }
             }
+            po::validators::check_first_occurrence(store); // --snaplen 1 --snaplen 2
             store = Parsed<T>{codec_.parse(name_, token), token};
         }
     }
