@@ -1,5 +1,5 @@
-// Every option of nflowd in one table: names (ipt_NETFLOW's where it had one), defaults,
-// validation and whether a running daemon can change it; shared by argv, file and nflowctl.
+// nflowd's typed configuration and its one option table (src/daemon/option_table.cpp): argv,
+// the --config file, nflowctl set/get/list, --help and the typed diff all come from it.
 #pragma once
 
 #include "nflowd/aggregation.hpp"
@@ -105,7 +105,8 @@ enum class Opt : std::uint8_t {
 };
 constexpr std::size_t kOptionCount = static_cast<std::size_t>(Opt::config) + 1;
 
-// A set of options, indexed by Opt: what differs between two configurations.
+// A set of options, indexed by Opt: what differs between two configurations. A bitset that
+// also takes Opt, so callers write d[Opt::hashsize] without casts.
 class OptionSet : public std::bitset<kOptionCount> {
   public:
     using std::bitset<kOptionCount>::bitset;

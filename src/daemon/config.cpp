@@ -53,6 +53,22 @@ std::vector<std::string> normalise_args(int argc, const char* const argv[]) {
     return args;
 }
 
+// The file's names are spelled like the command line's: "active-timeout = 60" is
+// "active_timeout = 60", as nflowd.conf(5) promises; values are left alone.
+std::istringstream normalise_file(std::istream& file) {
+    std::string out;
+    std::string line;
+    while (std::getline(file, line)) {
+        const auto start = line.find_first_not_of(" \t");
+        const auto eq = line.find('=');
+        if (start != std::string::npos && line[start] != '#' && eq != std::string::npos)
+            std::replace(line.begin() + static_cast<std::ptrdiff_t>(start),
+                         line.begin() + static_cast<std::ptrdiff_t>(eq), '-', '_');
+        out += line + "\n";
+    }
+    return std::istringstream(out);
+}
+
 po::options_description describe() {
     po::options_description d;
     d.add_options()("help,h", "")("version,V", "");
@@ -81,7 +97,8 @@ po::variables_map parse_sources(int argc, const char* const argv[],
             std::ifstream file(path);
             if (!file) throw std::runtime_error("--config: cannot read \"" + path + "\"");
             // Stored second: what the command line set stays, group and destination add up.
-            po::store(po::parse_config_file(file, desc), vm);
+            auto text = normalise_file(file);
+            po::store(po::parse_config_file(text, desc), vm);
         }
     } catch (const po::error& e) {
         throw std::runtime_error(e.what());

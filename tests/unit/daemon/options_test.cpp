@@ -113,7 +113,8 @@ TEST(Options, RepeatableOptionsFromArgvAndFileAddUp) {
     const std::string path = ::testing::TempDir() + "/nflowd-options-test.conf";
     {
         std::ofstream f(path);
-        f << "group = 9\ngroup = 5,12\ndestination = 127.0.0.1:1\nsnaplen = 300\n";
+        f << "group = 9\ngroup = 5,12\ndestination = 127.0.0.1:1\nsnaplen = 300\n"
+          << "  inactive-timeout = 30 # dashes as on the command line\n";
     }
     const auto c = parse({"--group", "5", "--group=7-8", "--destination", "[::1]:2", "--config",
                           path, "--snaplen", "200"})
@@ -124,6 +125,7 @@ TEST(Options, RepeatableOptionsFromArgvAndFileAddUp) {
     EXPECT_EQ(c.destinations[1].text, "127.0.0.1:1");
     EXPECT_EQ(c.destination_text, "[::1]:2,127.0.0.1:1");
     EXPECT_EQ(c.snaplen, 200u); // the command line wins
+    EXPECT_EQ(c.table.inactive_timeout, 30 * kNanosPerSecond);
     EXPECT_EQ(c.config_file, path);
     std::remove(path.c_str());
 }
