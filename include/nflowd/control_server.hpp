@@ -51,14 +51,14 @@ class ControlHandler {
   public:
     virtual ~ControlHandler() = default;
     virtual std::vector<ctl::KnobValue> knobs() = 0; // every knob, in listing order
+    // The named knobs in the order asked (any spelling); ControlError ENOENT for an unknown one.
+    virtual std::vector<ctl::KnobValue> get(const std::vector<std::string>& names) = 0;
     // All or nothing; returns the knobs as they are afterwards, one per change.
     virtual std::vector<ctl::KnobValue>
     set(const std::vector<std::pair<std::string, std::string>>& changes) = 0;
     virtual void flush(int level) = 0; // 1 export every flow, 2 also zero the statistics
     virtual std::string stats(ctl::StatsFormat format) = 0;
     virtual FlowDump flows(std::uint32_t top, ctl::FlowSort sort) = 0;
-    // About once a second, from the serving thread: sampling for rates and peaks.
-    virtual void tick() {}
 };
 
 struct ControlServerConfig {
@@ -84,18 +84,19 @@ struct ControlServerStats {
 class ControlServer {
   public:
     // Binds the port id. Throws std::runtime_error saying so when it is already taken
-    // (another nflowd, or anyone squatting it), std::system_error on other failures.
-    ControlServer(const ControlServerConfig& config, ControlHandler& handler);
+    // (another nflowd, or anyone squatting it), std::system_error on other failures. Binding
+    // comes first at start-up, before the handler's engine exists.
+    explicit ControlServer(const ControlServerConfig& config);
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
 
-    // Answers requests and calls handler.tick() every second until `stop_fd` is readable.
-    // A bad request gets an error reply; nothing a peer sends stops the loop.
-    void serve(int stop_fd);
+    // Answers requests with `handler` until `stop_fd` is readable. A bad request gets an
+    // error reply; nothing a peer sends stops the loop.
+    void serve(int stop_fd, ControlHandler& handler);
     // Answers what is queued now, waiting up to timeout_ms for the first datagram; returns
     // the number of datagrams handled. For tests.
-    std::size_t serve_pending(int timeout_ms);
+    std::size_t serve_pending(int timeout_ms, ControlHandler& handler);
 
     int fd() const noexcept;
     std::uint32_t port_id() const noexcept { return config_.port_id; }
@@ -105,17 +106,17 @@ class ControlServer {
     struct SocketCloser {
         void operator()(mnl_socket* s) const noexcept;
     };
-    std::size_t drain();
-    void handle(std::span<const std::byte> data, std::size_t size, std::uint32_t peer,
-                const std::optional<PeerCredentials>& creds);
-    void answer(const ctl::Request& request, std::uint32_t seq, std::uint32_t peer);
+    std::size_t drain(ControlHandler& handler);
+    void handle(ControlHandler& handler, std::span<const std::byte> data, std::size_t size,
+                std::uint32_t peer, const std::optional<PeerCredentials>& creds);
+    void answer(ControlHandler& handler, const ctl::Request& request, std::uint32_t seq,
+                std::uint32_t peer);
     void send_error(const ctl::DecodedRequest& d, std::uint32_t peer, int error,
                     const std::string& message);
     // wait: block (up to send_timeout_ms) while the peer's buffer is full.
     bool send(std::uint32_t peer, std::span<const std::byte> message, bool wait);
 
     ControlServerConfig config_;
-    ControlHandler& handler_;
     std::unique_ptr<mnl_socket, SocketCloser> sock_;
     std::vector<std::byte> buf_;
     struct Counters {

@@ -9,6 +9,7 @@
 #include "nflowd/flow_table.hpp"
 #include "nflowd/header_parser.hpp"
 #include "nflowd/notifier.hpp"
+#include "nflowd/pipeline_control.hpp"
 #include "nflowd/spsc_ring.hpp"
 
 #include <atomic>
@@ -87,10 +88,10 @@ class Dispatcher {
     Counters published_;
 };
 
-class Pipeline {
+class Pipeline final : public PipelineControl {
   public:
     Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors);
-    ~Pipeline();
+    ~Pipeline() override;
     Pipeline(const Pipeline&) = delete;
     Pipeline& operator=(const Pipeline&) = delete;
 
@@ -102,22 +103,22 @@ class Pipeline {
 
     // Run-time changes. Each is applied by the owning thread between batches; the call
     // returns once every worker has applied it.
-    void set_timeouts(Nanos inactive, Nanos active);
-    void set_hashsize(std::size_t total_buckets);
-    void set_maxflows(std::size_t total);
-    void set_aggregation(Aggregation aggregation);
-    void set_collectors(CollectorSet collectors);
-    void set_v5_params(const V5Params& params);
-    void set_sndbuf(int sndbuf);
-    void set_pacing(const PacingConfig& pacing);
-    void flush(); // export every active flow now
+    void set_timeouts(Nanos inactive, Nanos active) override;
+    void set_hashsize(std::size_t total_buckets) override;
+    void set_maxflows(std::size_t total) override;
+    void set_aggregation(Aggregation aggregation) override;
+    void set_collectors(CollectorSet collectors) override;
+    void set_v5_params(const V5Params& params) override;
+    void set_sndbuf(int sndbuf) override;
+    void set_pacing(const PacingConfig& pacing) override;
+    void flush() override; // export every active flow now
     // A copy of every active flow (for flow dumps); each worker copies its own shard.
-    std::vector<FlowRecord> active_flows();
+    std::vector<FlowRecord> active_flows() override;
     // Zeroes every counter stats() reports (`set flush 2`); active flows and their peak
     // restart from the table's content.
-    void reset_stats();
+    void reset_stats() override;
 
-    PipelineStats stats() const;
+    PipelineStats stats() const override;
     std::size_t workers() const noexcept { return workers_.size(); }
 
   private:

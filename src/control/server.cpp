@@ -1,7 +1,6 @@
 #include "nflowd/control_server.hpp"
 
 #include "nflowd/clock.hpp"
-#include "nflowd/config.hpp"
 
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
@@ -18,9 +17,8 @@ namespace nflowd {
 
 namespace {
 
-// Datagrams answered per wake-up before the stop flag and the tick are looked at again.
+// Datagrams answered per wake-up before the stop flag is looked at again.
 constexpr int kBurst = 64;
-constexpr Nanos kTickEvery = kNanosPerSecond;
 
 std::string describe_peer(std::uint32_t port, const std::optional<PeerCredentials>& c) {
     if (!c) return "port " + std::to_string(port) + " (no credentials)";
@@ -37,8 +35,8 @@ void ControlServer::SocketCloser::operator()(mnl_socket* s) const noexcept {
     mnl_socket_close(s);
 }
 
-ControlServer::ControlServer(const ControlServerConfig& config, ControlHandler& handler)
-    : config_(config), handler_(handler), buf_(ctl::kMaxRequestSize) {
+ControlServer::ControlServer(const ControlServerConfig& config)
+    : config_(config), buf_(ctl::kMaxRequestSize) {
     sock_.reset(mnl_socket_open2(NETLINK_USERSOCK, SOCK_CLOEXEC));
     if (!sock_)
         throw std::system_error(errno, std::generic_category(), "control channel: netlink socket");
@@ -75,39 +73,24 @@ ControlServerStats ControlServer::stats() const noexcept {
             counters_.ignored.load(r), counters_.send_failures.load(r)};
 }
 
-void ControlServer::serve(int stop_fd) {
-    Nanos next_tick = steady_time() + kTickEvery;
+void ControlServer::serve(int stop_fd, ControlHandler& handler) {
     for (;;) {
-        const Nanos wait = std::max<Nanos>(0, next_tick - steady_time());
         pollfd fds[2] = {{fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
-        const int n =
-            ::poll(fds, 2, static_cast<int>((wait + kNanosPerMilli - 1) / kNanosPerMilli));
+        const int n = ::poll(fds, 2, -1);
         if (n < 0 && errno != EINTR)
             throw std::system_error(errno, std::generic_category(), "control channel: poll");
         if (n > 0 && fds[1].revents) return;
-        if (n > 0 && fds[0].revents) drain();
-        const Nanos now = steady_time();
-        if (now >= next_tick) {
-            try {
-                handler_.tick();
-            } catch (const std::exception& e) {
-                if (config_.log)
-                    config_.log->log_limited(LogLevel::error, "control tick",
-                                             std::string("control: sampling failed: ") + e.what());
-            }
-            next_tick += kTickEvery;
-            if (next_tick <= now) next_tick = now + kTickEvery; // fell behind: no catch-up burst
-        }
+        if (n > 0 && fds[0].revents) drain(handler);
     }
 }
 
-std::size_t ControlServer::serve_pending(int timeout_ms) {
+std::size_t ControlServer::serve_pending(int timeout_ms, ControlHandler& handler) {
     pollfd p{fd(), POLLIN, 0};
     if (::poll(&p, 1, timeout_ms) <= 0) return 0;
-    return drain();
+    return drain(handler);
 }
 
-std::size_t ControlServer::drain() {
+std::size_t ControlServer::drain(ControlHandler& handler) {
     std::size_t handled = 0;
     for (int i = 0; i < kBurst; ++i) {
         sockaddr_nl addr{};
@@ -142,13 +125,14 @@ std::size_t ControlServer::drain() {
             }
         }
         const auto size = static_cast<std::size_t>(n);
-        handle(std::span<const std::byte>(buf_).first(std::min(size, buf_.size())), size,
-               addr.nl_pid, creds);
+        handle(handler, std::span<const std::byte>(buf_).first(std::min(size, buf_.size())),
+               size, addr.nl_pid, creds);
     }
     return handled;
 }
 
-void ControlServer::handle(std::span<const std::byte> data, std::size_t size, std::uint32_t peer,
+void ControlServer::handle(ControlHandler& handler, std::span<const std::byte> data,
+                           std::size_t size, std::uint32_t peer,
                            const std::optional<PeerCredentials>& creds) {
     const auto d = ctl::decode_request(data, size);
     if (d.ignore) {
@@ -184,7 +168,7 @@ void ControlServer::handle(std::span<const std::byte> data, std::size_t size, st
         return;
     }
     try {
-        answer(r, d.seq, peer);
+        answer(handler, r, d.seq, peer);
     } catch (const ControlError& e) {
         send_error(d, peer, e.error(), e.what());
     } catch (const std::exception& e) {
@@ -192,7 +176,8 @@ void ControlServer::handle(std::span<const std::byte> data, std::size_t size, st
     }
 }
 
-void ControlServer::answer(const ctl::Request& r, std::uint32_t seq, std::uint32_t peer) {
+void ControlServer::answer(ControlHandler& handler, const ctl::Request& r, std::uint32_t seq,
+                           std::uint32_t peer) {
     // Everything is computed before the first message goes out: a refusal is then a single
     // error reply, never data followed by an error.
     std::vector<ctl::KnobValue> knobs;
@@ -200,30 +185,22 @@ void ControlServer::answer(const ctl::Request& r, std::uint32_t seq, std::uint32
     FlowDump dump;
     switch (r.command) {
     case ctl::Command::list:
-        knobs = handler_.knobs();
+        knobs = handler.knobs();
         break;
-    case ctl::Command::get: {
-        const auto all = handler_.knobs();
-        for (const auto& name : r.names) {
-            const auto key = canonical_option_name(name);
-            const auto it = std::find_if(all.begin(), all.end(),
-                                         [&](const ctl::KnobValue& k) { return k.name == key; });
-            if (it == all.end()) throw ControlError(ENOENT, "unknown knob \"" + name + "\"");
-            knobs.push_back(*it);
-        }
+    case ctl::Command::get:
+        knobs = handler.get(r.names);
         break;
-    }
     case ctl::Command::set:
-        knobs = handler_.set(r.changes);
+        knobs = handler.set(r.changes);
         break;
     case ctl::Command::flush:
-        handler_.flush(r.flush_level);
+        handler.flush(r.flush_level);
         break;
     case ctl::Command::stats:
-        text = handler_.stats(r.format);
+        text = handler.stats(r.format);
         break;
     case ctl::Command::flows:
-        dump = handler_.flows(r.top, r.sort);
+        dump = handler.flows(r.top, r.sort);
         break;
     }
 

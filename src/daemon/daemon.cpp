@@ -1,4 +1,5 @@
 #include "nflowd/daemon.hpp"
+
 #include "nflowd/privileges.hpp"
 
 #include <poll.h>
@@ -44,6 +45,12 @@ PipelineConfig pipeline_config(const Config& c, Nanos boot) {
     pc.v5 = V5Params{boot, 0, c.engine_id};
     pc.pacing = c.pacing;
     return pc;
+}
+
+std::string join_groups(const std::vector<std::uint16_t>& groups) {
+    std::string s;
+    for (auto g : groups) s += (s.empty() ? "" : ",") + std::to_string(g);
+    return s;
 }
 
 bool process_is_nflowd(long pid) {
@@ -102,95 +109,102 @@ struct Daemon::Reader {
 };
 
 Daemon::Daemon(Config config, std::vector<std::string> argv)
-    : argv_(std::move(argv)), config_(std::move(config)),
-      log_("nflowd", config_.log == "syslog", config_.debug), started_(wall_time()) {
+    : start_(std::move(config)), argv_(std::move(argv)),
+      log_("nflowd", start_.log == "syslog", start_.debug), started_(wall_time()) {
     const sigset_t sigs = daemon_signals();
     ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     signal_fd_.reset(::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
     stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!signal_fd_ || !stop_fd_)
         throw std::system_error(errno, std::generic_category(), "signalfd/eventfd");
-    // The control channel first: a second nflowd with the same --control_id stops here,
-    // before it touches the NFLOG groups or the pidfile of the one running.
-    open_control();
+    ControlServerConfig cc;
+    cc.port_id = start_.control_id;
+    if (start_.control_group) cc.write_group = static_cast<gid_t>(*start_.control_group);
+    cc.log = &log_;
+    control_ = std::make_unique<ControlServer>(cc);
+    bind_sources();
+    ControllerParts parts{*pipeline_, *this, log_,
+                          [](const std::vector<Destination>& d, int sndbuf) {
+                              return CollectorSet(d, sndbuf);
+                          },
+                          [this] { return std::optional(control_->stats()); }};
+    controller_ = std::make_unique<Controller>(start_, started_, std::move(parts));
+    if (!start_.user.empty()) log_.log(LogLevel::notice, drop_privileges(start_.user));
+}
 
-    // Bind every group before starting threads: a refused group stops start-up cleanly.
+// Every group is bound before any thread starts: a refused group stops start-up cleanly.
+void Daemon::bind_sources() {
     std::vector<NflogSource> sources;
-    for (auto g : config_.groups)
-        sources.emplace_back(NflogConfig{g, config_.snaplen, config_.qthreshold, config_.qtimeout,
-                                         config_.nlbufsiz, config_.rcvbuf});
+    for (auto g : start_.groups)
+        sources.emplace_back(NflogConfig{g, start_.snaplen, start_.qthreshold, start_.qtimeout,
+                                         start_.nlbufsiz, start_.rcvbuf});
     write_pidfile();
-    pipeline_ = std::make_unique<Pipeline>(pipeline_config(config_, started_), clock_,
-                                           CollectorSet(config_.destinations, config_.sndbuf));
+    pipeline_ = std::make_unique<Pipeline>(pipeline_config(start_, started_), clock_,
+                                           CollectorSet(start_.destinations, start_.sndbuf));
     for (std::size_t i = 0; i < sources.size(); ++i)
         readers_.push_back(std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i),
-                                                    held_batch_wait(config_.qtimeout)));
-    if (!config_.user.empty()) log_.log(LogLevel::notice, drop_privileges(config_.user));
+                                                    held_batch_wait(start_.qtimeout)));
 }
 
 Daemon::~Daemon() {
     stop_control();
-    if (pidfile_written_) ::unlink(config_.pidfile.c_str());
+    if (pidfile_written_) ::unlink(start_.pidfile.c_str());
 }
 
 void Daemon::write_pidfile() {
-    if (config_.pidfile.empty()) return;
+    if (start_.pidfile.empty()) return;
     {
-        std::ifstream old(config_.pidfile);
+        std::ifstream old(start_.pidfile);
         long pid = 0;
         if (old >> pid && pid > 0 && pid != ::getpid() && process_is_nflowd(pid))
-            throw std::runtime_error("--pidfile: " + config_.pidfile +
+            throw std::runtime_error("--pidfile: " + start_.pidfile +
                                      " names a running nflowd (PID " + std::to_string(pid) + ")");
     }
-    std::ofstream f(config_.pidfile, std::ios::trunc);
+    std::ofstream f(start_.pidfile, std::ios::trunc);
     if (!(f << ::getpid() << "\n"))
-        throw std::runtime_error("--pidfile: cannot write " + config_.pidfile);
+        throw std::runtime_error("--pidfile: cannot write " + start_.pidfile);
     pidfile_written_ = true;
+}
+
+void Daemon::log_started() {
+    const Config& c = start_;
+    log_.log(LogLevel::notice, "started: NFLOG group " + join_groups(c.groups) + ", " +
+                                   std::to_string(pipeline_->workers()) +
+                                   " workers, exporting to " + option_value(c, "destination"));
+    log_.log(LogLevel::info, "NFLOG: snaplen " + std::to_string(c.snaplen) + ", qthreshold " +
+                                 std::to_string(c.qthreshold) + ", qtimeout " +
+                                 std::to_string(c.qtimeout) + ", nlbufsiz " +
+                                 std::to_string(c.nlbufsiz) + ", rcvbuf " +
+                                 std::to_string(c.rcvbuf));
+    log_.log(LogLevel::info,
+             "cache: hashsize " + option_value(c, "hashsize") + ", maxflows " +
+                 option_value(c, "maxflows") + ", inactive_timeout " +
+                 option_value(c, "inactive_timeout") + " s, active_timeout " +
+                 option_value(c, "active_timeout") + " s");
+    for (const auto& col : pipeline_->stats().collectors)
+        log_.log(LogLevel::info,
+                 "destination " + col.destination + ": sndbuf " + std::to_string(col.sndbuf));
 }
 
 int Daemon::run() {
     for (auto& r : readers_) r->thread = std::thread([&r = *r, fd = stop_fd_.get()] { r.run(fd); });
-    control_thread_ = std::thread([this] { serve_control(); });
-    {
-        std::ostringstream groups;
-        for (auto g : config_.groups) groups << (groups.tellp() ? "," : "") << g;
-        log_.log(LogLevel::notice, "started: NFLOG group " + groups.str() + ", " +
-                                       std::to_string(pipeline_->workers()) +
-                                       " workers, exporting to " + config_.destination_text);
-        log_.log(LogLevel::info, "NFLOG: snaplen " + std::to_string(config_.snaplen) +
-                                     ", qthreshold " + std::to_string(config_.qthreshold) +
-                                     ", qtimeout " + std::to_string(config_.qtimeout) +
-                                     ", nlbufsiz " + std::to_string(config_.nlbufsiz) +
-                                     ", rcvbuf " + std::to_string(config_.rcvbuf));
-        log_.log(LogLevel::info,
-                 "cache: hashsize " + option_value(config_, "hashsize") + ", maxflows " +
-                     option_value(config_, "maxflows") + ", inactive_timeout " +
-                     option_value(config_, "inactive_timeout") + " s, active_timeout " +
-                     option_value(config_, "active_timeout") + " s");
-        for (const auto& c : pipeline_->stats().collectors)
-            log_.log(LogLevel::info,
-                     "destination " + c.destination + ": sndbuf " + std::to_string(c.sndbuf));
-    }
-    last_activity_time_ = steady_time();
-    for (int tick = 1;; ++tick) {
+    control_thread_ = std::thread([this] {
+        try {
+            control_->serve(stop_fd_.get(), *controller_);
+        } catch (const std::exception& e) {
+            // Capture and export go on; only nflowctl is lost, and the log says so.
+            log_.log(LogLevel::error, std::string("control channel stopped: ") + e.what());
+        }
+    });
+    log_started();
+    // The one tick of the daemon: a signal, or a second without one.
+    for (;;) {
         pollfd p{signal_fd_.get(), POLLIN, 0};
         if (::poll(&p, 1, 1000) == 0) {
-            report_losses();
-            if (tick % 10 == 0) report_activity();
+            controller_->tick();
             continue;
         }
-        signalfd_siginfo si{};
-        if (::read(signal_fd_.get(), &si, sizeof si) != sizeof si) continue;
-        if (si.ssi_signo == SIGHUP) {
-            reload();
-        } else if (si.ssi_signo == SIGUSR1) {
-            std::istringstream text(stats_text());
-            for (std::string line; std::getline(text, line);) log_.always(line);
-        } else {
-            log_.log(LogLevel::notice, std::string("exporting all flows on ") +
-                                           ::strsignal(static_cast<int>(si.ssi_signo)));
-            break;
-        }
+        if (!handle_signal()) break;
     }
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(stop_fd_.get(), &one, sizeof one);
@@ -205,51 +219,20 @@ int Daemon::run() {
     return 0;
 }
 
-// debug 3: what the last ten seconds carried, for watching a daemon without nflowctl.
-void Daemon::report_activity() {
-    if (log_.debug() < static_cast<int>(LogLevel::debug)) return;
-    const auto s = pipeline_->stats();
-    const auto t = s.total();
-    const auto now = steady_time();
-    const double secs = last_activity_time_ ? double(now - last_activity_time_) / 1e9 : 0;
-    if (secs > 0)
-        log_.log(LogLevel::debug,
-                 "activity: " +
-                     std::to_string(static_cast<std::uint64_t>(
-                         double(s.parse.packets - last_activity_packets_) / secs)) +
-                     " packets/s, " + std::to_string(t.active) + " flows active, " +
-                     std::to_string(s.exporter.flows) + " flows exported in " +
-                     std::to_string(s.exporter.datagrams) + " datagrams");
-    last_activity_time_ = now;
-    last_activity_packets_ = s.parse.packets;
-}
-
-// Losses are logged as they grow, folded per source so that a dead collector or a flooded
-// group writes one line per interval, not one per datagram.
-void Daemon::report_losses() {
-    const auto s = pipeline_->stats();
-    for (const auto& c : s.collectors) {
-        const auto errors = c.err_buffer_full + c.err_refused + c.err_other;
-        auto& seen = seen_errors_[c.destination];
-        if (errors > seen)
-            log_.log_limited(LogLevel::error, "dest " + c.destination,
-                             "destination " + c.destination + ": " + std::to_string(errors - seen) +
-                                 " send errors (refused " + std::to_string(c.err_refused) +
-                                 ", buffer full " + std::to_string(c.err_buffer_full) + ", other " +
-                                 std::to_string(c.err_other) + " in total)");
-        seen = errors;
+bool Daemon::handle_signal() {
+    signalfd_siginfo si{};
+    if (::read(signal_fd_.get(), &si, sizeof si) != sizeof si) return true;
+    if (si.ssi_signo == SIGHUP) {
+        reload();
+    } else if (si.ssi_signo == SIGUSR1) {
+        std::istringstream text(controller_->stats(ctl::StatsFormat::text));
+        for (std::string line; std::getline(text, line);) log_.always(line);
+    } else {
+        log_.log(LogLevel::notice, std::string("exporting all flows on ") +
+                                       ::strsignal(static_cast<int>(si.ssi_signo)));
+        return false;
     }
-    for (const auto& g : group_stats()) {
-        const auto lost = g.nflog.lost;
-        auto& seen = seen_errors_["group " + std::to_string(g.group)];
-        if (lost > seen)
-            log_.log_limited(LogLevel::error, "group " + std::to_string(g.group),
-                             "NFLOG group " + std::to_string(g.group) + ": " +
-                                 std::to_string(lost - seen) +
-                                 " messages lost by the kernel (raise --rcvbuf, --qthreshold "
-                                 "or --threads)");
-        seen = lost;
-    }
+    return true;
 }
 
 void Daemon::reload() {
@@ -262,107 +245,30 @@ void Daemon::reload() {
         log_.log(LogLevel::error, std::string("SIGHUP: configuration not changed: ") + e.what());
         return;
     }
-    std::lock_guard lock(config_mutex_);
-    for (const auto& o : option_table())
-        if (!o.runtime && option_value(next, o.name) != option_value(config_, o.name))
-            log_.log(LogLevel::error, "SIGHUP: " + std::string(o.name) +
-                                          " changed; it takes effect only after a restart");
-    apply(next);
-    log_.log(LogLevel::notice, "SIGHUP: configuration re-read");
+    controller_->reload(next);
 }
 
-void Daemon::set(const std::vector<std::pair<std::string, std::string>>& changes) {
-    std::lock_guard lock(config_mutex_);
-    Config next = config_;
-    for (const auto& [name, value] : changes) {
-        const OptionInfo* option = find_option(name);
-        if (option == nullptr) throw ConfigError(canonical_option_name(name), "unknown option");
-        if (!option->runtime) throw ConfigError(option->name, "cannot be changed at run time");
-        apply_option(next, option->name, value);
-    }
-    apply(next);
-}
-
-// Caller holds config_mutex_. Applies what differs between config_ and next.
-void Daemon::apply(const Config& next) {
-    const auto changed = [&](std::string_view n) {
-        return option_value(next, n) != option_value(config_, n);
-    };
-    if (changed("destination") || changed("sndbuf")) {
-        if (changed("destination"))
-            pipeline_->set_collectors(CollectorSet(next.destinations, next.sndbuf));
-        else
-            pipeline_->set_sndbuf(next.sndbuf);
-    }
-    if (changed("inactive_timeout") || changed("active_timeout"))
-        pipeline_->set_timeouts(next.table.inactive_timeout, next.table.active_timeout);
-    if (changed("hashsize")) pipeline_->set_hashsize(next.table.hashsize);
-    if (changed("maxflows")) pipeline_->set_maxflows(next.table.maxflows);
-    if (changed("aggregation")) pipeline_->set_aggregation(next.aggregation);
-    if (changed("engine_id")) pipeline_->set_v5_params(V5Params{started_, 0, next.engine_id});
-    if (changed("export_rate")) pipeline_->set_pacing(next.pacing);
-    if (changed("debug")) log_.set_debug(next.debug);
-    for (const auto& o : option_table())
-        if (o.runtime && option_value(next, o.name) != option_value(config_, o.name))
-            log_.log(LogLevel::notice, std::string(o.name) + " = " + option_value(next, o.name));
-    // Only run-time options move to the live config; the rest wait for a restart.
-    Config merged = config_;
-    for (const auto& o : option_table())
-        if (o.runtime) apply_option(merged, o.name, option_value(next, o.name));
-    config_ = std::move(merged);
-}
-
-std::string Daemon::get(std::string_view name) const {
-    std::lock_guard lock(config_mutex_);
-    return option_value(config_, name);
-}
-
-void Daemon::flush(int level) {
-    pipeline_->flush();
-    if (level >= 2) reset_stats();
+void Daemon::stop_control() {
+    if (!control_thread_.joinable()) return;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(stop_fd_.get(), &one, sizeof one);
+    control_thread_.join();
 }
 
 std::vector<GroupStats> Daemon::group_stats() const {
     std::vector<GroupStats> out;
     for (const auto& r : readers_) {
         std::lock_guard lock(r->mutex);
-        const auto since = [](std::uint64_t now, std::uint64_t base) {
-            return now > base ? now - base : 0;
-        };
-        const auto& s = r->stats;
-        const auto& b = r->base;
-        NflogStats n;
-        n.batches = since(s.batches, b.batches);
-        n.messages = since(s.messages, b.messages);
-        n.packets = since(s.packets, b.packets);
-        n.bytes = since(s.bytes, b.bytes);
-        n.lost = since(s.lost, b.lost);
-        n.enobufs = since(s.enobufs, b.enobufs);
-        n.malformed = since(s.malformed, b.malformed);
-        n.seq_resets = since(s.seq_resets, b.seq_resets);
-        n.kernel_timestamps = since(s.kernel_timestamps, b.kernel_timestamps);
-        out.push_back(GroupStats{r->source.group(), n});
+        out.push_back(GroupStats{r->source.group(), stats_since(r->stats, r->base)});
     }
     return out;
 }
 
 void Daemon::reset_stats() {
-    pipeline_->reset_stats();
     for (auto& r : readers_) {
         std::lock_guard lock(r->mutex);
         r->base = r->stats;
     }
-    {
-        std::lock_guard lock(sample_mutex_);
-        peak_ = 0;
-        peak_time_ = 0;
-        rates_.reset();
-    }
-    log_.log(LogLevel::notice, "statistics zeroed");
-}
-
-std::string Daemon::stats_text() const {
-    return format_stats_text(stats_report());
 }
 
 } // namespace nflowd

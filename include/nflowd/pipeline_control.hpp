@@ -1,0 +1,36 @@
+// What the control side may do to a running engine: the run-time setters, flush, flow dump
+// and counters of the Pipeline, as an interface so the Controller is tested with fakes.
+#pragma once
+
+#include "nflowd/aggregation.hpp"
+#include "nflowd/collector_set.hpp"
+#include "nflowd/exporter.hpp"
+#include "nflowd/flow_table.hpp"
+
+#include <cstddef>
+#include <vector>
+
+namespace nflowd {
+
+struct PipelineStats;
+
+// Each setter is applied by the owning thread between batches and returns once it is in
+// effect. Setters throw only on allocation failure; the Controller then restores the rest.
+class PipelineControl {
+  public:
+    virtual ~PipelineControl() = default;
+    virtual void set_timeouts(Nanos inactive, Nanos active) = 0;
+    virtual void set_hashsize(std::size_t total_buckets) = 0;
+    virtual void set_maxflows(std::size_t total) = 0;
+    virtual void set_aggregation(Aggregation aggregation) = 0;
+    virtual void set_collectors(CollectorSet collectors) = 0;
+    virtual void set_v5_params(const V5Params& params) = 0;
+    virtual void set_sndbuf(int sndbuf) = 0;
+    virtual void set_pacing(const PacingConfig& pacing) = 0;
+    virtual void flush() = 0; // export every active flow now
+    virtual std::vector<FlowRecord> active_flows() = 0;
+    virtual void reset_stats() = 0; // the zero of `flush 2`
+    virtual PipelineStats stats() const = 0;
+};
+
+} // namespace nflowd

@@ -1,0 +1,286 @@
+#include "nflowd/controller.hpp"
+
+#include "nflowd/clock.hpp"
+#include "nflowd/number.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+namespace nflowd {
+
+namespace {
+
+// ipt_NETFLOW's sysctl knobs (net.netflow.NAME), sorted as `sysctl -a` lists them. A knob
+// is writable exactly when its option is a run-time one; `flush` and `version` have none.
+struct KnobDef {
+    std::string_view name;
+    std::optional<Opt> option;
+};
+constexpr KnobDef kKnobs[] = {
+    {"active_timeout", Opt::active_timeout},
+    {"aggregation", Opt::aggregation},
+    {"debug", Opt::debug},
+    {"destination", Opt::destination},
+    {"engine_id", Opt::engine_id},
+    {"export_rate", Opt::export_rate},
+    {"flush", std::nullopt},
+    {"groups", Opt::group},
+    {"hashsize", Opt::hashsize},
+    {"inactive_timeout", Opt::inactive_timeout},
+    {"maxflows", Opt::maxflows},
+    {"protocol", Opt::protocol},
+    {"sndbuf", Opt::sndbuf},
+    {"snaplen", Opt::snaplen},
+    {"threads", Opt::threads},
+    {"version", std::nullopt},
+};
+
+const KnobDef* find_knob(std::string_view name) {
+    const auto key = canonical_option_name(name);
+    for (const auto& k : kKnobs)
+        if (k.name == key) return &k;
+    return nullptr;
+}
+
+bool writable(const KnobDef& k) {
+    return k.option ? option_info(*k.option).runtime : k.name == "flush";
+}
+
+ctl::KnobValue knob_value(const KnobDef& k, const Config& c) {
+    std::string value;
+    if (k.option)
+        value = option_value(c, option_info(*k.option).name);
+    else if (k.name == "version")
+        value = NFLOWD_VERSION;
+    else
+        value = "0"; // flush is a trigger, as in ipt_NETFLOW: it reads 0
+    return {std::string(k.name), std::move(value), writable(k)};
+}
+
+// "--hashsize: must be ..." reads as a command-line complaint; nflowctl says "hashsize: ...".
+std::string without_dashes(const std::exception& e) {
+    std::string_view w = e.what();
+    if (w.substr(0, 2) == "--") w.remove_prefix(2);
+    return std::string(w);
+}
+
+int parse_flush_level(const std::string& value) {
+    const auto level = parse_unsigned(value, 0, 2);
+    if (!level)
+        throw ControlError(EINVAL, "flush: must be 0, 1 (export every flow) or 2 (also zero the "
+                                   "statistics), got \"" +
+                                       value + "\"");
+    return static_cast<int>(*level);
+}
+
+OptionSet options_of(std::initializer_list<Opt> opts) {
+    OptionSet s;
+    for (auto o : opts) s.set(static_cast<std::size_t>(o));
+    return s;
+}
+
+bool has(const OptionSet& s, Opt o) {
+    return s.test(static_cast<std::size_t>(o));
+}
+
+OptionSet runtime_options() {
+    OptionSet s;
+    for (const auto& o : option_table())
+        if (o.runtime) s.set(static_cast<std::size_t>(o.id));
+    return s;
+}
+
+// One reconfiguration step: what it reads from the configuration and how it applies it. Undo
+// is the same step with the old configuration. Steps that cannot fail come last.
+struct Step {
+    OptionSet reads;
+    void (*apply)(PipelineControl&, Logger&, const Config&, Nanos started);
+};
+
+const std::vector<Step>& steps() {
+    static const std::vector<Step> s = {
+        {options_of({Opt::inactive_timeout, Opt::active_timeout}),
+         [](PipelineControl& p, Logger&, const Config& c, Nanos) {
+             p.set_timeouts(c.table.inactive_timeout, c.table.active_timeout);
+         }},
+        {options_of({Opt::hashsize}), [](PipelineControl& p, Logger&, const Config& c,
+                                         Nanos) { p.set_hashsize(c.table.hashsize); }},
+        {options_of({Opt::maxflows}), [](PipelineControl& p, Logger&, const Config& c,
+                                         Nanos) { p.set_maxflows(c.table.maxflows); }},
+        {options_of({Opt::aggregation}), [](PipelineControl& p, Logger&, const Config& c,
+                                            Nanos) { p.set_aggregation(c.aggregation); }},
+        {options_of({Opt::engine_id}),
+         [](PipelineControl& p, Logger&, const Config& c, Nanos started) {
+             p.set_v5_params(V5Params{started, 0, c.engine_id});
+         }},
+        {options_of({Opt::export_rate}),
+         [](PipelineControl& p, Logger&, const Config& c, Nanos) { p.set_pacing(c.pacing); }},
+        {options_of({Opt::debug}),
+         [](PipelineControl&, Logger& log, const Config& c, Nanos) { log.set_debug(c.debug); }},
+    };
+    return s;
+}
+
+} // namespace
+
+Controller::Controller(Config config, Nanos started, ControllerParts parts)
+    : parts_(std::move(parts)), started_(started), config_(std::move(config)),
+      last_activity_time_(steady_time()) {}
+
+Config Controller::config() const {
+    std::lock_guard lock(config_mutex_);
+    return config_;
+}
+
+std::vector<ctl::KnobValue> Controller::knobs() {
+    std::lock_guard lock(config_mutex_);
+    std::vector<ctl::KnobValue> out;
+    for (const auto& k : kKnobs) out.push_back(knob_value(k, config_));
+    return out;
+}
+
+std::vector<ctl::KnobValue> Controller::get(const std::vector<std::string>& names) {
+    std::lock_guard lock(config_mutex_);
+    std::vector<ctl::KnobValue> out;
+    for (const auto& name : names) {
+        const KnobDef* k = find_knob(name);
+        if (k == nullptr) throw ControlError(ENOENT, "unknown knob \"" + name + "\"");
+        out.push_back(knob_value(*k, config_));
+    }
+    return out;
+}
+
+std::vector<ctl::KnobValue>
+Controller::set(const std::vector<std::pair<std::string, std::string>>& changes) {
+    // Every name and value is checked before anything is applied: all or nothing.
+    std::vector<const KnobDef*> touched;
+    int flush_level = 0;
+    std::unique_lock lock(config_mutex_);
+    Config next = config_;
+    for (const auto& [name, value] : changes) {
+        const KnobDef* k = find_knob(name);
+        if (k == nullptr) throw ControlError(ENOENT, "unknown knob \"" + name + "\"");
+        if (!writable(*k)) throw ControlError(EROFS, std::string(k->name) + ": read-only");
+        if (std::find(touched.begin(), touched.end(), k) == touched.end()) touched.push_back(k);
+        if (!k->option) {
+            flush_level = std::max(flush_level, parse_flush_level(value));
+            continue;
+        }
+        try {
+            apply_option(next, option_info(*k->option).name, value);
+        } catch (const ConfigError& e) {
+            throw ControlError(EINVAL, without_dashes(e));
+        }
+    }
+    try {
+        apply(next);
+    } catch (const std::exception& e) {
+        throw ControlError(EIO, "not changed: " + without_dashes(e));
+    }
+    lock.unlock();
+    if (flush_level > 0) flush(flush_level);
+
+    lock.lock();
+    std::vector<ctl::KnobValue> out;
+    for (const KnobDef* k : touched) {
+        out.push_back(knob_value(*k, config_));
+        if (!k->option) out.back().value = std::to_string(flush_level); // echo what was done
+    }
+    return out;
+}
+
+void Controller::apply(const Config& next) {
+    const OptionSet changed = diff(config_, next) & runtime_options();
+    if (changed.none()) return;
+    // The new collectors are opened first: a destination that cannot be opened fails here,
+    // before anything has changed.
+    std::optional<CollectorSet> collectors;
+    if (has(changed, Opt::destination))
+        collectors.emplace(parts_.open_collectors(next.destinations, next.sndbuf));
+    std::vector<const Step*> done;
+    try {
+        for (const auto& step : steps()) {
+            if ((changed & step.reads).none()) continue;
+            step.apply(parts_.pipeline, parts_.log, next, started_);
+            done.push_back(&step);
+        }
+        if (collectors)
+            parts_.pipeline.set_collectors(std::move(*collectors));
+        else if (has(changed, Opt::sndbuf))
+            parts_.pipeline.set_sndbuf(next.sndbuf);
+    } catch (...) {
+        for (auto it = done.rbegin(); it != done.rend(); ++it) {
+            try {
+                (*it)->apply(parts_.pipeline, parts_.log, config_, started_);
+            } catch (const std::exception& e) {
+                parts_.log.log(LogLevel::error, std::string("could not restore: ") + e.what());
+            }
+        }
+        throw;
+    }
+    for (const auto& o : option_table()) {
+        if (!has(changed, o.id)) continue;
+        copy_option(o.id, next, config_);
+        parts_.log.log(LogLevel::notice, std::string(o.name) + " = " + option_value(config_, o.name));
+    }
+}
+
+void Controller::reload(const Config& next) {
+    std::lock_guard lock(config_mutex_);
+    const OptionSet changed = diff(config_, next);
+    for (const auto& o : option_table())
+        if (!o.runtime && has(changed, o.id))
+            parts_.log.log(LogLevel::error, "SIGHUP: " + std::string(o.name) +
+                                                " changed; it takes effect only after a restart");
+    try {
+        apply(next);
+        parts_.log.log(LogLevel::notice, "SIGHUP: configuration re-read");
+    } catch (const std::exception& e) {
+        parts_.log.log(LogLevel::error,
+                       std::string("SIGHUP: configuration not changed: ") + e.what());
+    }
+}
+
+void Controller::flush(int level) {
+    parts_.pipeline.flush();
+    if (level >= 2) reset_stats();
+}
+
+void Controller::reset_stats() {
+    parts_.pipeline.reset_stats();
+    parts_.sources.reset_stats();
+    {
+        std::lock_guard lock(sample_mutex_);
+        peak_ = 0;
+        peak_time_ = 0;
+        rates_.reset();
+    }
+    parts_.log.log(LogLevel::notice, "statistics zeroed");
+}
+
+FlowDump Controller::flows(std::uint32_t top, ctl::FlowSort sort) {
+    FlowDump d;
+    d.flows = parts_.pipeline.active_flows();
+    d.now = wall_time();
+    d.total = d.flows.size();
+    const auto by = [sort](const FlowRecord& a, const FlowRecord& b) {
+        switch (sort) {
+        case ctl::FlowSort::bytes:
+            return a.octets != b.octets ? a.octets > b.octets : a.packets > b.packets;
+        case ctl::FlowSort::packets:
+            return a.packets != b.packets ? a.packets > b.packets : a.octets > b.octets;
+        case ctl::FlowSort::none:
+            break;
+        }
+        return a.first < b.first; // start order across the shards
+    };
+    if (top != 0 && top < d.flows.size()) {
+        std::partial_sort(d.flows.begin(), d.flows.begin() + top, d.flows.end(), by);
+        d.flows.resize(top);
+    } else {
+        std::sort(d.flows.begin(), d.flows.end(), by);
+    }
+    return d;
+}
+
+} // namespace nflowd
