@@ -326,22 +326,7 @@ std::vector<GroupStats> Daemon::group_stats() const {
     std::vector<GroupStats> out;
     for (const auto& r : readers_) {
         std::lock_guard lock(r->mutex);
-        const auto since = [](std::uint64_t now, std::uint64_t base) {
-            return now > base ? now - base : 0;
-        };
-        const auto& s = r->stats;
-        const auto& b = r->base;
-        NflogStats n;
-        n.batches = since(s.batches, b.batches);
-        n.messages = since(s.messages, b.messages);
-        n.packets = since(s.packets, b.packets);
-        n.bytes = since(s.bytes, b.bytes);
-        n.lost = since(s.lost, b.lost);
-        n.enobufs = since(s.enobufs, b.enobufs);
-        n.malformed = since(s.malformed, b.malformed);
-        n.seq_resets = since(s.seq_resets, b.seq_resets);
-        n.kernel_timestamps = since(s.kernel_timestamps, b.kernel_timestamps);
-        out.push_back(GroupStats{r->source.group(), n});
+        out.push_back(GroupStats{r->source.group(), stats_since(r->stats, r->base)});
     }
     return out;
 }
