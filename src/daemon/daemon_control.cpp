@@ -62,7 +62,7 @@ class Control final : public ControlHandler {
     }
     void flush(int level) override { d_.flush(level); }
     std::string stats(ctl::StatsFormat format) override {
-        return format == ctl::StatsFormat::json ? d_.stats_json() : d_.stats_text();
+        return format_stats(d_.stats_report(), format);
     }
     FlowDump flows(std::uint32_t top, ctl::FlowSort sort) override {
         return d_.flow_dump(top, sort);
