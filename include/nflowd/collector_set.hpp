@@ -2,6 +2,7 @@
 // them, per-collector counters. A dead collector never blocks or slows the others.
 #pragma once
 
+#include "nflowd/stats_fields.hpp"
 #include "nflowd/unique_fd.hpp"
 
 #include <sys/socket.h>
@@ -36,7 +37,21 @@ struct CollectorStats {
     std::uint64_t err_buffer_full = 0; // EAGAIN/ENOBUFS: our send buffer is full
     std::uint64_t err_refused = 0;     // ECONNREFUSED: port unreachable came back
     std::uint64_t err_other = 0;
-    int sndbuf = 0; // SO_SNDBUF as the kernel reports it
+    int sndbuf = 0; // SO_SNDBUF as the kernel reports it (a setting, not a counter)
+
+    static constexpr auto fields() {
+        using F = StatField<CollectorStats>;
+        constexpr auto c = StatKind::counter;
+        return std::array{
+            F{"datagrams", &CollectorStats::datagrams, c, "datagrams", "Datagrams sent"},
+            F{"bytes", &CollectorStats::bytes, c, "bytes", "Bytes sent"},
+            F{"errors_buffer_full", &CollectorStats::err_buffer_full, c, "errors",
+              "Sends refused because the socket buffer was full"},
+            F{"errors_refused", &CollectorStats::err_refused, c, "errors",
+              "Sends refused by the destination (port unreachable)"},
+            F{"errors_other", &CollectorStats::err_other, c, "errors", "Other send errors"},
+        };
+    }
 };
 
 class CollectorSet {

@@ -4,6 +4,7 @@
 
 #include "nflowd/control_protocol.hpp"
 #include "nflowd/log.hpp"
+#include "nflowd/stats_fields.hpp"
 
 #include <sys/types.h>
 
@@ -79,6 +80,22 @@ struct ControlServerStats {
     std::uint64_t denied = 0;        // of which: permission denied
     std::uint64_t ignored = 0;       // not requests: never answered
     std::uint64_t send_failures = 0; // replies abandoned (peer gone or not reading)
+
+    static constexpr auto fields() {
+        using F = StatField<ControlServerStats>;
+        constexpr auto c = StatKind::counter;
+        return std::array{
+            F{"requests", &ControlServerStats::requests, c, "requests", "Requests answered"},
+            F{"errors", &ControlServerStats::errors, c, "requests",
+              "Requests answered with an error"},
+            F{"denied", &ControlServerStats::denied, c, "requests",
+              "Requests refused for lack of permission"},
+            F{"ignored", &ControlServerStats::ignored, c, "datagrams",
+              "Datagrams that were not requests"},
+            F{"send_failures", &ControlServerStats::send_failures, c, "replies",
+              "Replies abandoned (peer gone or not reading)"},
+        };
+    }
 };
 
 class ControlServer {

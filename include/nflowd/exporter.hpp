@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nflowd/collector_set.hpp"
+#include "nflowd/stats_fields.hpp"
 #include "nflowd/v5_encoder.hpp"
 
 #include <cstdint>
@@ -15,6 +16,19 @@ struct ExporterStats {
     std::uint64_t datagrams = 0;  // datagrams built
     std::uint64_t lost_flows = 0; // records whose datagram reached no collector
     std::uint64_t lost_datagrams = 0;
+
+    static constexpr auto fields() {
+        using F = StatField<ExporterStats>;
+        constexpr auto c = StatKind::counter;
+        return std::array{
+            F{"flows", &ExporterStats::flows, c, "flows", "Flow records exported"},
+            F{"datagrams", &ExporterStats::datagrams, c, "datagrams", "Datagrams built"},
+            F{"lost_flows", &ExporterStats::lost_flows, c, "flows",
+              "Flow records whose datagram reached no destination"},
+            F{"lost_datagrams", &ExporterStats::lost_datagrams, c, "datagrams",
+              "Datagrams that reached no destination"},
+        };
+    }
 };
 
 struct PacingConfig {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nflowd/packet.hpp"
+#include "nflowd/stats_fields.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -36,7 +37,33 @@ struct FlowTableStats {
     std::uint64_t active = 0; // flows in the table now
     std::uint64_t peak = 0;   // highest `active` seen
 
-    FlowTableStats& operator+=(const FlowTableStats& o) noexcept; // peak: sum of the peaks
+    static constexpr auto fields() {
+        using F = StatField<FlowTableStats>;
+        constexpr auto c = StatKind::counter;
+        return std::array{
+            F{"searched", &FlowTableStats::searched, c, "entries",
+              "Hash chain entries walked by lookups"},
+            F{"found", &FlowTableStats::found, c, "lookups", "Lookups that hit an active flow"},
+            F{"created", &FlowTableStats::created, c, "flows", "Flows started"},
+            F{"packets", &FlowTableStats::packets, c, "packets", "Packets accounted into flows"},
+            F{"bytes", &FlowTableStats::octets, c, "bytes", "Bytes accounted into flows"},
+            F{"maxflows_dropped_packets", &FlowTableStats::dropped_packets, c, "packets",
+              "Packets of new flows refused by maxflows"},
+            F{"maxflows_dropped_bytes", &FlowTableStats::dropped_octets, c, "bytes",
+              "Bytes of new flows refused by maxflows"},
+            F{"expired_inactive", &FlowTableStats::expired_inactive, c, "flows",
+              "Flows exported after the inactive timeout"},
+            F{"expired_active", &FlowTableStats::expired_active, c, "flows",
+              "Flows exported after the active timeout"},
+            F{"expired_overflow", &FlowTableStats::expired_overflow, c, "flows",
+              "Flows exported early so that their 32-bit counters never wrap"},
+            F{"flushed", &FlowTableStats::flushed, c, "flows", "Flows exported by a flush"},
+            F{"active_flows", &FlowTableStats::active, StatKind::gauge, "flows",
+              "Flows in the cache now"},
+            F{"peak_flows", &FlowTableStats::peak, StatKind::gauge, "flows",
+              "Most flows in the cache since start or the last zeroing"},
+        };
+    }
 };
 
 class FlowTable {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nflowd/packet.hpp"
+#include "nflowd/stats_fields.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -38,7 +39,20 @@ struct ParseStats {
     std::uint64_t ipv6 = 0;
     std::uint64_t invalid = 0;
 
-    ParseStats& operator+=(const ParseStats& o) noexcept;
+    static constexpr auto fields() {
+        using F = StatField<ParseStats>;
+        constexpr auto c = StatKind::counter;
+        return std::array{
+            F{"packets", &ParseStats::packets, c, "packets", "Packets offered to the parser"},
+            F{"accounted", &ParseStats::accounted, c, "packets",
+              "Packets accounted, fragments and truncated ones included"},
+            F{"fragments", &ParseStats::fragments, c, "packets", "IP fragments"},
+            F{"truncated", &ParseStats::truncated, c, "packets",
+              "Packets captured too short for their transport header"},
+            F{"ipv6_skipped", &ParseStats::ipv6, c, "packets", "IPv6 packets, not exported by v5"},
+            F{"invalid", &ParseStats::invalid, c, "packets", "Packets that are not valid IP"},
+        };
+    }
 };
 
 // Parses an IP packet starting at bytes[0] (no link-layer header). Never reads past

@@ -4,6 +4,7 @@
 
 #include "nflowd/header_parser.hpp"
 #include "nflowd/packet.hpp"
+#include "nflowd/stats_fields.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -45,7 +46,24 @@ struct NflogStats {
     std::uint64_t seq_resets = 0; // sequence jumped backwards / implausibly far
     std::uint64_t kernel_timestamps = 0; // packets that carried NFULA_TIMESTAMP
 
-    NflogStats& operator+=(const NflogStats& o) noexcept;
+    static constexpr auto fields() {
+        using F = StatField<NflogStats>;
+        constexpr auto c = StatKind::counter;
+        return std::array{
+            F{"batches", &NflogStats::batches, c, "datagrams", "Netlink datagrams parsed"},
+            F{"messages", &NflogStats::messages, c, "messages", "NFLOG packet messages seen"},
+            F{"packets", &NflogStats::packets, c, "packets", "Packets received from the group"},
+            F{"bytes", &NflogStats::bytes, c, "bytes", "Captured bytes received"},
+            F{"lost", &NflogStats::lost, c, "messages",
+              "Messages the kernel could not deliver (sequence gaps)"},
+            F{"enobufs", &NflogStats::enobufs, c, "overruns", "Socket overruns (ENOBUFS)"},
+            F{"malformed", &NflogStats::malformed, c, "messages", "Malformed netlink messages"},
+            F{"seq_resets", &NflogStats::seq_resets, c, "resets",
+              "Sequence numbers that jumped back or implausibly far"},
+            F{"kernel_timestamps", &NflogStats::kernel_timestamps, c, "packets",
+              "Packets that carried a kernel timestamp"},
+        };
+    }
 };
 
 // Loss accounting from the per-group NFULA_SEQ numbers. Netlink keeps order, so every

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nflowd/header_parser.hpp"
+#include "nflowd/stats_fields.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -17,6 +18,17 @@ struct PcapStats {
     std::uint64_t frames = 0;    // records read from the file
     std::uint64_t non_ip = 0;    // frames that carry no IPv4/IPv6 (ARP, LLDP, ...)
     std::uint64_t malformed = 0; // link-layer header cut short or inconsistent
+
+    static constexpr auto fields() {
+        using F = StatField<PcapStats>;
+        constexpr auto c = StatKind::counter;
+        return std::array{
+            F{"frames", &PcapStats::frames, c, "frames", "Records read from the file"},
+            F{"non_ip", &PcapStats::non_ip, c, "frames", "Frames that carry no IP"},
+            F{"malformed_frames", &PcapStats::malformed, c, "frames",
+              "Frames whose link-layer header is cut short or inconsistent"},
+        };
+    }
 };
 
 class PcapSource {

@@ -33,10 +33,20 @@ struct PipelineConfig {
     std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring
 };
 
+// A worker's own levels beside its flow table's counters.
 struct WorkerStats {
     FlowTableStats table;
-    std::size_t memory_bytes = 0;
-    std::size_t hashsize = 0;
+    std::uint64_t memory_bytes = 0;
+    std::uint64_t hashsize = 0;
+
+    static constexpr auto fields() {
+        using F = StatField<WorkerStats>;
+        return std::array{
+            F{"hashsize", &WorkerStats::hashsize, StatKind::gauge, "buckets", "Hash buckets"},
+            F{"memory_bytes", &WorkerStats::memory_bytes, StatKind::gauge, "bytes",
+              "Memory held by the flow cache"},
+        };
+    }
 };
 
 struct PipelineStats {
@@ -79,13 +89,7 @@ class Dispatcher {
     std::vector<std::size_t> unwoken_;
     std::vector<Nanos> unwoken_since_;
     // The parser's counters as other threads may read them; written once per batch.
-    struct Counters {
-        std::atomic<std::uint64_t> packets{0}, accounted{0}, fragments{0}, truncated{0}, ipv6{0},
-            invalid{0};
-        void store(const ParseStats& s) noexcept;
-        ParseStats load() const noexcept;
-    };
-    Counters published_;
+    AtomicStats<ParseStats> published_;
 };
 
 class Pipeline final : public PipelineControl {

@@ -1,8 +1,9 @@
 // What `nflowctl stats` and SIGUSR1 show: the daemon's counters gathered in one struct and
-// rendered as text (ipt_NETFLOW's /proc/net/stat/ipt_netflow, adapted) or JSON, plus the
+// rendered from the statistics model (stats_fields.hpp) as text, JSON or Prometheus, plus the
 // load-average style meter behind the 1/5/15-minute packet and bit rates.
 #pragma once
 
+#include "nflowd/control_protocol.hpp"
 #include "nflowd/control_server.hpp"
 #include "nflowd/nflog_source.hpp"
 #include "nflowd/pipeline.hpp"
@@ -69,9 +70,13 @@ struct StatsReport {
     std::optional<ControlServerStats> control;
 };
 
-// Lines of `key: value, value` text; every counter of the report appears in both formats.
+// Lines of `key: value, value` text (ipt_NETFLOW's layout; scripts grep it).
 std::string format_stats_text(const StatsReport& report);
-// One JSON object (ends with a newline).
+// One JSON object (ends with a newline); the same figures as the text, in the same order.
 std::string format_stats_json(const StatsReport& report);
+// The Prometheus text exposition format (0.0.4): every declared field of every stage, counters
+// as `nflowd_<stage>_<name>_total`, per worker / group / destination figures as labels.
+std::string format_stats_prometheus(const StatsReport& report);
+std::string format_stats(const StatsReport& report, ctl::StatsFormat format);
 
 } // namespace nflowd

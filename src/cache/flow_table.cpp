@@ -28,23 +28,6 @@ bool exceeded(Nanos now, Nanos since, Nanos timeout) noexcept {
 
 } // namespace
 
-FlowTableStats& FlowTableStats::operator+=(const FlowTableStats& o) noexcept {
-    searched += o.searched;
-    found += o.found;
-    created += o.created;
-    packets += o.packets;
-    octets += o.octets;
-    dropped_packets += o.dropped_packets;
-    dropped_octets += o.dropped_octets;
-    expired_inactive += o.expired_inactive;
-    expired_active += o.expired_active;
-    expired_overflow += o.expired_overflow;
-    flushed += o.flushed;
-    active += o.active;
-    peak += o.peak;
-    return *this;
-}
-
 FlowTable::FlowTable(const FlowTableConfig& config) : config_(config) {
     // The memory budget (<= 128 bytes per flow with buckets at load 1) is planned on this.
     static_assert(sizeof(Entry) <= 72);

@@ -93,19 +93,6 @@ const nlmsghdr* next_message(std::span<const std::byte> buffer, std::size_t off)
 
 } // namespace
 
-NflogStats& NflogStats::operator+=(const NflogStats& o) noexcept {
-    batches += o.batches;
-    messages += o.messages;
-    packets += o.packets;
-    bytes += o.bytes;
-    lost += o.lost;
-    enobufs += o.enobufs;
-    malformed += o.malformed;
-    seq_resets += o.seq_resets;
-    kernel_timestamps += o.kernel_timestamps;
-    return *this;
-}
-
 std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
                                       NflogSeqTracker& seq, NflogStats& stats, NflogPacketFn fn,
                                       void* ctx) {

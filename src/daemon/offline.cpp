@@ -1,5 +1,6 @@
 #include "nflowd/offline.hpp"
 
+#include <array>
 #include <sstream>
 
 namespace nflowd {
@@ -52,33 +53,62 @@ OfflineSummary run_offline(const Config& config) {
     return s;
 }
 
+namespace {
+
+// The summary's figures in order, as scripts read them ("key: value"); the pcap reader's come
+// first, straight from its declared fields.
+struct SummaryLine {
+    std::string_view key;
+    std::uint64_t (*get)(const PipelineStats& s, const FlowTableStats& total);
+};
+
+using P = const PipelineStats&;
+using T = const FlowTableStats&;
+const auto kSummary = std::to_array<SummaryLine>({
+    {"packets", [](P s, T) { return s.parse.packets; }},
+    {"accounted", [](P, T t) { return t.packets; }},
+    {"octets", [](P, T t) { return t.octets; }},
+    {"invalid", [](P s, T) { return s.parse.invalid; }},
+    {"truncated", [](P s, T) { return s.parse.truncated; }},
+    {"fragments", [](P s, T) { return s.parse.fragments; }},
+    {"ipv6", [](P s, T) { return s.parse.ipv6; }},
+    {"maxflows_dropped", [](P, T t) { return t.dropped_packets; }},
+    {"flows", [](P s, T) { return s.exporter.flows; }},
+    {"peak_flows", [](P, T t) { return t.peak; }},
+    {"datagrams", [](P s, T) { return s.exporter.datagrams; }},
+    {"lost_flows", [](P s, T) { return s.exporter.lost_flows; }},
+});
+
+// Per destination, after the figures: "collector X: datagrams N, bytes N, ...".
+struct CollectorFigure {
+    std::string_view label;
+    std::uint64_t CollectorStats::*member;
+};
+constexpr auto kCollector = std::to_array<CollectorFigure>({
+    {"datagrams", &CollectorStats::datagrams},
+    {"bytes", &CollectorStats::bytes},
+    {"buffer_full", &CollectorStats::err_buffer_full},
+    {"refused", &CollectorStats::err_refused},
+    {"other", &CollectorStats::err_other},
+});
+
+} // namespace
+
 std::string format_summary(const OfflineSummary& s) {
-    const auto t = s.stats.total();
-    const auto& p = s.stats.parse;
-    const auto& x = s.stats.exporter;
+    const auto total = s.stats.total();
     std::ostringstream out;
-    out << "frames: " << s.pcap.frames << "\n"
-        << "non_ip: " << s.pcap.non_ip << "\n"
-        << "malformed_frames: " << s.pcap.malformed << "\n"
-        << "packets: " << p.packets << "\n"
-        << "accounted: " << t.packets << "\n"
-        << "octets: " << t.octets << "\n"
-        << "invalid: " << p.invalid << "\n"
-        << "truncated: " << p.truncated << "\n"
-        << "fragments: " << p.fragments << "\n"
-        << "ipv6: " << p.ipv6 << "\n"
-        << "maxflows_dropped: " << t.dropped_packets << "\n"
-        << "flows: " << x.flows << "\n"
-        << "peak_flows: " << t.peak << "\n"
-        << "datagrams: " << x.datagrams << "\n"
-        << "lost_flows: " << x.lost_flows << "\n"
-        << "seconds: " << s.seconds << "\n"
+    for (const auto& f : PcapStats::fields()) out << f.name << ": " << s.pcap.*f.member << "\n";
+    for (const auto& line : kSummary) out << line.key << ": " << line.get(s.stats, total) << "\n";
+    const auto packets = s.stats.parse.packets;
+    out << "seconds: " << s.seconds << "\n"
         << "packets_per_second: "
-        << static_cast<std::uint64_t>(s.seconds > 0 ? double(p.packets) / s.seconds : 0) << "\n";
-    for (const auto& c : s.stats.collectors)
-        out << "collector " << c.destination << ": datagrams " << c.datagrams << ", bytes "
-            << c.bytes << ", buffer_full " << c.err_buffer_full << ", refused " << c.err_refused
-            << ", other " << c.err_other << "\n";
+        << static_cast<std::uint64_t>(s.seconds > 0 ? double(packets) / s.seconds : 0) << "\n";
+    for (const auto& c : s.stats.collectors) {
+        out << "collector " << c.destination << ":";
+        for (std::size_t i = 0; i < kCollector.size(); ++i)
+            out << (i ? ", " : " ") << kCollector[i].label << " " << c.*kCollector[i].member;
+        out << "\n";
+    }
     return out.str();
 }
 

@@ -181,28 +181,6 @@ void Dispatcher::publish() noexcept {
         aggregation_ = pipeline_.aggregation(aggregation_version_);
 }
 
-void Dispatcher::Counters::store(const ParseStats& s) noexcept {
-    constexpr auto r = std::memory_order_relaxed;
-    packets.store(s.packets, r);
-    accounted.store(s.accounted, r);
-    fragments.store(s.fragments, r);
-    truncated.store(s.truncated, r);
-    ipv6.store(s.ipv6, r);
-    invalid.store(s.invalid, r);
-}
-
-ParseStats Dispatcher::Counters::load() const noexcept {
-    constexpr auto r = std::memory_order_relaxed;
-    ParseStats s;
-    s.packets = packets.load(r);
-    s.accounted = accounted.load(r);
-    s.fragments = fragments.load(r);
-    s.truncated = truncated.load(r);
-    s.ipv6 = ipv6.load(r);
-    s.invalid = invalid.load(r);
-    return s;
-}
-
 void Dispatcher::publish_stats() noexcept {
     published_.store(parser_.stats());
 }
@@ -449,19 +427,9 @@ ParseStats Pipeline::parse_totals() const {
 
 PipelineStats Pipeline::stats() const {
     PipelineStats s;
-    s.parse = parse_totals();
     {
-        // Counters only grow, so what is read after a reset is never below its base.
         std::lock_guard lock(parse_base_mutex_);
-        const auto minus = [](std::uint64_t& v, std::uint64_t base) {
-            v = v > base ? v - base : 0;
-        };
-        minus(s.parse.packets, parse_base_.packets);
-        minus(s.parse.accounted, parse_base_.accounted);
-        minus(s.parse.fragments, parse_base_.fragments);
-        minus(s.parse.truncated, parse_base_.truncated);
-        minus(s.parse.ipv6, parse_base_.ipv6);
-        minus(s.parse.invalid, parse_base_.invalid);
+        s.parse = stats_since(parse_totals(), parse_base_);
     }
     for (const auto& w : workers_) {
         std::lock_guard lock(w->stats_mutex);

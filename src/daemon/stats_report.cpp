@@ -1,12 +1,15 @@
 #include "nflowd/stats_report.hpp"
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <sstream>
+#include <span>
+#include <variant>
 
 namespace nflowd {
-
 void RateMeter::sample(Nanos now, std::uint64_t packets, std::uint64_t bytes) noexcept {
     if (!primed_ || packets < packets_ || bytes < bytes_ || now <= last_) {
         primed_ = true;
@@ -31,10 +34,21 @@ void RateMeter::sample(Nanos now, std::uint64_t packets, std::uint64_t bytes) no
 
 namespace {
 
-std::string fixed(double v, int decimals = 2) {
+using Json = nlohmann::ordered_json;
+
+std::string fixed(double v, int decimals) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", decimals, std::isfinite(v) ? v : 0.0);
     return buf;
+}
+
+// JSON showed three decimals; rounding keeps the values where they were.
+double round3(double v) {
+    return std::isfinite(v) ? std::round(v * 1000.0) / 1000.0 : 0.0;
+}
+
+std::uint64_t secs(Nanos n) {
+    return static_cast<std::uint64_t>(std::max<Nanos>(0, n)) / kNanosPerSecond;
 }
 
 // Average chain entries walked per lookup; every packet offered to the cache is one lookup.
@@ -43,11 +57,11 @@ double metric(const FlowTableStats& s) {
     return lookups == 0 ? 0.0 : static_cast<double>(s.searched) / static_cast<double>(lookups);
 }
 
-std::string utc(Nanos t) {
-    if (t <= 0) return "never";
-    const std::time_t secs = static_cast<std::time_t>(t / kNanosPerSecond);
+std::string utc(std::uint64_t t) {
+    if (t == 0) return "never";
+    const std::time_t s = static_cast<std::time_t>(t / kNanosPerSecond);
     std::tm tm{};
-    gmtime_r(&secs, &tm);
+    gmtime_r(&s, &tm);
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
@@ -62,255 +76,305 @@ std::string duration(Nanos d) {
     return buf;
 }
 
-std::uint64_t kib(std::size_t bytes) {
-    return (bytes + 1023) / 1024;
-}
+// ---- the layout: one row per figure, shared by the text and the JSON ----
 
-struct Totals {
-    FlowTableStats table;
-    std::uint64_t hashsize = 0;
-    std::uint64_t memory = 0;
+using Value = std::variant<std::uint64_t, double, std::string_view>;
+
+// How one figure reads in each output.
+enum class Show : std::uint8_t {
+    count, // an integer (or a string) in both
+    kib,   // text: KiB rounded up; JSON: bytes
+    ratio, // text: 2 decimals; JSON: 3
+    utc,   // wall-clock nanoseconds; text: ISO 8601 or "never"; JSON: seconds since the epoch
+};
+
+template <class T> struct Item {
+    std::string_view text; // `{}` stands for the value; empty: JSON only
+    std::string_view json; // the key; empty: text only
+    Value (*get)(const T&);
+    Show show = Show::count;
+    bool attached = false;      // text: after the previous figure with a space, not ", "
+    std::string_view nest = {}; // JSON: a nested object of the line's object
+};
+
+// The figures of the top-level lines come from the whole report.
+struct View {
+    const StatsReport& r;
+    FlowTableStats t; // workers summed
+    WorkerStats levels;
     std::uint64_t export_bytes = 0;
 };
 
-Totals totals(const StatsReport& r) {
-    Totals t;
-    t.table = r.pipeline.total();
-    for (const auto& w : r.pipeline.workers) {
-        t.hashsize += w.hashsize;
-        t.memory += w.memory_bytes;
-    }
+View view(const StatsReport& r) {
+    View v{r, r.pipeline.total(), {}, 0};
+    for (const auto& w : r.pipeline.workers) v.levels += w;
     // v5: a 24-byte header and 48 bytes per record, so the bytes built follow exactly.
-    t.export_bytes = 24 * r.pipeline.exporter.datagrams + 48 * r.pipeline.exporter.flows;
-    return t;
+    v.export_bytes = 24 * r.pipeline.exporter.datagrams + 48 * r.pipeline.exporter.flows;
+    return v;
 }
 
-// Minimal JSON writer: the report has only objects, arrays, numbers and plain strings.
-class Json {
+template <class T> using Items = std::span<const Item<T>>;
+using V = const View&;
+
+const auto kFlows = std::to_array<Item<View>>({
+    {"active {}", "active", [](V v) -> Value { return v.t.active; }},
+    {"peak {}", "peak", [](V v) -> Value { return v.r.peak; }},
+    {"at {}", "peak_time",
+     [](V v) -> Value { return static_cast<std::uint64_t>(std::max<Nanos>(0, v.r.peak_time)); },
+     Show::utc, true},
+    {"memory {} KiB", "memory", [](V v) -> Value { return v.levels.memory_bytes; }, Show::kib},
+    {"maxflows {}", "maxflows", [](V v) -> Value { return v.r.maxflows; }},
+});
+
+const auto kHash = std::to_array<Item<View>>({
+    {"size {}", "size", [](V v) -> Value { return v.levels.hashsize; }},
+    {"metric {}", "metric", [](V v) -> Value { return metric(v.t); }, Show::ratio},
+    {"searched {}", "searched", [](V v) -> Value { return v.t.searched; }},
+    {"found {}", "found", [](V v) -> Value { return v.t.found; }},
+    {"new {}", "new", [](V v) -> Value { return v.t.created; }},
+});
+
+const auto kIn = std::to_array<Item<View>>({
+    {"packets {}", "packets", [](V v) -> Value { return v.t.packets + v.t.dropped_packets; }},
+    {"bytes {}", "bytes", [](V v) -> Value { return v.t.octets + v.t.dropped_octets; }},
+});
+
+const auto kPackets = std::to_array<Item<View>>({
+    {"parsed {}", "parsed", [](V v) -> Value { return v.r.pipeline.parse.packets; }},
+    {"", "accounted", [](V v) -> Value { return v.r.pipeline.parse.accounted; }},
+    {"invalid {}", "invalid", [](V v) -> Value { return v.r.pipeline.parse.invalid; }},
+    {"truncated {}", "truncated", [](V v) -> Value { return v.r.pipeline.parse.truncated; }},
+    {"fragments {}", "fragments", [](V v) -> Value { return v.r.pipeline.parse.fragments; }},
+    {"ipv6 skipped {}", "ipv6_skipped", [](V v) -> Value { return v.r.pipeline.parse.ipv6; }},
+    {"maxflows drops {}", "maxflows_dropped_packets",
+     [](V v) -> Value { return v.t.dropped_packets; }},
+    {"({} bytes)", "maxflows_dropped_bytes", [](V v) -> Value { return v.t.dropped_octets; },
+     Show::count, true},
+});
+
+const auto kExpired = std::to_array<Item<View>>({
+    {"inactive {}", "inactive", [](V v) -> Value { return v.t.expired_inactive; }},
+    {"active {}", "active", [](V v) -> Value { return v.t.expired_active; }},
+    {"overflow {}", "overflow", [](V v) -> Value { return v.t.expired_overflow; }},
+    {"flushed {}", "flushed", [](V v) -> Value { return v.t.flushed; }},
+});
+
+// Text and JSON have always listed flows and datagrams in opposite orders.
+const auto kExport = std::to_array<Item<View>>({
+    {"flows {}", "", [](V v) -> Value { return v.r.pipeline.exporter.flows; }},
+    {"datagrams {}", "datagrams", [](V v) -> Value { return v.r.pipeline.exporter.datagrams; }},
+    {"", "flows", [](V v) -> Value { return v.r.pipeline.exporter.flows; }},
+    {"bytes {}", "bytes", [](V v) -> Value { return v.export_bytes; }},
+    {"lost flows {}", "lost_flows", [](V v) -> Value { return v.r.pipeline.exporter.lost_flows; }},
+    {"lost datagrams {}", "lost_datagrams",
+     [](V v) -> Value { return v.r.pipeline.exporter.lost_datagrams; }},
+});
+
+using W = const WorkerStats&;
+const auto kWorker = std::to_array<Item<WorkerStats>>({
+    {"active {}", "active", [](W w) -> Value { return w.table.active; }},
+    {"peak {}", "peak", [](W w) -> Value { return w.table.peak; }},
+    {"hashsize {}", "hashsize", [](W w) -> Value { return w.hashsize; }},
+    {"metric {}", "metric", [](W w) -> Value { return metric(w.table); }, Show::ratio},
+    {"searched {}", "searched", [](W w) -> Value { return w.table.searched; }},
+    {"found {}", "found", [](W w) -> Value { return w.table.found; }},
+    {"new {}", "new", [](W w) -> Value { return w.table.created; }},
+    {"", "packets", [](W w) -> Value { return w.table.packets; }},
+    {"", "bytes", [](W w) -> Value { return w.table.octets; }},
+    {"memory {} KiB", "memory", [](W w) -> Value { return w.memory_bytes; }, Show::kib},
+});
+
+using G = const GroupStats&;
+const auto kGroup = std::to_array<Item<GroupStats>>({
+    {"", "group", [](G g) -> Value { return std::uint64_t{g.group}; }},
+    {"received {}", "received", [](G g) -> Value { return g.nflog.packets; }},
+    {"lost {}", "lost", [](G g) -> Value { return g.nflog.lost; }},
+    {"enobufs {}", "enobufs", [](G g) -> Value { return g.nflog.enobufs; }},
+    {"malformed {}", "malformed", [](G g) -> Value { return g.nflog.malformed; }},
+});
+
+using C = const CollectorStats&;
+const auto kDestination = std::to_array<Item<CollectorStats>>({
+    {"", "destination", [](C c) -> Value { return std::string_view(c.destination); }},
+    {"datagrams {}", "datagrams", [](C c) -> Value { return c.datagrams; }},
+    {"bytes {}", "bytes", [](C c) -> Value { return c.bytes; }},
+    {"errors: buffer full {}", "buffer_full", [](C c) -> Value { return c.err_buffer_full; },
+     Show::count, false, "errors"},
+    {"refused {}", "refused", [](C c) -> Value { return c.err_refused; }, Show::count, false,
+     "errors"},
+    {"other {}", "other", [](C c) -> Value { return c.err_other; }, Show::count, false, "errors"},
+    {"sndbuf {}", "sndbuf",
+     [](C c) -> Value { return static_cast<std::uint64_t>(std::max(c.sndbuf, 0)); }},
+});
+
+using K = const ControlServerStats&;
+const auto kControl = std::to_array<Item<ControlServerStats>>({
+    {"requests {}", "requests", [](K k) -> Value { return k.requests; }},
+    {"errors {}", "errors", [](K k) -> Value { return k.errors; }},
+    {"denied {}", "denied", [](K k) -> Value { return k.denied; }},
+    {"ignored {}", "ignored", [](K k) -> Value { return k.ignored; }},
+});
+
+std::string text_value(Show show, const Value& v) {
+    if (const auto* s = std::get_if<std::string_view>(&v)) return std::string(*s);
+    if (const auto* x = std::get_if<double>(&v)) return fixed(*x, 2);
+    const auto n = std::get<std::uint64_t>(v);
+    if (show == Show::kib) return std::to_string((n + 1023) / 1024);
+    if (show == Show::utc) return utc(n);
+    return std::to_string(n);
+}
+
+Json json_value(Show show, const Value& v) {
+    if (const auto* s = std::get_if<std::string_view>(&v)) return std::string(*s);
+    if (const auto* x = std::get_if<double>(&v)) return round3(*x);
+    const auto n = std::get<std::uint64_t>(v);
+    return show == Show::utc ? n / kNanosPerSecond : n;
+}
+
+// ---- the two renderers, driven in the same order by walk() ----
+
+class TextOut {
   public:
-    Json& open(char bracket, std::string_view key = {}) {
-        prefix(key);
-        out_ += bracket;
-        first_ = true;
-        return *this;
+    void header(const StatsReport& r) {
+        const auto up = r.now - r.started;
+        out_ += "nflowd " + r.version + ", up " + std::to_string(up / kNanosPerSecond) + " s (" +
+                duration(up) + ")\n";
+        out_ += "protocol: NetFlow v" + std::to_string(r.protocol) + ", engine_id " +
+                std::to_string(r.engine_id) + ", timeouts: active " +
+                std::to_string(r.active_timeout / kNanosPerSecond) + " s, inactive " +
+                std::to_string(r.inactive_timeout / kNanosPerSecond) + " s\n";
     }
-    Json& close(char bracket) {
-        out_ += bracket;
-        first_ = false;
-        return *this;
+    void rates(const Rates& rates) {
+        out_ += "rate (1/5/15 min): pps";
+        for (double v : rates.pps) out_ += " " + fixed(v, 1);
+        out_ += ", bps";
+        for (double v : rates.bps) out_ += " " + fixed(v, 0);
+        out_ += "\n";
     }
-    Json& num(std::string_view key, std::uint64_t v) {
-        prefix(key);
-        out_ += std::to_string(v);
-        return *this;
+    template <class T> void line(std::string_view head, Items<T> items, const T& v) {
+        out_ += head;
+        out_ += ": ";
+        bool first = true;
+        for (const auto& it : items) {
+            if (it.text.empty()) continue;
+            if (!first) out_ += it.attached ? " " : ", ";
+            first = false;
+            const auto at = it.text.find("{}");
+            out_ += it.text.substr(0, at);
+            out_ += text_value(it.show, it.get(v));
+            out_ += it.text.substr(at + 2);
+        }
+        out_ += "\n";
     }
-    Json& real(std::string_view key, double v) {
-        prefix(key);
-        out_ += fixed(v, 3);
-        return *this;
+    template <class T>
+    void list(std::string_view name, std::string_view, Items<T> items, const std::vector<T>& all,
+              std::string (*label)(std::size_t, const T&)) {
+        for (std::size_t i = 0; i < all.size(); ++i)
+            line(std::string(name) + " " + label(i, all[i]), items, all[i]);
     }
-    Json& str(std::string_view key, std::string_view v) {
-        prefix(key);
-        quote(v);
-        return *this;
-    }
-    std::string take() { return std::move(out_) + "\n"; }
+    std::string take() { return std::move(out_); }
 
   private:
-    void prefix(std::string_view key) {
-        if (!first_) out_ += ',';
-        first_ = false;
-        if (!key.empty()) {
-            quote(key);
-            out_ += ':';
-        }
-    }
-    void quote(std::string_view s) {
-        out_ += '"';
-        for (const char c : s) {
-            const auto u = static_cast<unsigned char>(c);
-            if (c == '"' || c == '\\') {
-                out_ += '\\';
-                out_ += c;
-            } else if (u < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", u);
-                out_ += buf;
-            } else {
-                out_ += c;
-            }
-        }
-        out_ += '"';
-    }
     std::string out_;
-    bool first_ = true;
 };
+
+template <class T> Json json_object(Items<T> items, const T& v) {
+    Json o = Json::object();
+    for (const auto& it : items) {
+        if (it.json.empty()) continue;
+        auto& into = it.nest.empty() ? o : o[std::string(it.nest)];
+        into[std::string(it.json)] = json_value(it.show, it.get(v));
+    }
+    return o;
+}
+
+class JsonOut {
+  public:
+    void header(const StatsReport& r) {
+        j_["version"] = r.version;
+        j_["now"] = secs(r.now);
+        j_["started"] = secs(r.started);
+        j_["uptime"] = secs(r.now - r.started);
+        j_["protocol"] = r.protocol;
+        j_["engine_id"] = r.engine_id;
+        j_["timeouts"]["active"] = secs(r.active_timeout);
+        j_["timeouts"]["inactive"] = secs(r.inactive_timeout);
+    }
+    void rates(const Rates& rates) {
+        Json& a = j_["rates"] = Json::array();
+        for (std::size_t i = 0; i < kRateMinutes.size(); ++i) {
+            Json o = Json::object();
+            o["minutes"] = kRateMinutes[i];
+            o["pps"] = round3(rates.pps[i]);
+            o["bps"] = round3(rates.bps[i]);
+            a.push_back(std::move(o));
+        }
+    }
+    template <class T> void line(std::string_view key, Items<T> items, const T& v) {
+        j_[std::string(key)] = json_object(items, v);
+    }
+    template <class T>
+    void list(std::string_view, std::string_view key, Items<T> items, const std::vector<T>& all,
+              std::string (*)(std::size_t, const T&)) {
+        Json& a = j_[std::string(key)] = Json::array();
+        for (const auto& v : all) a.push_back(json_object(items, v));
+    }
+    // Invalid UTF-8 (none is expected: the strings are a version and addresses) is replaced
+    // rather than thrown.
+    std::string take() { return j_.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"; }
+
+  private:
+    Json j_ = Json::object();
+};
+
+template <class Out> void walk(const StatsReport& r, Out& out) {
+    const View v = view(r);
+    out.header(r);
+    out.line("flows", Items<View>(kFlows), v);
+    out.line("hash", Items<View>(kHash), v);
+    out.line("in", Items<View>(kIn), v);
+    out.rates(r.rates);
+    out.list(
+        "worker", "workers", Items<WorkerStats>(kWorker), r.pipeline.workers,
+        +[](std::size_t i, const WorkerStats&) { return std::to_string(i); });
+    out.line("packets", Items<View>(kPackets), v);
+    out.line("expired", Items<View>(kExpired), v);
+    // The export and destination lines start as the first SIGUSR1 text did: scripts grep
+    // "export: flows" and "destination X: datagrams".
+    out.list(
+        "group", "groups", Items<GroupStats>(kGroup), r.groups,
+        +[](std::size_t, const GroupStats& g) { return std::to_string(g.group); });
+    out.line("export", Items<View>(kExport), v);
+    out.list(
+        "destination", "destinations", Items<CollectorStats>(kDestination), r.pipeline.collectors,
+        +[](std::size_t, const CollectorStats& c) { return c.destination; });
+    if (r.control) out.line("control", Items<ControlServerStats>(kControl), *r.control);
+}
 
 } // namespace
 
-std::string format_stats_text(const StatsReport& r) {
-    const auto t = totals(r);
-    const auto& p = r.pipeline;
-    std::ostringstream o;
-    o << "nflowd " << r.version << ", up " << (r.now - r.started) / kNanosPerSecond << " s ("
-      << duration(r.now - r.started) << ")\n";
-    o << "protocol: NetFlow v" << r.protocol << ", engine_id " << r.engine_id
-      << ", timeouts: active " << r.active_timeout / kNanosPerSecond << " s, inactive "
-      << r.inactive_timeout / kNanosPerSecond << " s\n";
-    o << "flows: active " << t.table.active << ", peak " << r.peak << " at " << utc(r.peak_time)
-      << ", memory " << kib(t.memory) << " KiB, maxflows " << r.maxflows << "\n";
-    o << "hash: size " << t.hashsize << ", metric " << fixed(metric(t.table)) << ", searched "
-      << t.table.searched << ", found " << t.table.found << ", new " << t.table.created << "\n";
-    o << "in: packets " << t.table.packets + t.table.dropped_packets << ", bytes "
-      << t.table.octets + t.table.dropped_octets << "\n";
-    o << "rate (1/5/15 min): pps";
-    for (double v : r.rates.pps) o << " " << fixed(v, 1);
-    o << ", bps";
-    for (double v : r.rates.bps) o << " " << fixed(v, 0);
-    o << "\n";
-    for (std::size_t i = 0; i < p.workers.size(); ++i) {
-        const auto& w = p.workers[i];
-        o << "worker " << i << ": active " << w.table.active << ", peak " << w.table.peak
-          << ", hashsize " << w.hashsize << ", metric " << fixed(metric(w.table)) << ", searched "
-          << w.table.searched << ", found " << w.table.found << ", new " << w.table.created
-          << ", memory " << kib(w.memory_bytes) << " KiB\n";
-    }
-    o << "packets: parsed " << p.parse.packets << ", invalid " << p.parse.invalid << ", truncated "
-      << p.parse.truncated << ", fragments " << p.parse.fragments << ", ipv6 skipped "
-      << p.parse.ipv6 << ", maxflows drops " << t.table.dropped_packets << " ("
-      << t.table.dropped_octets << " bytes)\n";
-    o << "expired: inactive " << t.table.expired_inactive << ", active " << t.table.expired_active
-      << ", overflow " << t.table.expired_overflow << ", flushed " << t.table.flushed << "\n";
-    // The export and destination lines start as the first SIGUSR1 text did: scripts grep
-    // "export: flows" and "destination X: datagrams".
-    for (const auto& g : r.groups)
-        o << "group " << g.group << ": received " << g.nflog.packets << ", lost " << g.nflog.lost
-          << ", enobufs " << g.nflog.enobufs << ", malformed " << g.nflog.malformed << "\n";
-    o << "export: flows " << p.exporter.flows << ", datagrams " << p.exporter.datagrams
-      << ", bytes " << t.export_bytes << ", lost flows " << p.exporter.lost_flows
-      << ", lost datagrams " << p.exporter.lost_datagrams << "\n";
-    for (const auto& c : p.collectors)
-        o << "destination " << c.destination << ": datagrams " << c.datagrams << ", bytes "
-          << c.bytes << ", errors: buffer full " << c.err_buffer_full << ", refused "
-          << c.err_refused << ", other " << c.err_other << ", sndbuf " << c.sndbuf << "\n";
-    if (r.control)
-        o << "control: requests " << r.control->requests << ", errors " << r.control->errors
-          << ", denied " << r.control->denied << ", ignored " << r.control->ignored << "\n";
-    return o.str();
+std::string format_stats_text(const StatsReport& report) {
+    TextOut out;
+    walk(report, out);
+    return out.take();
 }
 
-std::string format_stats_json(const StatsReport& r) {
-    const auto t = totals(r);
-    const auto& p = r.pipeline;
-    const auto secs = [](Nanos n) {
-        return static_cast<std::uint64_t>(std::max<Nanos>(0, n)) / kNanosPerSecond;
-    };
-    Json j;
-    j.open('{');
-    j.str("version", r.version).num("now", secs(r.now)).num("started", secs(r.started));
-    j.num("uptime", secs(r.now - r.started));
-    j.num("protocol", r.protocol).num("engine_id", r.engine_id);
-    j.open('{', "timeouts")
-        .num("active", secs(r.active_timeout))
-        .num("inactive", secs(r.inactive_timeout))
-        .close('}');
-    j.open('{', "flows")
-        .num("active", t.table.active)
-        .num("peak", r.peak)
-        .num("peak_time", secs(r.peak_time))
-        .num("memory", t.memory)
-        .num("maxflows", r.maxflows)
-        .close('}');
-    j.open('{', "hash")
-        .num("size", t.hashsize)
-        .real("metric", metric(t.table))
-        .num("searched", t.table.searched)
-        .num("found", t.table.found)
-        .num("new", t.table.created)
-        .close('}');
-    j.open('{', "in")
-        .num("packets", t.table.packets + t.table.dropped_packets)
-        .num("bytes", t.table.octets + t.table.dropped_octets)
-        .close('}');
-    j.open('[', "rates");
-    for (std::size_t i = 0; i < kRateMinutes.size(); ++i)
-        j.open('{')
-            .num("minutes", static_cast<std::uint64_t>(kRateMinutes[i]))
-            .real("pps", r.rates.pps[i])
-            .real("bps", r.rates.bps[i])
-            .close('}');
-    j.close(']');
-    j.open('[', "workers");
-    for (const auto& w : p.workers)
-        j.open('{')
-            .num("active", w.table.active)
-            .num("peak", w.table.peak)
-            .num("hashsize", w.hashsize)
-            .real("metric", metric(w.table))
-            .num("searched", w.table.searched)
-            .num("found", w.table.found)
-            .num("new", w.table.created)
-            .num("packets", w.table.packets)
-            .num("bytes", w.table.octets)
-            .num("memory", w.memory_bytes)
-            .close('}');
-    j.close(']');
-    j.open('{', "packets")
-        .num("parsed", p.parse.packets)
-        .num("accounted", p.parse.accounted)
-        .num("invalid", p.parse.invalid)
-        .num("truncated", p.parse.truncated)
-        .num("fragments", p.parse.fragments)
-        .num("ipv6_skipped", p.parse.ipv6)
-        .num("maxflows_dropped_packets", t.table.dropped_packets)
-        .num("maxflows_dropped_bytes", t.table.dropped_octets)
-        .close('}');
-    j.open('{', "expired")
-        .num("inactive", t.table.expired_inactive)
-        .num("active", t.table.expired_active)
-        .num("overflow", t.table.expired_overflow)
-        .num("flushed", t.table.flushed)
-        .close('}');
-    j.open('[', "groups");
-    for (const auto& g : r.groups)
-        j.open('{')
-            .num("group", g.group)
-            .num("received", g.nflog.packets)
-            .num("lost", g.nflog.lost)
-            .num("enobufs", g.nflog.enobufs)
-            .num("malformed", g.nflog.malformed)
-            .close('}');
-    j.close(']');
-    j.open('{', "export")
-        .num("datagrams", p.exporter.datagrams)
-        .num("flows", p.exporter.flows)
-        .num("bytes", t.export_bytes)
-        .num("lost_flows", p.exporter.lost_flows)
-        .num("lost_datagrams", p.exporter.lost_datagrams)
-        .close('}');
-    j.open('[', "destinations");
-    for (const auto& c : p.collectors)
-        j.open('{')
-            .str("destination", c.destination)
-            .num("datagrams", c.datagrams)
-            .num("bytes", c.bytes)
-            .open('{', "errors")
-            .num("buffer_full", c.err_buffer_full)
-            .num("refused", c.err_refused)
-            .num("other", c.err_other)
-            .close('}')
-            .num("sndbuf", static_cast<std::uint64_t>(std::max(c.sndbuf, 0)))
-            .close('}');
-    j.close(']');
-    if (r.control)
-        j.open('{', "control")
-            .num("requests", r.control->requests)
-            .num("errors", r.control->errors)
-            .num("denied", r.control->denied)
-            .num("ignored", r.control->ignored)
-            .close('}');
-    j.close('}');
-    return j.take();
+std::string format_stats_json(const StatsReport& report) {
+    JsonOut out;
+    walk(report, out);
+    return out.take();
+}
+
+std::string format_stats(const StatsReport& report, ctl::StatsFormat format) {
+    switch (format) {
+    case ctl::StatsFormat::json:
+        return format_stats_json(report);
+    case ctl::StatsFormat::prometheus:
+        return format_stats_prometheus(report);
+    case ctl::StatsFormat::text:
+        break;
+    }
+    return format_stats_text(report);
 }
 
 } // namespace nflowd

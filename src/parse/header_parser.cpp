@@ -59,16 +59,6 @@ ParseResult parse_l4(std::span<const std::byte> l4, PacketInfo& out) noexcept {
 
 } // namespace
 
-ParseStats& ParseStats::operator+=(const ParseStats& o) noexcept {
-    packets += o.packets;
-    accounted += o.accounted;
-    fragments += o.fragments;
-    truncated += o.truncated;
-    ipv6 += o.ipv6;
-    invalid += o.invalid;
-    return *this;
-}
-
 ParseResult parse_ip_packet(std::span<const std::byte> bytes, const PacketMeta& meta,
                             PacketInfo& out) noexcept {
     // Read the whole fixed header first and judge it once: the reader yields zeros past the
