@@ -125,8 +125,8 @@ std::size_t ControlServer::drain(ControlHandler& handler) {
             }
         }
         const auto size = static_cast<std::size_t>(n);
-        handle(handler, std::span<const std::byte>(buf_).first(std::min(size, buf_.size())),
-               size, addr.nl_pid, creds);
+        handle(handler, std::span<const std::byte>(buf_).first(std::min(size, buf_.size())), size,
+               addr.nl_pid, creds);
     }
     return handled;
 }

@@ -10,8 +10,8 @@ namespace nflowd {
 
 namespace {
 
-// ipt_NETFLOW's sysctl knobs (net.netflow.NAME), sorted as `sysctl -a` lists them. A knob
-// is writable exactly when its option is a run-time one; `flush` and `version` have none.
+// ipt_NETFLOW's sysctl knobs (net.netflow.NAME), in the order nflowctl list has always shown. A
+// knob is writable exactly when its option is a run-time one; `flush` and `version` have none.
 struct KnobDef {
     std::string_view name;
     std::optional<Opt> option;
@@ -75,18 +75,14 @@ int parse_flush_level(const std::string& value) {
 
 OptionSet options_of(std::initializer_list<Opt> opts) {
     OptionSet s;
-    for (auto o : opts) s.set(static_cast<std::size_t>(o));
+    for (auto o : opts) s.set(o);
     return s;
-}
-
-bool has(const OptionSet& s, Opt o) {
-    return s.test(static_cast<std::size_t>(o));
 }
 
 OptionSet runtime_options() {
     OptionSet s;
     for (const auto& o : option_table())
-        if (o.runtime) s.set(static_cast<std::size_t>(o.id));
+        if (o.runtime) s.set(o.id);
     return s;
 }
 
@@ -190,12 +186,13 @@ Controller::set(const std::vector<std::pair<std::string, std::string>>& changes)
 }
 
 void Controller::apply(const Config& next) {
-    const OptionSet changed = diff(config_, next) & runtime_options();
+    OptionSet changed = diff(config_, next);
+    changed &= runtime_options();
     if (changed.none()) return;
     // The new collectors are opened first: a destination that cannot be opened fails here,
     // before anything has changed.
     std::optional<CollectorSet> collectors;
-    if (has(changed, Opt::destination))
+    if (changed.test(Opt::destination))
         collectors.emplace(parts_.open_collectors(next.destinations, next.sndbuf));
     std::vector<const Step*> done;
     try {
@@ -206,7 +203,7 @@ void Controller::apply(const Config& next) {
         }
         if (collectors)
             parts_.pipeline.set_collectors(std::move(*collectors));
-        else if (has(changed, Opt::sndbuf))
+        else if (changed.test(Opt::sndbuf))
             parts_.pipeline.set_sndbuf(next.sndbuf);
     } catch (...) {
         for (auto it = done.rbegin(); it != done.rend(); ++it) {
@@ -219,9 +216,10 @@ void Controller::apply(const Config& next) {
         throw;
     }
     for (const auto& o : option_table()) {
-        if (!has(changed, o.id)) continue;
+        if (!changed.test(o.id)) continue;
         copy_option(o.id, next, config_);
-        parts_.log.log(LogLevel::notice, std::string(o.name) + " = " + option_value(config_, o.name));
+        parts_.log.log(LogLevel::notice,
+                       std::string(o.name) + " = " + option_value(config_, o.name));
     }
 }
 
@@ -229,7 +227,7 @@ void Controller::reload(const Config& next) {
     std::lock_guard lock(config_mutex_);
     const OptionSet changed = diff(config_, next);
     for (const auto& o : option_table())
-        if (!o.runtime && has(changed, o.id))
+        if (!o.runtime && changed.test(o.id))
             parts_.log.log(LogLevel::error, "SIGHUP: " + std::string(o.name) +
                                                 " changed; it takes effect only after a restart");
     try {

@@ -69,12 +69,12 @@ void Controller::report_losses(const StatsReport& r) {
         const auto errors = c.err_buffer_full + c.err_refused + c.err_other;
         auto& seen = seen_errors_[c.destination];
         if (errors > seen)
-            parts_.log.log_limited(
-                LogLevel::error, "dest " + c.destination,
-                "destination " + c.destination + ": " + std::to_string(errors - seen) +
-                    " send errors (refused " + std::to_string(c.err_refused) + ", buffer full " +
-                    std::to_string(c.err_buffer_full) + ", other " + std::to_string(c.err_other) +
-                    " in total)");
+            parts_.log.log_limited(LogLevel::error, "dest " + c.destination,
+                                   "destination " + c.destination + ": " +
+                                       std::to_string(errors - seen) + " send errors (refused " +
+                                       std::to_string(c.err_refused) + ", buffer full " +
+                                       std::to_string(c.err_buffer_full) + ", other " +
+                                       std::to_string(c.err_other) + " in total)");
         seen = errors;
     }
     for (const auto& g : r.groups) {

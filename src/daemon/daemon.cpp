@@ -123,11 +123,10 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     cc.log = &log_;
     control_ = std::make_unique<ControlServer>(cc);
     bind_sources();
-    ControllerParts parts{*pipeline_, *this, log_,
-                          [](const std::vector<Destination>& d, int sndbuf) {
-                              return CollectorSet(d, sndbuf);
-                          },
-                          [this] { return std::optional(control_->stats()); }};
+    ControllerParts parts{
+        *pipeline_, *this, log_,
+        [](const std::vector<Destination>& d, int sndbuf) { return CollectorSet(d, sndbuf); },
+        [this] { return std::optional(control_->stats()); }};
     controller_ = std::make_unique<Controller>(start_, started_, std::move(parts));
     if (!start_.user.empty()) log_.log(LogLevel::notice, drop_privileges(start_.user));
 }
@@ -176,11 +175,10 @@ void Daemon::log_started() {
                                  std::to_string(c.qtimeout) + ", nlbufsiz " +
                                  std::to_string(c.nlbufsiz) + ", rcvbuf " +
                                  std::to_string(c.rcvbuf));
-    log_.log(LogLevel::info,
-             "cache: hashsize " + option_value(c, "hashsize") + ", maxflows " +
-                 option_value(c, "maxflows") + ", inactive_timeout " +
-                 option_value(c, "inactive_timeout") + " s, active_timeout " +
-                 option_value(c, "active_timeout") + " s");
+    log_.log(LogLevel::info, "cache: hashsize " + option_value(c, "hashsize") + ", maxflows " +
+                                 option_value(c, "maxflows") + ", inactive_timeout " +
+                                 option_value(c, "inactive_timeout") + " s, active_timeout " +
+                                 option_value(c, "active_timeout") + " s");
     for (const auto& col : pipeline_->stats().collectors)
         log_.log(LogLevel::info,
                  "destination " + col.destination + ": sndbuf " + std::to_string(col.sndbuf));

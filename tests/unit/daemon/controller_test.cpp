@@ -64,7 +64,9 @@ struct Fixture {
         controller = std::make_unique<Controller>(c, 1'700'000'000 * kNanosPerSecond, parts());
     }
     ControllerParts parts() {
-        return {pipeline, sources, log,
+        return {pipeline,
+                sources,
+                log,
                 [this](const std::vector<Destination>& d, int sndbuf) {
                     ++opened;
                     if (refuse_destinations)
@@ -94,11 +96,15 @@ int error_of(const std::function<void()>& fn, std::string* message = nullptr) {
     return 0;
 }
 
-TEST(Controller, ListsIptNetflowKnobsSortedWithWritableFromTheOptionTable) {
+TEST(Controller, ListsIptNetflowKnobsWithWritableFromTheOptionTable) {
     Fixture f;
     const auto knobs = f.controller->knobs();
-    ASSERT_EQ(knobs.size(), 16u);
-    for (std::size_t i = 1; i < knobs.size(); ++i) EXPECT_LT(knobs[i - 1].name, knobs[i].name);
+    std::vector<std::string> names;
+    for (const auto& k : knobs) names.push_back(k.name);
+    EXPECT_EQ(names, (std::vector<std::string>{
+                         "active_timeout", "aggregation", "debug", "destination", "engine_id",
+                         "export_rate", "flush", "groups", "hashsize", "inactive_timeout",
+                         "maxflows", "protocol", "sndbuf", "snaplen", "threads", "version"}));
     for (const auto& k : knobs) {
         if (k.name == "flush") {
             EXPECT_TRUE(k.writable);
@@ -142,11 +148,17 @@ TEST(Controller, RefusalsChangeNothing) {
     Fixture f;
     std::string why;
     EXPECT_EQ(error_of([&] { f.controller->set({{"hashsize", "4096"}, {"nope", "1"}}); }), ENOENT);
-    EXPECT_EQ(error_of([&] { f.controller->set({{"hashsize", "4096"}, {"snaplen", "64"}}); }),
-              EROFS);
-    EXPECT_EQ(error_of([&] { f.controller->set({{"hashsize", "4096"}, {"maxflows", "x"}}, &why);
+    EXPECT_EQ(error_of([&] {
+                  f.controller->set({{"hashsize", "4096"}, {"snaplen", "64"}});
               }),
+              EROFS);
+    EXPECT_EQ(error_of(
+                  [&] {
+                      f.controller->set({{"hashsize", "4096"}, {"maxflows", "x"}});
+                  },
+                  &why),
               EINVAL);
+    EXPECT_NE(why.find("maxflows: must be"), std::string::npos) << why;
     EXPECT_EQ(error_of([&] { f.controller->set({{"flush", "3"}}); }, &why), EINVAL);
     EXPECT_NE(why.find("flush: must be 0, 1"), std::string::npos) << why;
     EXPECT_TRUE(f.pipeline.calls.empty());
@@ -164,10 +176,11 @@ TEST(Controller, ADestinationThatCannotBeOpenedChangesNothing) {
     Fixture f;
     f.refuse_destinations = true;
     std::string why;
-    EXPECT_EQ(error_of([&] {
-                  f.controller->set({{"hashsize", "4096"}, {"destination", "127.0.0.1:9"}});
-              },
-                       &why),
+    EXPECT_EQ(error_of(
+                  [&] {
+                      f.controller->set({{"hashsize", "4096"}, {"destination", "127.0.0.1:9"}});
+                  },
+                  &why),
               EIO);
     EXPECT_NE(why.find("127.0.0.1:9"), std::string::npos) << why;
     EXPECT_EQ(f.opened, 1);
@@ -184,9 +197,8 @@ TEST(Controller, AStepThatFailsRestoresTheStepsBeforeIt) {
                       {{"inactive_timeout", "5"}, {"hashsize", "4096"}, {"maxflows", "10"}});
               }),
               EIO);
-    EXPECT_EQ(f.pipeline.calls,
-              (std::vector<std::string>{"timeouts(5,1800)", "hashsize(4096)", "hashsize(1024)",
-                                        "timeouts(15,1800)"}));
+    EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"timeouts(5,1800)", "hashsize(4096)",
+                                                          "hashsize(1024)", "timeouts(15,1800)"}));
     EXPECT_EQ(f.value("hashsize"), "1024");
     EXPECT_EQ(f.value("inactive_timeout"), "15");
 }
@@ -208,8 +220,7 @@ TEST(Controller, FlushLevels) {
     const auto out = f.controller->set({{"flush", "2"}});
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].value, "2");
-    EXPECT_EQ(f.pipeline.calls,
-              (std::vector<std::string>{"flush()", "flush()", "reset_stats()"}));
+    EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"flush()", "flush()", "reset_stats()"}));
     EXPECT_EQ(f.sources.resets, 1);
 }
 
