@@ -1,5 +1,5 @@
 // The statistics model: each stage declares its counters once, as a table of fields next to
-// its stats struct; summing, zero bases, atomic publishing and every output work from it.
+// its stats struct; summing, zero bases, atomic publishing and the Prometheus output come from it.
 #pragma once
 
 #include <array>
