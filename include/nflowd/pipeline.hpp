@@ -33,7 +33,8 @@ struct PipelineConfig {
     std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring
 };
 
-// A worker's own levels beside its flow table's counters.
+// A worker's own levels beside its flow table's counters; its fields are only those levels
+// (summing WorkerStats adds them, the tables are summed by PipelineStats::total()).
 struct WorkerStats {
     FlowTableStats table;
     std::uint64_t memory_bytes = 0;

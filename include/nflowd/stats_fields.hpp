@@ -1,5 +1,5 @@
 // The statistics model: each stage declares its counters once, as a table of fields next to
-// its stats struct; summing, zero bases, atomic publishing and every output work from it.
+// its stats struct; summing, zero bases, atomic publishing and the Prometheus output come from it.
 #pragma once
 
 #include <array>
@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 namespace nflowd {
 
@@ -29,10 +31,24 @@ concept StatStruct = requires {
     { S::fields()[0] } -> std::convertible_to<StatField<S>>;
 };
 
+template <StatStruct S> inline constexpr auto kStatFields = S::fields();
+
+// Calls fn(field, index) for each field, unrolled with every member pointer a constant: the
+// generic operations compile to the same straight-line code as hand-written ones.
+template <StatStruct S, class Fn> constexpr void for_each_field(Fn&& fn) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (fn(std::integral_constant<std::size_t, I>{}), ...);
+    }
+    (std::make_index_sequence<kStatFields<S>.size()>{});
+}
+
 // Sum over workers, groups or readers: every field is added, gauges included (the total of
 // `active` is the daemon's active flows; of `peak`, the sum of the peaks).
 template <StatStruct S> S& operator+=(S& into, const S& from) noexcept {
-    for (const auto& f : S::fields()) into.*f.member += from.*f.member;
+    for_each_field<S>([&](auto i) {
+        constexpr auto m = kStatFields<S>[i].member;
+        into.*m += from.*m;
+    });
     return into;
 }
 
@@ -41,9 +57,11 @@ template <StatStruct S> S& operator+=(S& into, const S& from) noexcept {
 // counter read below its base (a source restarted) reads 0.
 template <StatStruct S> S stats_since(const S& now, const S& base) noexcept {
     S out = now;
-    for (const auto& f : S::fields())
-        if (f.kind == StatKind::counter)
+    for_each_field<S>([&](auto i) {
+        constexpr auto f = kStatFields<S>[i];
+        if constexpr (f.kind == StatKind::counter)
             out.*f.member = now.*f.member > base.*f.member ? now.*f.member - base.*f.member : 0;
+    });
     return out;
 }
 
@@ -52,20 +70,20 @@ template <StatStruct S> S stats_since(const S& now, const S& base) noexcept {
 template <StatStruct S> class AtomicStats {
   public:
     void store(const S& s) noexcept {
-        constexpr auto fields = S::fields();
-        for (std::size_t i = 0; i < fields.size(); ++i)
-            values_[i].store(s.*fields[i].member, std::memory_order_relaxed);
+        for_each_field<S>([&](auto i) {
+            values_[i].store(s.*kStatFields<S>[i].member, std::memory_order_relaxed);
+        });
     }
     S load() const noexcept {
-        constexpr auto fields = S::fields();
         S s;
-        for (std::size_t i = 0; i < fields.size(); ++i)
-            s.*fields[i].member = values_[i].load(std::memory_order_relaxed);
+        for_each_field<S>([&](auto i) {
+            s.*kStatFields<S>[i].member = values_[i].load(std::memory_order_relaxed);
+        });
         return s;
     }
 
   private:
-    std::array<std::atomic<std::uint64_t>, S::fields().size()> values_{};
+    std::array<std::atomic<std::uint64_t>, kStatFields<S>.size()> values_{};
 };
 
 } // namespace nflowd
