@@ -9,6 +9,8 @@
 #include <memory>
 #include <vector>
 
+// Error idiom (cache): per packet add() returns false for a packet dropped (cache full) and
+// counts it, never throws; configuration (Aggregation::parse) throws std::invalid_argument.
 namespace nflowd {
 
 struct FlowTableConfig {

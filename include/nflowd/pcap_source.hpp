@@ -11,6 +11,8 @@
 
 using pcap_t = struct pcap;
 
+// Error idiom (capture, offline): per frame a LinkResult and PcapStats counters; opening or
+// reading the file throws std::runtime_error naming it.
 namespace nflowd {
 
 struct PcapStats {

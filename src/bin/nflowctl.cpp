@@ -1,5 +1,7 @@
 // nflowctl: reads and changes a running nflowd over its netlink control channel, as sysctl
 // and /proc/net/stat/ipt_netflow did for ipt_NETFLOW. Thin: arguments in, text out.
+// Error idiom: everything throws, main() alone catches: UsageError exits 2,
+// ControlClientError 1 or 3, any other std::exception 1.
 #include "nflowd/control_client.hpp"
 #include "nflowd/control_protocol.hpp"
 #include "nflowd/number.hpp"
