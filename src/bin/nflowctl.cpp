@@ -273,33 +273,38 @@ Invocation parse_command_line(int argc, char** argv) {
         "command", po::value<std::string>())("rest", po::value<std::vector<std::string>>());
     po::positional_options_description pos;
     pos.add("command", 1).add("rest", -1);
-    po::variables_map vm;
+    po::parsed_options parsed(&d);
     try {
-        po::store(po::command_line_parser(argc, argv)
-                      .options(d)
-                      .positional(pos)
-                      .style(kStyle)
-                      .extra_style_parser(command_and_rest)
-                      .run(),
-                  vm);
+        parsed = po::command_line_parser(argc, argv)
+                     .options(d)
+                     .positional(pos)
+                     .style(kStyle)
+                     .extra_style_parser(command_and_rest)
+                     .run();
     } catch (const po::error& e) {
         usage_error(e);
     }
+    // In the order given, so that a repeated option (ctl wrappers adding their own -i) keeps
+    // its last value, as always.
     Invocation inv;
-    if (vm.count("help"))
-        inv.action = Invocation::Action::help;
-    else if (vm.count("version"))
-        inv.action = Invocation::Action::version;
-    for (const char* name : {"control-id", "control_id"})
-        if (vm.count(name))
-            inv.port = static_cast<std::uint32_t>(
-                parse_number("the control id", vm[name].as<std::string>(), 1, 0x7fffffff));
-    if (vm.count("timeout"))
-        inv.timeout_ms = static_cast<int>(parse_number("the timeout",
-                                                       vm["timeout"].as<std::string>(), 1, 3600)) *
-                         1000;
-    if (vm.count("command")) inv.command = vm["command"].as<std::string>();
-    if (vm.count("rest")) inv.rest = vm["rest"].as<std::vector<std::string>>();
+    for (const auto& o : parsed.options) {
+        const std::string value = o.value.empty() ? "" : o.value.front();
+        // -h and -V answer at once, whatever follows, as they always did.
+        if (o.string_key == "help" || o.string_key == "version") {
+            inv.action =
+                o.string_key == "help" ? Invocation::Action::help : Invocation::Action::version;
+            break;
+        }
+        if (o.string_key == "control-id" || o.string_key == "control_id")
+            inv.port =
+                static_cast<std::uint32_t>(parse_number("the control id", value, 1, 0x7fffffff));
+        else if (o.string_key == "timeout")
+            inv.timeout_ms = static_cast<int>(parse_number("the timeout", value, 1, 3600)) * 1000;
+        else if (o.string_key == "command")
+            inv.command = value;
+        else if (o.string_key == "rest")
+            inv.rest.push_back(value);
+    }
     return inv;
 }
 

@@ -11,16 +11,6 @@ namespace nflowd {
 
 namespace {
 
-constexpr std::uint8_t kProtoTcp = 6;
-constexpr std::uint8_t kProtoUdp = 17;
-constexpr std::uint8_t kProtoSctp = 132;
-constexpr std::uint8_t kProtoUdpLite = 136;
-
-constexpr bool has_ports(std::uint8_t protocol) noexcept {
-    return protocol == kProtoTcp || protocol == kProtoUdp || protocol == kProtoSctp ||
-           protocol == kProtoUdpLite;
-}
-
 constexpr std::uint32_t prefix_mask(unsigned prefix) noexcept {
     return prefix == 0 ? 0U : ~std::uint32_t{0} << (32U - prefix);
 }
