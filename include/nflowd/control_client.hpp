@@ -14,6 +14,8 @@
 
 struct mnl_socket;
 
+// Error idiom (control client): every failure throws ControlClientError (a std::runtime_error
+// with a Kind and an errno), which nflowctl maps to its exit status.
 namespace nflowd {
 
 class ControlClientError : public std::runtime_error {

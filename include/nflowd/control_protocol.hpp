@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -14,6 +15,14 @@
 #include <vector>
 
 namespace nflowd::ctl {
+
+// Error idiom of the control protocol: encoders throw (std::length_error,
+// std::invalid_argument: the caller's input is at fault); decoders never throw and return a
+// failure as a value, a DecodeError (positive errno and why) or DecodedRequest::error.
+struct DecodeError {
+    int error = 0;
+    std::string message;
+};
 
 // Bumped on any incompatible change; every request and every data reply carries it.
 constexpr std::uint32_t kProtocolVersion = 1;
@@ -185,30 +194,9 @@ struct Reply {
     std::vector<FlowRecord> flows;
 };
 
-// Walks the messages of one received datagram. Returns false with `why` at the first
-// malformed one; `fn(Reply&&)` gets each well-formed one in order.
-template <class Fn>
-bool decode_replies(std::span<const std::byte> datagram, std::string& why, Fn&& fn);
-
-namespace detail {
-// One message occupying exactly `message` (its nlmsg_len bytes).
-bool decode_reply(std::span<const std::byte> message, Reply& out, std::string& why);
-// Length of the message at the start of `rest` including padding, 0 when malformed.
-std::size_t message_span(std::span<const std::byte> rest, std::size_t& length, std::string& why);
-} // namespace detail
-
-template <class Fn>
-bool decode_replies(std::span<const std::byte> datagram, std::string& why, Fn&& fn) {
-    while (!datagram.empty()) {
-        std::size_t length = 0;
-        const std::size_t step = detail::message_span(datagram, length, why);
-        if (step == 0) return false;
-        Reply r;
-        if (!detail::decode_reply(datagram.first(length), r, why)) return false;
-        fn(std::move(r));
-        datagram = datagram.subspan(step);
-    }
-    return true;
-}
+// Walks the messages of one received datagram: `fn(Reply&&)` gets each well-formed one in
+// order; the first malformed one stops the walk and is returned (EPROTO and why).
+std::optional<DecodeError> decode_replies(std::span<const std::byte> datagram,
+                                          const std::function<void(Reply&&)>& fn);
 
 } // namespace nflowd::ctl

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <span>
 
+// Error idiom (export): sending never throws, failures are counted per collector (refused,
+// buffer full, other); bad destinations throw std::invalid_argument, sockets std::system_error.
 namespace nflowd {
 
 struct ExporterStats {

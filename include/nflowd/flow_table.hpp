@@ -10,6 +10,8 @@
 #include <memory>
 #include <vector>
 
+// Error idiom (cache): per packet add() returns false for a packet dropped (cache full) and
+// counts it, never throws; configuration (Aggregation::parse) throws std::invalid_argument.
 namespace nflowd {
 
 struct FlowTableConfig {
@@ -148,6 +150,12 @@ class FlowTable {
     std::uint32_t allocate() noexcept;
     void start(std::uint32_t i, const PacketInfo& packet) noexcept;
     void restart(std::uint32_t i, const PacketInfo& packet, std::vector<FlowRecord>& exported);
+    // The three steps of add(), the per-packet hot path: forced inline so that splitting it
+    // for reading costs no call.
+    [[gnu::always_inline]] std::uint32_t find(std::uint32_t bucket, const FlowKey& key) noexcept;
+    [[gnu::always_inline]] void update(std::uint32_t i, const PacketInfo& packet,
+                                       std::vector<FlowRecord>& exported);
+    [[gnu::always_inline]] bool insert(std::uint32_t bucket, const PacketInfo& packet);
     void remove(std::uint32_t i) noexcept;
     // The two expiry lists share one implementation, parameterised by their link fields.
     template <std::uint32_t Entry::*Prev, std::uint32_t Entry::*Next>

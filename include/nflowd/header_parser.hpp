@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 
+// Error idiom (parse): per packet a ParseResult plus a per-cause counter; never throws.
 namespace nflowd {
 
 // Metadata that comes with a captured packet from its source, not from its bytes.

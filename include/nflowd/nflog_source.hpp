@@ -17,6 +17,8 @@
 struct mnl_socket;
 struct nlmsghdr;
 
+// Error idiom (capture): per batch and packet, counters (malformed, lost, enobufs), never
+// throws; setup and socket failures throw std::system_error (errno and what failed).
 namespace nflowd {
 
 struct NflogConfig {

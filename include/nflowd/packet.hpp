@@ -2,6 +2,8 @@
 // packet (a flow key plus per-packet metadata) and what the cache exports (a flow record).
 #pragma once
 
+#include <netinet/in.h>
+
 #include <cstdint>
 #include <functional>
 
@@ -16,6 +18,13 @@ constexpr Nanos kNanosPerSecond = 1'000'000'000;
 
 // ipt_NETFLOW exports 65535 when an interface is unknown (e.g. locally generated traffic).
 constexpr std::uint32_t kUnknownIfindex = 65535;
+
+// Whether a protocol's header starts with source and destination ports (ipt_NETFLOW's list):
+// the parser reads them, aggregation may rewrite them.
+constexpr bool has_ports(std::uint8_t protocol) noexcept {
+    return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_SCTP ||
+           protocol == IPPROTO_UDPLITE;
+}
 
 // IPv4 flow key, ipt_NETFLOW's: addresses and ports in host byte order.
 struct FlowKey {

@@ -12,6 +12,8 @@
 
 using pcap_t = struct pcap;
 
+// Error idiom (capture, offline): per frame a LinkResult and PcapStats counters; opening or
+// reading the file throws std::runtime_error naming it.
 namespace nflowd {
 
 struct PcapStats {
@@ -55,9 +57,12 @@ class PcapSource {
     PcapStats stats_;
 };
 
-// Extracts the IP payload of one link-layer frame (exposed for tests and the fuzzer).
-// Returns false for frames carrying no IP; `malformed` is set when the frame is cut short.
-bool link_to_ip(int linktype, std::span<const std::byte> frame, std::span<const std::byte>& ip,
-                PacketMeta& meta, bool& malformed) noexcept;
+enum class LinkResult { ip, not_ip, malformed };
+
+// Extracts the IP payload of one link-layer frame (exposed for tests and the fuzzer) into
+// `ip`: LinkResult::ip, or not_ip for frames carrying no IP, or malformed when the frame is
+// cut short or inconsistent.
+LinkResult link_to_ip(int linktype, std::span<const std::byte> frame,
+                      std::span<const std::byte>& ip, PacketMeta& meta) noexcept;
 
 } // namespace nflowd

@@ -1,21 +1,26 @@
 // nflowctl: reads and changes a running nflowd over its netlink control channel, as sysctl
 // and /proc/net/stat/ipt_netflow did for ipt_NETFLOW. Thin: arguments in, text out.
+// Error idiom: everything throws, main() alone catches: UsageError exits 2,
+// ControlClientError 1 or 3, any other std::exception 1.
 #include "nflowd/control_client.hpp"
 #include "nflowd/control_protocol.hpp"
+#include "nflowd/number.hpp"
+
+#include <boost/program_options.hpp>
 
 #include <arpa/inet.h>
 
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace {
 
+namespace po = boost::program_options;
 using nflowd::ControlClient;
 using nflowd::ControlClientError;
 namespace ctl = nflowd::ctl;
@@ -34,7 +39,9 @@ constexpr const char* kUsage =
     "  get NAME...                 the named knobs\n"
     "  set NAME VALUE | NAME=VALUE...\n"
     "                              change knobs, all or nothing (root or --control_group)\n"
-    "  stats [--json]              statistics, as /proc/net/stat/ipt_netflow showed them\n"
+    "  stats [--json | --prometheus]\n"
+    "                              statistics, as /proc/net/stat/ipt_netflow showed them;\n"
+    "                              --prometheus: the Prometheus text format\n"
     "  flows [--top N] [--sort bytes|packets]\n"
     "                              the flows in the cache, as ipt_netflow_flows\n"
     "  flush [1|2]                 export every flow now; 2 also zeroes the statistics, as\n"
@@ -48,18 +55,19 @@ constexpr const char* kUsage =
     "\n"
     "Exit status: 0 ok, 1 refused or invalid value, 2 usage, 3 nflowd not reachable.\n";
 
-struct UsageError {
-    std::string message;
+// Bad command line: exit 2 with the message and a pointer to --help. An exception like the
+// others so one catch order in main() maps every failure to its exit status.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
 };
 
 std::uint64_t parse_number(std::string_view what, std::string_view v, std::uint64_t lo,
                            std::uint64_t hi) {
-    std::uint64_t n = 0;
-    const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (v.empty() || ec != std::errc{} || p != v.data() + v.size() || n < lo || n > hi)
-        throw UsageError{std::string(what) + " must be " + std::to_string(lo) + "-" +
-                         std::to_string(hi) + ", got \"" + std::string(v) + "\""};
-    return n;
+    const auto n = nflowd::parse_unsigned(v, lo, hi);
+    if (!n)
+        throw UsageError(std::string(what) + " must be " + std::to_string(lo) + "-" +
+                         std::to_string(hi) + ", got \"" + std::string(v) + "\"");
+    return *n;
 }
 
 void print_knobs(const std::vector<ctl::KnobValue>& knobs) {
@@ -98,139 +106,256 @@ std::string tcp_flags(std::uint8_t f) {
     return s;
 }
 
-int run_flows(ControlClient& client, const std::vector<std::string>& args) {
+// Program_options errors in nflowctl's own words, which the tests and users know.
+[[noreturn]] void usage_error(const po::error& e, std::string_view context = {}) {
+    const std::string prefix = context.empty() ? "" : std::string(context) + ": ";
+    if (const auto* u = dynamic_cast<const po::unknown_option*>(&e))
+        throw UsageError(prefix + "unknown option \"" + u->get_option_name() + "\"");
+    if (const auto* m = dynamic_cast<const po::invalid_command_line_syntax*>(&e);
+        m && m->kind() == po::invalid_command_line_syntax::missing_parameter)
+        throw UsageError(prefix + m->get_option_name() + " needs a value");
+    throw UsageError(prefix + e.what());
+}
+
+// getopt's "+": the first word that is not an option is the command, and it and everything
+// after it are positional, so the command's own options (--json, --top) are not taken for
+// nflowctl's.
+std::vector<po::option> command_and_rest(std::vector<std::string>& tokens) {
+    std::vector<po::option> out;
+    if (tokens.empty() || (tokens.front().size() > 1 && tokens.front().front() == '-')) return out;
+    for (auto& t : tokens) {
+        po::option o;
+        o.value.push_back(t);
+        o.original_tokens.push_back(t);
+        out.push_back(std::move(o));
+    }
+    tokens.clear();
+    return out;
+}
+
+constexpr auto kStyle = po::command_line_style::default_style &
+                        ~po::command_line_style::allow_guessing &
+                        ~po::command_line_style::allow_sticky;
+
+// Parses the arguments of a command that takes options only (stats, flows).
+po::variables_map command_options(std::string_view command, const po::options_description& d,
+                                  const std::vector<std::string>& rest) {
+    po::variables_map vm;
+    try {
+        const auto parsed = po::command_line_parser(rest).options(d).style(kStyle).run();
+        for (const auto& o : parsed.options)
+            if (o.string_key.empty())
+                throw UsageError(std::string(command) + ": unexpected argument \"" +
+                                 o.original_tokens.front() + "\"");
+        po::store(parsed, vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        usage_error(e, command);
+    }
+    return vm;
+}
+
+struct FlowsQuery {
     std::uint32_t top = 0;
     ctl::FlowSort sort = ctl::FlowSort::none;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const auto& a = args[i];
-        if ((a == "--top" || a == "--sort") && i + 1 >= args.size())
-            throw UsageError{"flows: " + a + " needs a value"};
-        if (a == "--top") {
-            top = static_cast<std::uint32_t>(parse_number("--top", args[++i], 1, 0xffffffff));
-        } else if (a == "--sort") {
-            const auto& v = args[++i];
-            if (v == "bytes")
-                sort = ctl::FlowSort::bytes;
-            else if (v == "packets")
-                sort = ctl::FlowSort::packets;
-            else
-                throw UsageError{"--sort must be bytes or packets, got \"" + v + "\""};
-        } else {
-            throw UsageError{"flows: unexpected argument \"" + a + "\""};
-        }
+};
+
+FlowsQuery flows_query(const std::vector<std::string>& rest) {
+    po::options_description d;
+    d.add_options()("top", po::value<std::string>())("sort", po::value<std::string>());
+    const auto vm = command_options("flows", d, rest);
+    FlowsQuery q;
+    if (vm.count("top"))
+        q.top = static_cast<std::uint32_t>(
+            parse_number("--top", vm["top"].as<std::string>(), 1, 0xffffffff));
+    if (vm.count("sort")) {
+        const auto& v = vm["sort"].as<std::string>();
+        if (v == "bytes")
+            q.sort = ctl::FlowSort::bytes;
+        else if (v == "packets")
+            q.sort = ctl::FlowSort::packets;
+        else
+            throw UsageError("--sort must be bytes or packets, got \"" + v + "\"");
     }
+    return q;
+}
+
+ctl::StatsFormat stats_format(const std::vector<std::string>& rest) {
+    po::options_description d;
+    d.add_options()("json", po::bool_switch())("prometheus", po::bool_switch());
+    po::variables_map vm;
+    try {
+        vm = command_options("stats", d, rest);
+    } catch (const UsageError&) {
+        throw UsageError("stats: the only options are --json and --prometheus");
+    }
+    const bool json = vm["json"].as<bool>();
+    const bool prometheus = vm["prometheus"].as<bool>();
+    if (json && prometheus) throw UsageError("stats: --json or --prometheus, not both");
+    return json         ? ctl::StatsFormat::json
+           : prometheus ? ctl::StatsFormat::prometheus
+                        : ctl::StatsFormat::text;
+}
+
+void print_flows_header(const FlowsQuery& q, std::uint64_t total) {
+    std::cout << "# " << total << " active flows";
+    if (q.top != 0 && q.top < total) std::cout << ", top " << q.top;
+    if (q.sort != ctl::FlowSort::none)
+        std::cout << " by " << (q.sort == ctl::FlowSort::bytes ? "bytes" : "packets");
+    std::cout << "\n";
+    std::printf("%-5s %-21s %-21s %3s %5s %5s %10s %12s %6s %7s %7s\n", "proto", "src", "dst",
+                "tos", "in", "out", "packets", "bytes", "flags", "age", "idle");
+    std::fflush(stdout);
+}
+
+void print_flow(const nflowd::FlowRecord& f, nflowd::Nanos now) {
+    const auto src = address(f.key.src_addr) + ":" + std::to_string(f.key.src_port);
+    const auto dst = address(f.key.dst_addr) + ":" + std::to_string(f.key.dst_port);
+    const double age = static_cast<double>(now - f.first) / 1e9;
+    const double idle = static_cast<double>(now - f.last) / 1e9;
+    std::printf("%-5s %-21s %-21s %3u %5u %5u %10u %12u %6s %7.1f %7.1f\n",
+                protocol_name(f.key.protocol).c_str(), src.c_str(), dst.c_str(), f.key.tos,
+                f.key.in_if, f.out_if, f.packets, f.octets, tcp_flags(f.tcp_flags).c_str(),
+                age < 0 ? 0.0 : age, idle < 0 ? 0.0 : idle);
+}
+
+void run_flows(ControlClient& client, const FlowsQuery& q) {
     nflowd::Nanos now = 0;
     client.flows(
-        top, sort,
+        q.top, q.sort,
         [&](std::uint64_t total, nflowd::Nanos t) {
             now = t;
-            std::cout << "# " << total << " active flows";
-            if (top != 0 && top < total) std::cout << ", top " << top;
-            if (sort != ctl::FlowSort::none)
-                std::cout << " by " << (sort == ctl::FlowSort::bytes ? "bytes" : "packets");
-            std::cout << "\n";
-            std::printf("%-5s %-21s %-21s %3s %5s %5s %10s %12s %6s %7s %7s\n", "proto", "src",
-                        "dst", "tos", "in", "out", "packets", "bytes", "flags", "age", "idle");
-            std::fflush(stdout);
+            print_flows_header(q, total);
         },
-        [&](const nflowd::FlowRecord& f) {
-            const auto src = address(f.key.src_addr) + ":" + std::to_string(f.key.src_port);
-            const auto dst = address(f.key.dst_addr) + ":" + std::to_string(f.key.dst_port);
-            const double age = static_cast<double>(now - f.first) / 1e9;
-            const double idle = static_cast<double>(now - f.last) / 1e9;
-            std::printf("%-5s %-21s %-21s %3u %5u %5u %10u %12u %6s %7.1f %7.1f\n",
-                        protocol_name(f.key.protocol).c_str(), src.c_str(), dst.c_str(), f.key.tos,
-                        f.key.in_if, f.out_if, f.packets, f.octets, tcp_flags(f.tcp_flags).c_str(),
-                        age < 0 ? 0.0 : age, idle < 0 ? 0.0 : idle);
-        });
+        [&](const nflowd::FlowRecord& f) { print_flow(f, now); });
     std::fflush(stdout);
+}
+
+// NAME VALUE pairs or NAME=VALUE words, in the order given.
+std::vector<std::pair<std::string, std::string>> set_changes(const std::vector<std::string>& rest) {
+    std::vector<std::pair<std::string, std::string>> changes;
+    for (std::size_t k = 0; k < rest.size(); ++k) {
+        const auto eq = rest[k].find('=');
+        if (eq != std::string::npos) {
+            changes.emplace_back(rest[k].substr(0, eq), rest[k].substr(eq + 1));
+        } else if (k + 1 < rest.size()) {
+            changes.emplace_back(rest[k], rest[k + 1]);
+            ++k;
+        } else {
+            throw UsageError("set: " + rest[k] + " needs a value (NAME VALUE or NAME=VALUE)");
+        }
+    }
+    if (changes.empty()) throw UsageError("set: give NAME VALUE or NAME=VALUE");
+    return changes;
+}
+
+std::uint8_t flush_level(const std::vector<std::string>& rest) {
+    if (rest.size() > 1 || (rest.size() == 1 && rest[0] != "1" && rest[0] != "2"))
+        throw UsageError("flush: the level is 1 (export every flow) or 2 (also zero the "
+                         "statistics)");
+    return !rest.empty() && rest[0] == "2" ? 2 : 1;
+}
+
+// One parsed command line. Everything the daemon need not see is checked here, before a
+// socket is opened.
+struct Invocation {
+    enum class Action { run, help, version } action = Action::run;
+    std::uint32_t port = ctl::kDefaultPortId;
+    int timeout_ms = 5000;
+    std::string command = "list";
+    std::vector<std::string> rest;
+};
+
+Invocation parse_command_line(int argc, char** argv) {
+    po::options_description d;
+    d.add_options()("help,h", "")("version,V", "")("control-id,i", po::value<std::string>())(
+        "control_id", po::value<std::string>())("timeout,t", po::value<std::string>())(
+        "command", po::value<std::string>())("rest", po::value<std::vector<std::string>>());
+    po::positional_options_description pos;
+    pos.add("command", 1).add("rest", -1);
+    po::parsed_options parsed(&d);
+    try {
+        parsed = po::command_line_parser(argc, argv)
+                     .options(d)
+                     .positional(pos)
+                     .style(kStyle)
+                     .extra_style_parser(command_and_rest)
+                     .run();
+    } catch (const po::error& e) {
+        usage_error(e);
+    }
+    // In the order given, so that a repeated option (ctl wrappers adding their own -i) keeps
+    // its last value, as always.
+    Invocation inv;
+    for (const auto& o : parsed.options) {
+        const std::string value = o.value.empty() ? "" : o.value.front();
+        // -h and -V answer at once, whatever follows, as they always did.
+        if (o.string_key == "help" || o.string_key == "version") {
+            inv.action =
+                o.string_key == "help" ? Invocation::Action::help : Invocation::Action::version;
+            break;
+        }
+        if (o.string_key == "control-id" || o.string_key == "control_id")
+            inv.port =
+                static_cast<std::uint32_t>(parse_number("the control id", value, 1, 0x7fffffff));
+        else if (o.string_key == "timeout")
+            inv.timeout_ms = static_cast<int>(parse_number("the timeout", value, 1, 3600)) * 1000;
+        else if (o.string_key == "command")
+            inv.command = value;
+        else if (o.string_key == "rest")
+            inv.rest.push_back(value);
+    }
+    return inv;
+}
+
+// Validates the command's arguments, then asks the daemon.
+int execute(const Invocation& inv) {
+    const auto& rest = inv.rest;
+    const auto& command = inv.command;
+    if (command == "set") {
+        const auto changes = set_changes(rest);
+        ControlClient client(inv.port, inv.timeout_ms);
+        print_knobs(client.set(changes));
+    } else if (command == "get") {
+        if (rest.empty()) throw UsageError("get: name at least one knob");
+        ControlClient client(inv.port, inv.timeout_ms);
+        print_knobs(client.get(rest));
+    } else if (command == "list") {
+        if (!rest.empty()) throw UsageError("list: unexpected argument \"" + rest[0] + "\"");
+        ControlClient client(inv.port, inv.timeout_ms);
+        print_knobs(client.list());
+    } else if (command == "flush") {
+        const std::uint8_t level = flush_level(rest);
+        ControlClient client(inv.port, inv.timeout_ms);
+        client.flush(level);
+        std::cout << "flush = " << int{level} << "\n";
+    } else if (command == "stats") {
+        const auto format = stats_format(rest);
+        ControlClient client(inv.port, inv.timeout_ms);
+        std::cout << client.stats(format);
+    } else if (command == "flows") {
+        const auto query = flows_query(rest);
+        ControlClient client(inv.port, inv.timeout_ms);
+        run_flows(client, query);
+    } else {
+        throw UsageError("unknown command \"" + command + "\"");
+    }
     return kExitOk;
 }
 
 int run(int argc, char** argv) {
-    std::uint32_t port = ctl::kDefaultPortId;
-    int timeout_ms = 5000;
-    std::vector<std::string> args(argv + 1, argv + argc);
-    std::size_t i = 0;
-    // Options come before the command; the command's own (--json, --top) after it.
-    for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
-        const auto& a = args[i];
-        if (a == "-h" || a == "--help") {
-            std::cout << kUsage;
-            return kExitOk;
-        }
-        if (a == "-V" || a == "--version") {
-            std::cout << "nflowctl " << NFLOWD_VERSION << "\n";
-            return kExitOk;
-        }
-        std::string name = a, value;
-        if (const auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-            name = a.substr(0, eq);
-            value = a.substr(eq + 1);
-        } else if (a == "-i" || a == "-t" || a == "--control-id" || a == "--control_id" ||
-                   a == "--timeout") {
-            if (i + 1 >= args.size()) throw UsageError{a + " needs a value"};
-            value = args[++i];
-        } else {
-            throw UsageError{"unknown option \"" + a + "\""};
-        }
-        if (name == "-i" || name == "--control-id" || name == "--control_id")
-            port = static_cast<std::uint32_t>(parse_number("the control id", value, 1, 0x7fffffff));
-        else if (name == "-t" || name == "--timeout")
-            timeout_ms = static_cast<int>(parse_number("the timeout", value, 1, 3600)) * 1000;
-        else
-            throw UsageError{"unknown option \"" + name + "\""};
+    const Invocation inv = parse_command_line(argc, argv);
+    switch (inv.action) {
+    case Invocation::Action::help:
+        std::cout << kUsage;
+        return kExitOk;
+    case Invocation::Action::version:
+        std::cout << "nflowctl " << NFLOWD_VERSION << "\n";
+        return kExitOk;
+    case Invocation::Action::run:
+        break;
     }
-    const std::string command = i < args.size() ? args[i++] : "list";
-    const std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
-
-    // Everything the daemon need not see is checked before a socket is opened.
-    std::vector<std::pair<std::string, std::string>> changes;
-    if (command == "set") {
-        for (std::size_t k = 0; k < rest.size(); ++k) {
-            const auto eq = rest[k].find('=');
-            if (eq != std::string::npos) {
-                changes.emplace_back(rest[k].substr(0, eq), rest[k].substr(eq + 1));
-            } else if (k + 1 < rest.size()) {
-                changes.emplace_back(rest[k], rest[k + 1]);
-                ++k;
-            } else {
-                throw UsageError{"set: " + rest[k] + " needs a value (NAME VALUE or NAME=VALUE)"};
-            }
-        }
-        if (changes.empty()) throw UsageError{"set: give NAME VALUE or NAME=VALUE"};
-    } else if (command == "get") {
-        if (rest.empty()) throw UsageError{"get: name at least one knob"};
-    } else if (command == "list") {
-        if (!rest.empty()) throw UsageError{"list: unexpected argument \"" + rest[0] + "\""};
-    } else if (command == "flush") {
-        if (rest.size() > 1 || (rest.size() == 1 && rest[0] != "1" && rest[0] != "2"))
-            throw UsageError{"flush: the level is 1 (export every flow) or 2 (also zero the "
-                             "statistics)"};
-    } else if (command == "stats") {
-        if (!rest.empty() && !(rest.size() == 1 && rest[0] == "--json"))
-            throw UsageError{"stats: the only option is --json"};
-    } else if (command != "flows") {
-        throw UsageError{"unknown command \"" + command + "\""};
-    }
-
-    ControlClient client(port, timeout_ms);
-    if (command == "list") {
-        print_knobs(client.list());
-    } else if (command == "get") {
-        print_knobs(client.get(rest));
-    } else if (command == "set") {
-        print_knobs(client.set(changes));
-    } else if (command == "stats") {
-        std::cout << client.stats(rest.empty() ? ctl::StatsFormat::text : ctl::StatsFormat::json);
-    } else if (command == "flows") {
-        return run_flows(client, rest);
-    } else if (command == "flush") {
-        const std::uint8_t level = !rest.empty() && rest[0] == "2" ? 2 : 1;
-        client.flush(level);
-        std::cout << "flush = " << int{level} << "\n";
-    }
-    return kExitOk;
+    return execute(inv);
 }
 
 } // namespace
@@ -239,7 +364,7 @@ int main(int argc, char* argv[]) {
     try {
         return run(argc, argv);
     } catch (const UsageError& e) {
-        std::cerr << "nflowctl: " << e.message << "\n(nflowctl --help lists the commands)\n";
+        std::cerr << "nflowctl: " << e.what() << "\n(nflowctl --help lists the commands)\n";
         return kExitUsage;
     } catch (const ControlClientError& e) {
         std::cout.flush();

@@ -1,21 +1,15 @@
 #include "nflowd/aggregation.hpp"
 
-#include <charconv>
+#include "nflowd/number.hpp"
+
+#include <arpa/inet.h>
+
+#include <cstring>
 #include <stdexcept>
 
 namespace nflowd {
 
 namespace {
-
-constexpr std::uint8_t kProtoTcp = 6;
-constexpr std::uint8_t kProtoUdp = 17;
-constexpr std::uint8_t kProtoSctp = 132;
-constexpr std::uint8_t kProtoUdpLite = 136;
-
-constexpr bool has_ports(std::uint8_t protocol) noexcept {
-    return protocol == kProtoTcp || protocol == kProtoUdp || protocol == kProtoSctp ||
-           protocol == kProtoUdpLite;
-}
 
 constexpr std::uint32_t prefix_mask(unsigned prefix) noexcept {
     return prefix == 0 ? 0U : ~std::uint32_t{0} << (32U - prefix);
@@ -39,35 +33,23 @@ std::string_view trim(std::string_view s) noexcept {
     throw std::invalid_argument(msg);
 }
 
-// Decimal digits only (no sign, no spaces inside); false on junk or a value above `max`.
+// The strict number rule of number.hpp, spaces around allowed; false on junk or above `max`.
 bool parse_number(std::string_view s, std::uint32_t max, std::uint32_t& out) noexcept {
-    s = trim(s);
-    if (s.empty() || s.front() < '0' || s.front() > '9') return false;
-    std::uint64_t v = 0;
-    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || ptr != s.data() + s.size() || v > max) return false;
-    out = static_cast<std::uint32_t>(v);
-    return true;
+    const auto v = parse_unsigned(trim(s), 0, max);
+    if (v) out = static_cast<std::uint32_t>(*v);
+    return v.has_value();
 }
 
-// Strict dotted quad: inet_aton's shorthands ("10.1", octal "010") would silently
-// mean something other than what a reader of the config assumes.
+// Strict dotted quad through inet_pton: unlike inet_aton it refuses the shorthands ("10.1",
+// octal "010") that would mean something other than what a reader of the config assumes.
 bool parse_ipv4(std::string_view s, std::uint32_t& out) noexcept {
     s = trim(s);
-    std::uint32_t addr = 0;
-    for (int part = 0; part < 4; ++part) {
-        const std::size_t dot = part < 3 ? s.find('.') : s.size();
-        if (dot == std::string_view::npos) return false;
-        const std::string_view octet = s.substr(0, dot);
-        if (octet.empty() || octet.size() > 3) return false;
-        for (char c : octet)
-            if (c < '0' || c > '9') return false;
-        std::uint32_t v = 0;
-        if (!parse_number(octet, 255, v)) return false;
-        addr = (addr << 8) | v;
-        s.remove_prefix(part < 3 ? dot + 1 : dot);
-    }
-    out = addr;
+    char text[INET_ADDRSTRLEN]{}; // inet_pton wants a NUL-terminated string
+    if (s.size() >= sizeof text) return false;
+    std::memcpy(text, s.data(), s.size());
+    in_addr a{};
+    if (::inet_pton(AF_INET, text, &a) != 1) return false;
+    out = ntohl(a.s_addr);
     return true;
 }
 

@@ -164,53 +164,51 @@ void FlowTable::remove(std::uint32_t i) noexcept {
     stats_.active = count_;
 }
 
-bool FlowTable::add(const PacketInfo& packet, std::vector<FlowRecord>& exported) {
-    const std::uint32_t b = bucket_of(packet.key);
-    std::uint32_t i = buckets_[b];
+inline std::uint32_t FlowTable::find(std::uint32_t bucket, const FlowKey& key) noexcept {
+    std::uint32_t i = buckets_[bucket];
     while (i != kNil) {
         ++stats_.searched;
-        if (at(i).key == packet.key) break;
+        if (at(i).key == key) break;
         i = at(i).chain_next;
     }
+    return i;
+}
 
-    if (i != kNil) {
-        ++stats_.found;
-        Entry& e = at(i);
-        if (exceeded(packet.time, e.last, config_.inactive_timeout)) {
-            ++stats_.expired_inactive;
-            restart(i, packet, exported);
-            return true;
-        }
-        if (exceeded(packet.time, e.first, config_.active_timeout)) {
-            ++stats_.expired_active;
-            restart(i, packet, exported);
-            return true;
-        }
-        if (packet.octets > kU32Max - e.octets || e.packets == kU32Max) {
-            ++stats_.expired_overflow;
-            restart(i, packet, exported);
-            return true;
-        }
-        ++e.packets;
-        e.octets += packet.octets;
-        e.tcp_flags |= packet.tcp_flags;
-        e.last = std::max(e.last, packet.time);
-        e.first = std::min(e.first, packet.time);
-        ++stats_.packets;
-        stats_.octets += packet.octets;
-        if (i != lru_tail_) {
-            lru_unlink(i);
-            lru_append(i);
-        }
-        return true;
+// A packet of a flow in the cache: counted into it, unless the flow has expired or would
+// overflow its 32-bit counters, when it is exported and the packet starts it again.
+inline void FlowTable::update(std::uint32_t i, const PacketInfo& packet,
+                              std::vector<FlowRecord>& exported) {
+    ++stats_.found;
+    Entry& e = at(i);
+    if (exceeded(packet.time, e.last, config_.inactive_timeout)) {
+        ++stats_.expired_inactive;
+        return restart(i, packet, exported);
     }
+    if (exceeded(packet.time, e.first, config_.active_timeout)) {
+        ++stats_.expired_active;
+        return restart(i, packet, exported);
+    }
+    if (packet.octets > kU32Max - e.octets || e.packets == kU32Max) {
+        ++stats_.expired_overflow;
+        return restart(i, packet, exported);
+    }
+    ++e.packets;
+    e.octets += packet.octets;
+    e.tcp_flags |= packet.tcp_flags;
+    e.last = std::max(e.last, packet.time);
+    e.first = std::min(e.first, packet.time);
+    ++stats_.packets;
+    stats_.octets += packet.octets;
+    if (i != lru_tail_) {
+        lru_unlink(i);
+        lru_append(i);
+    }
+}
 
-    if (config_.maxflows != 0 && count_ >= config_.maxflows) {
-        ++stats_.dropped_packets;
-        stats_.dropped_octets += packet.octets;
-        return false;
-    }
-    i = allocate();
+// A new flow, unless the cache is full (maxflows, or no free entry): then the packet is
+// dropped and counted.
+inline bool FlowTable::insert(std::uint32_t bucket, const PacketInfo& packet) {
+    const std::uint32_t i = config_.maxflows != 0 && count_ >= config_.maxflows ? kNil : allocate();
     if (i == kNil) {
         ++stats_.dropped_packets;
         stats_.dropped_octets += packet.octets;
@@ -218,13 +216,21 @@ bool FlowTable::add(const PacketInfo& packet, std::vector<FlowRecord>& exported)
     }
     start(i, packet);
     // New flows go to the chain head: recent flows are the likeliest to be hit again.
-    at(i).chain_next = buckets_[b];
-    buckets_[b] = i;
+    at(i).chain_next = buckets_[bucket];
+    buckets_[bucket] = i;
     lru_append(i);
     age_append(i);
     ++count_;
     stats_.active = count_;
     stats_.peak = std::max(stats_.peak, stats_.active);
+    return true;
+}
+
+bool FlowTable::add(const PacketInfo& packet, std::vector<FlowRecord>& exported) {
+    const std::uint32_t b = bucket_of(packet.key);
+    const std::uint32_t i = find(b, packet.key);
+    if (i == kNil) return insert(b, packet);
+    update(i, packet, exported);
     return true;
 }
 

@@ -1,6 +1,9 @@
 // NFLOG group binding over libmnl and the parser of the kernel's packet batches.
 #include "nflowd/nflog_source.hpp"
 
+#include "nflowd/clock.hpp"
+#include "nflowd/netlink_align.hpp"
+
 #include <arpa/inet.h>
 #include <endian.h>
 #include <libmnl/libmnl.h>
@@ -31,18 +34,6 @@ constexpr std::uint32_t kMaxNlbufsiz = 131072; // the kernel ignores anything la
 constexpr int kAckTimeoutMs = 2000;
 constexpr std::uint16_t kPacketMsgType = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
 
-Nanos realtime_now() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<Nanos>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
-}
-
-Nanos monotonic_now() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<Nanos>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
-}
-
 std::uint32_t attr_be32(const nlattr* a) noexcept {
     return ntohl(mnl_attr_get_u32(a));
 }
@@ -69,11 +60,6 @@ bool kernel_time(const nlattr* a, Nanos& out) noexcept {
     return true;
 }
 
-// NLMSG_ALIGN masks with a 32-bit constant: on a size_t near 2^32 it wraps to 0.
-constexpr std::size_t align4(std::size_t n) noexcept {
-    return (n + 3) & ~std::size_t{3};
-}
-
 // The message at `off`, or nullptr when none fits. libmnl's mnl_nlmsg_ok() compares the
 // length as a signed int (a length >= 2^31 passes and the walk goes backwards), and
 // attribute parsing runs to the aligned end of a message, so both are checked here.
@@ -82,8 +68,37 @@ const nlmsghdr* next_message(std::span<const std::byte> buffer, std::size_t off)
     if (left < sizeof(nlmsghdr)) return nullptr;
     const auto* nlh = reinterpret_cast<const nlmsghdr*>(buffer.data() + off);
     const std::size_t len = nlh->nlmsg_len;
-    if (len < sizeof(nlmsghdr) || align4(len) > left) return nullptr;
+    if (len < sizeof(nlmsghdr) || netlink_align(len) > left) return nullptr;
     return nlh;
+}
+
+struct AckResult {
+    bool acked = false; // the datagram held the ACK of our request
+    int error = 0;      // its positive errno, 0 for success
+};
+
+int on_ack(const nlmsghdr* nlh, void* data) {
+    // A short error message is not our ACK: keep waiting, as for anyone else's.
+    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nlmsgerr)) return MNL_CB_OK;
+    nlmsgerr err{};
+    std::memcpy(&err, mnl_nlmsg_get_payload(nlh), sizeof err);
+    *static_cast<AckResult*>(data) = AckResult{true, -err.error};
+    return MNL_CB_STOP;
+}
+
+// Looks for the ACK of request `seq` in one received datagram. libmnl checks sequence and
+// port (packets carry 0 in both, so they pass) and dispatches; only NLMSG_ERROR has a
+// callback: NLMSG_DONE ends packet batches and must not pass for an ACK. A message from
+// another request (ESRCH, EPROTO) is not ours either. recv() sizes the datagram, so libmnl's
+// int lengths cannot overflow here.
+AckResult read_ack(const std::byte* datagram, std::size_t size, std::uint32_t seq,
+                   std::uint32_t portid) {
+    std::array<mnl_cb_t, NLMSG_MIN_TYPE> control{};
+    control[NLMSG_ERROR] = on_ack;
+    AckResult ack;
+    mnl_cb_run2(datagram, size, seq, portid, nullptr, &ack, control.data(),
+                static_cast<unsigned>(control.size()));
+    return ack;
 }
 
 [[noreturn]] void throw_group_error(std::uint16_t group, int err, const std::string& what) {
@@ -106,7 +121,7 @@ std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos r
     std::size_t delivered = 0;
     std::size_t off = 0;
     for (const nlmsghdr* nlh; (nlh = next_message(buffer, off)) != nullptr;
-         off += align4(nlh->nlmsg_len)) {
+         off += netlink_align(nlh->nlmsg_len)) {
         // NLMSG_DONE ends a multi-message batch; ACKs and NOOPs carry no packet.
         if (nlh->nlmsg_type < NLMSG_MIN_TYPE) continue;
         ++stats.messages;
@@ -243,12 +258,11 @@ void NflogSource::unbind() {
 void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
     nlh->nlmsg_flags |= NLM_F_ACK;
     nlh->nlmsg_seq = ++config_seq_;
-    const std::uint32_t portid = mnl_socket_get_portid(sock_.get());
     if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0)
         throw std::system_error(errno, std::generic_category(), what);
 
     const int fd = mnl_socket_get_fd(sock_.get());
-    const Nanos deadline = monotonic_now() + kAckTimeoutMs * kNanosPerMilli;
+    const Nanos deadline = steady_time() + kAckTimeoutMs * kNanosPerMilli;
     for (;;) {
         const ssize_t n = ::recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
         if (n < 0) {
@@ -258,36 +272,24 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
                 continue;
             }
             if (errno != EAGAIN) throw std::system_error(errno, std::generic_category(), what);
-            const Nanos left = deadline - monotonic_now();
+            const Nanos left = deadline - steady_time();
             if (left <= 0) throw std::system_error(ETIMEDOUT, std::generic_category(), what);
             pollfd pfd{fd, POLLIN, 0};
             ::poll(&pfd, 1, static_cast<int>(left / kNanosPerMilli) + 1);
             continue;
         }
-        const std::span<const std::byte> got{buf_.data(), static_cast<std::size_t>(n)};
-        bool acked = false;
-        int error = 0;
-        for (std::size_t off = 0; const nlmsghdr* m = next_message(got, off);
-             off += align4(m->nlmsg_len)) {
-            if (m->nlmsg_type != NLMSG_ERROR || m->nlmsg_seq != config_seq_ ||
-                m->nlmsg_pid != portid)
-                continue;
-            if (mnl_nlmsg_get_payload_len(m) < sizeof(nlmsgerr)) continue;
-            nlmsgerr err{};
-            std::memcpy(&err, mnl_nlmsg_get_payload(m), sizeof err);
-            acked = true;
-            error = -err.error;
-        }
-        if (!acked) {
+        const AckResult ack = read_ack(buf_.data(), static_cast<std::size_t>(n), config_seq_,
+                                       mnl_socket_get_portid(sock_.get()));
+        if (!ack.acked) {
             // Packets logged between BIND and its ACK: keep them for the first receive(),
             // padded so the next datagram stays netlink-aligned.
             const auto size = static_cast<std::size_t>(n);
             const std::size_t at = pending_.size();
-            pending_.resize(at + align4(size));
+            pending_.resize(at + netlink_align(size));
             std::memcpy(pending_.data() + at, buf_.data(), size);
             continue;
         }
-        if (error != 0) throw std::system_error(error, std::generic_category(), what);
+        if (ack.error != 0) throw std::system_error(ack.error, std::generic_category(), what);
         return;
     }
 }
@@ -299,7 +301,7 @@ std::span<const std::byte> NflogSource::recv_batch(Nanos& recv_time) {
         if (n < pending_.size()) ++stats_.malformed;
         std::memcpy(buf_.data(), pending_.data(), n);
         pending_ = {};
-        recv_time = realtime_now();
+        recv_time = wall_time();
         return {buf_.data(), n};
     }
     // MSG_TRUNC makes recv report the datagram's real size, so a cut batch is noticed.
@@ -313,7 +315,7 @@ std::span<const std::byte> NflogSource::recv_batch(Nanos& recv_time) {
         throw std::system_error(errno, std::generic_category(),
                                 "NFLOG group " + std::to_string(group_) + ": recv");
     }
-    recv_time = realtime_now();
+    recv_time = wall_time();
     auto size = static_cast<std::size_t>(n);
     if (size > buf_.size()) {
         ++stats_.malformed;

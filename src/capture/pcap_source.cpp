@@ -1,5 +1,9 @@
 #include "nflowd/pcap_source.hpp"
 
+#include "nflowd/byte_reader.hpp"
+#include "nflowd/netlink_align.hpp"
+
+#include <pcap/dlt.h>
 #include <pcap/pcap.h>
 
 #include <cerrno>
@@ -11,18 +15,11 @@ namespace nflowd {
 
 namespace {
 
-// LINKTYPE_ values as they appear in files; libpcap hands most of them back unchanged as the
-// DLT_ value, but raw IP may come back as 12 (DLT_RAW almost everywhere), 14 (DLT_RAW on
-// OpenBSD/BSD/OS) or 101 (LINKTYPE_RAW, when a libpcap does not map it).
-constexpr int kLinkEthernet = 1;
-constexpr int kLinkRaw12 = 12;
-constexpr int kLinkRaw14 = 14;
-constexpr int kLinkRaw101 = 101;
-constexpr int kLinkSll = 113;
-constexpr int kLinkIpv4 = 228;
-constexpr int kLinkIpv6 = 229;
-constexpr int kLinkNflog = 239;
-constexpr int kLinkSll2 = 276;
+// libpcap hands most LINKTYPE_ values back unchanged as the DLT_ value (<pcap/dlt.h>), but raw
+// IP may come back as 12 (DLT_RAW almost everywhere), 14 (DLT_RAW on OpenBSD and BSD/OS) or
+// 101 (LINKTYPE_RAW, when a libpcap does not map it); dlt.h names only this platform's one.
+constexpr int kLinkRawBsd = 14;
+constexpr int kLinkRawUnmapped = 101;
 
 constexpr std::uint16_t kEtherIpv4 = 0x0800;
 constexpr std::uint16_t kEtherIpv6 = 0x86dd;
@@ -41,18 +38,6 @@ constexpr std::uint16_t kNflogTlvIndev = 4;
 constexpr std::uint16_t kNflogTlvOutdev = 5;
 constexpr std::uint16_t kNflogTlvPayload = 9;
 
-std::uint16_t load_be16(const std::byte* p) noexcept {
-    return static_cast<std::uint16_t>((std::to_integer<unsigned>(p[0]) << 8) |
-                                      std::to_integer<unsigned>(p[1]));
-}
-
-std::uint32_t load_be32(const std::byte* p) noexcept {
-    return (std::uint32_t{std::to_integer<std::uint8_t>(p[0])} << 24) |
-           (std::uint32_t{std::to_integer<std::uint8_t>(p[1])} << 16) |
-           (std::uint32_t{std::to_integer<std::uint8_t>(p[2])} << 8) |
-           std::uint32_t{std::to_integer<std::uint8_t>(p[3])};
-}
-
 // NFLOG TLV headers are in the byte order of the host that captured them; libpcap swaps them
 // to ours when it reads a file written on a host of the other endianness.
 std::uint16_t load_host16(const std::byte* p) noexcept {
@@ -67,33 +52,40 @@ bool is_ip_version(std::span<const std::byte> ip) noexcept {
     return version == 4 || version == 6;
 }
 
-// Steps over any stack of VLAN tags, then keeps the payload if the ethertype is IP. `type` is
-// the outermost ethertype and `off` where the first tag (802.1Q layout) or the payload starts.
-bool ethertype_to_ip(std::span<const std::byte> frame, std::uint16_t type, std::size_t off,
-                     std::span<const std::byte>& ip, bool& malformed) noexcept {
-    while (type == kEtherVlan || type == kEtherQinq || type == kEtherQinqOld) {
-        if (frame.size() < off + kVlanTag) {
-            malformed = true;
-            return false;
-        }
-        type = load_be16(frame.data() + off + 2);
-        off += kVlanTag;
-    }
-    if (type != kEtherIpv4 && type != kEtherIpv6) return false;
-    if (off >= frame.size()) {
-        malformed = true;
-        return false;
-    }
-    ip = frame.subspan(off);
-    return true;
+// The big-endian ethertype at `at` of a frame at least at + 2 bytes long.
+std::uint16_t ethertype_at(std::span<const std::byte> frame, std::size_t at) noexcept {
+    ByteReader r(frame.subspan(at));
+    return r.u16();
 }
 
-bool nflog_to_ip(std::span<const std::byte> frame, std::span<const std::byte>& ip, PacketMeta& meta,
-                 bool& malformed) noexcept {
-    if (frame.size() < kNflogHeader || std::to_integer<unsigned>(frame[1]) != 0) {
-        malformed = true;
-        return false;
+// Steps over any stack of VLAN tags, then keeps the payload if the ethertype is IP. `type` is
+// the outermost ethertype and `off` where the first tag (802.1Q layout) or the payload starts.
+LinkResult ethertype_to_ip(std::span<const std::byte> frame, std::uint16_t type, std::size_t off,
+                           std::span<const std::byte>& ip) noexcept {
+    while (type == kEtherVlan || type == kEtherQinq || type == kEtherQinqOld) {
+        if (frame.size() < off + kVlanTag) return LinkResult::malformed;
+        type = ethertype_at(frame, off + 2);
+        off += kVlanTag;
     }
+    if (type != kEtherIpv4 && type != kEtherIpv6) return LinkResult::not_ip;
+    if (off >= frame.size()) return LinkResult::malformed;
+    ip = frame.subspan(off);
+    return LinkResult::ip;
+}
+
+// The interface TLVs carry a big-endian ifindex.
+void nflog_interface(std::span<const std::byte> value, std::uint16_t type,
+                     PacketMeta& meta) noexcept {
+    ByteReader r(value);
+    const std::uint32_t ifindex = r.u32();
+    if (!r.ok()) return;
+    (type == kNflogTlvIndev ? meta.in_if : meta.out_if) = ifindex;
+}
+
+LinkResult nflog_to_ip(std::span<const std::byte> frame, std::span<const std::byte>& ip,
+                       PacketMeta& meta) noexcept {
+    if (frame.size() < kNflogHeader || std::to_integer<unsigned>(frame[1]) != 0)
+        return LinkResult::malformed;
     std::size_t off = kNflogHeader;
     bool have_payload = false;
     while (off + kNflogTlvHeader <= frame.size()) {
@@ -108,65 +100,55 @@ bool nflog_to_ip(std::span<const std::byte> frame, std::span<const std::byte>& i
             if (avail == 0) break;
             ip = frame.subspan(value_at, value_len < avail ? value_len : avail);
             have_payload = true;
-        } else if ((type == kNflogTlvIndev || type == kNflogTlvOutdev) && value_len >= 4 &&
-                   avail >= 4) {
-            (type == kNflogTlvIndev ? meta.in_if : meta.out_if) =
-                load_be32(frame.data() + value_at);
+        } else if ((type == kNflogTlvIndev || type == kNflogTlvOutdev) && value_len >= 4) {
+            nflog_interface(frame.subspan(value_at), type, meta);
         }
-        off += (std::size_t{len} + 3U) & ~std::size_t{3};
+        off += netlink_align(len);
     }
     // tcpdump asks NFLOG for a packet copy, so a record without payload was cut or is garbage.
-    if (!have_payload) {
-        malformed = true;
-        return false;
-    }
-    return is_ip_version(ip);
+    if (!have_payload) return LinkResult::malformed;
+    return is_ip_version(ip) ? LinkResult::ip : LinkResult::not_ip;
+}
+
+// Ethernet, SLL and SLL2: a fixed header holding the ethertype at `type_at`.
+LinkResult cooked_to_ip(std::span<const std::byte> frame, std::size_t header, std::size_t type_at,
+                        std::span<const std::byte>& ip) noexcept {
+    if (frame.size() < header) return LinkResult::malformed;
+    return ethertype_to_ip(frame, ethertype_at(frame, type_at), header, ip);
+}
+
+LinkResult raw_to_ip(std::span<const std::byte> frame, std::span<const std::byte>& ip) noexcept {
+    if (frame.empty()) return LinkResult::malformed;
+    if (!is_ip_version(frame)) return LinkResult::not_ip;
+    ip = frame;
+    return LinkResult::ip;
 }
 
 } // namespace
 
-bool link_to_ip(int linktype, std::span<const std::byte> frame, std::span<const std::byte>& ip,
-                PacketMeta& meta, bool& malformed) noexcept {
-    malformed = false;
+LinkResult link_to_ip(int linktype, std::span<const std::byte> frame,
+                      std::span<const std::byte>& ip, PacketMeta& meta) noexcept {
     ip = {};
     meta.in_if = kUnknownIfindex;
     meta.out_if = kUnknownIfindex;
     switch (linktype) {
-    case kLinkEthernet:
-        if (frame.size() < kEthernetHeader) {
-            malformed = true;
-            return false;
-        }
-        return ethertype_to_ip(frame, load_be16(frame.data() + 12), kEthernetHeader, ip, malformed);
-    case kLinkSll:
-        if (frame.size() < kSllHeader) {
-            malformed = true;
-            return false;
-        }
-        return ethertype_to_ip(frame, load_be16(frame.data() + 14), kSllHeader, ip, malformed);
-    case kLinkSll2:
+    case DLT_EN10MB:
+        return cooked_to_ip(frame, kEthernetHeader, 12, ip);
+    case DLT_LINUX_SLL:
+        return cooked_to_ip(frame, kSllHeader, 14, ip);
+    case DLT_LINUX_SLL2:
         // SLL2 puts the protocol first; tags, if any, follow the whole header.
-        if (frame.size() < kSll2Header) {
-            malformed = true;
-            return false;
-        }
-        return ethertype_to_ip(frame, load_be16(frame.data()), kSll2Header, ip, malformed);
-    case kLinkRaw12:
-    case kLinkRaw14:
-    case kLinkRaw101:
-    case kLinkIpv4:
-    case kLinkIpv6:
-        if (frame.empty()) {
-            malformed = true;
-            return false;
-        }
-        if (!is_ip_version(frame)) return false;
-        ip = frame;
-        return true;
-    case kLinkNflog:
-        return nflog_to_ip(frame, ip, meta, malformed);
+        return cooked_to_ip(frame, kSll2Header, 0, ip);
+    case DLT_RAW:
+    case kLinkRawBsd:
+    case kLinkRawUnmapped:
+    case DLT_IPV4:
+    case DLT_IPV6:
+        return raw_to_ip(frame, ip);
+    case DLT_NFLOG:
+        return nflog_to_ip(frame, ip, meta);
     default:
-        return false;
+        return LinkResult::not_ip;
     }
 }
 
@@ -177,15 +159,15 @@ void PcapSource::Closer::operator()(pcap_t* p) const noexcept {
 namespace {
 bool supported_linktype(int lt) noexcept {
     switch (lt) {
-    case kLinkEthernet:
-    case kLinkRaw12:
-    case kLinkRaw14:
-    case kLinkRaw101:
-    case kLinkSll:
-    case kLinkIpv4:
-    case kLinkIpv6:
-    case kLinkNflog:
-    case kLinkSll2:
+    case DLT_EN10MB:
+    case DLT_RAW:
+    case kLinkRawBsd:
+    case kLinkRawUnmapped:
+    case DLT_LINUX_SLL:
+    case DLT_IPV4:
+    case DLT_IPV6:
+    case DLT_NFLOG:
+    case DLT_LINUX_SLL2:
         return true;
     default:
         return false;
@@ -246,9 +228,8 @@ bool PcapSource::next(std::span<const std::byte>& ip, PacketMeta& meta) {
         // caplen can exceed len only in a corrupt file; never trust more than was stored.
         const std::span<const std::byte> frame(reinterpret_cast<const std::byte*>(data),
                                                hdr->caplen);
-        bool malformed = false;
-        if (!link_to_ip(linktype_, frame, ip, meta, malformed)) {
-            ++(malformed ? stats_.malformed : stats_.non_ip);
+        if (const auto got = link_to_ip(linktype_, frame, ip, meta); got != LinkResult::ip) {
+            ++(got == LinkResult::malformed ? stats_.malformed : stats_.non_ip);
             continue;
         }
         meta.time = static_cast<Nanos>(hdr->ts.tv_sec) * kNanosPerSecond +

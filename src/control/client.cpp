@@ -122,9 +122,8 @@ void ControlClient::transact(const ctl::Request& request,
                                      "no answer from nflowd (netlink port id " +
                                          std::to_string(daemon_port_) + ") within " +
                                          std::to_string(timeout_ms_) + " ms");
-        std::string why;
         std::optional<ControlClientError> error;
-        const bool ok = ctl::decode_replies(data, why, [&](ctl::Reply&& r) {
+        const auto malformed = ctl::decode_replies(data, [&](ctl::Reply&& r) {
             if (done || error || r.seq != seq) return; // late answer to an earlier request
             switch (r.kind) {
             case ctl::Reply::Kind::done:
@@ -149,9 +148,9 @@ void ControlClient::transact(const ctl::Request& request,
             }
         });
         if (error) throw *error;
-        if (!ok)
+        if (malformed)
             throw ControlClientError(Kind::protocol, EPROTO,
-                                     "malformed answer from nflowd: " + why);
+                                     "malformed answer from nflowd: " + malformed->message);
     }
 }
 
@@ -162,14 +161,15 @@ std::vector<ctl::Reply> ControlClient::exchange_raw(std::span<const std::byte> d
     for (;;) {
         const auto data = receive();
         if (data.empty()) return out;
-        std::string why;
         bool end = false;
-        if (!ctl::decode_replies(data, why, [&](ctl::Reply&& r) {
-                if (r.seq != seq) return;
-                end = end || r.kind != ctl::Reply::Kind::data;
-                out.push_back(std::move(r));
-            }))
-            throw ControlClientError(Kind::protocol, EPROTO, "malformed answer: " + why);
+        const auto malformed = ctl::decode_replies(data, [&](ctl::Reply&& r) {
+            if (r.seq != seq) return;
+            end = end || r.kind != ctl::Reply::Kind::data;
+            out.push_back(std::move(r));
+        });
+        if (malformed)
+            throw ControlClientError(Kind::protocol, EPROTO,
+                                     "malformed answer: " + malformed->message);
         if (end) return out;
     }
 }

@@ -1,5 +1,7 @@
 #include "nflowd/privileges.hpp"
 
+#include "nflowd/number.hpp"
+
 #include "nflowd/config.hpp"
 
 #include <grp.h>
@@ -8,8 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <system_error>
 
@@ -44,11 +46,9 @@ Identity lookup_user(const std::string& user) {
     passwd* found = nullptr;
     int err = ::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
     if (!found) {
-        uid_t uid = 0;
-        const auto* end = user.data() + user.size();
-        auto [p, ec] = std::from_chars(user.data(), end, uid);
-        if (ec == std::errc{} && p == end)
-            err = ::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
+        // A numeric uid, by the strict rule every number follows.
+        if (const auto uid = parse_unsigned(user, 0, std::numeric_limits<uid_t>::max()))
+            err = ::getpwuid_r(static_cast<uid_t>(*uid), &pw, buf.data(), buf.size(), &found);
     }
     if (!found)
         throw ConfigError("user", err ? std::string("cannot look up \"") + user +

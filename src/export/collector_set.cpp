@@ -1,13 +1,16 @@
 #include "nflowd/collector_set.hpp"
 
+#include "nflowd/number.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace nflowd {
@@ -30,77 +33,85 @@ std::string_view trim(std::string_view s) {
 
 std::uint16_t parse_port(std::string_view entry, std::string_view text) {
     if (text.empty()) bad_entry(entry, "missing port after ':'");
-    // from_chars alone would accept a prefix ("20x") and we want no sign either.
-    unsigned long v = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec == std::errc::result_out_of_range || (ec == std::errc{} && v > 65535))
-        bad_entry(entry, "port out of range (1-65535)");
-    if (ec != std::errc{} || end != text.data() + text.size())
-        bad_entry(entry, "port is not a number");
-    if (v == 0) bad_entry(entry, "port 0 is not allowed");
-    return static_cast<std::uint16_t>(v);
+    const auto v = parse_unsigned(text);
+    // Digits that overflow are a port out of range too, not "not a number".
+    const bool digits = text.find_first_not_of("0123456789") == std::string_view::npos;
+    if (!v && !digits) bad_entry(entry, "port is not a number");
+    if (!v || *v > 65535) bad_entry(entry, "port out of range (1-65535)");
+    if (*v == 0) bad_entry(entry, "port 0 is not allowed");
+    return static_cast<std::uint16_t>(*v);
+}
+
+// An entry cut into its address and optional port: "[v6]:port", "[v6]", "v4:port", "v4".
+struct HostPort {
+    std::string_view host;
+    std::optional<std::string_view> port;
+    bool v6 = false;
+};
+
+HostPort split_entry(std::string_view entry) {
+    HostPort hp;
+    hp.v6 = entry.front() == '[';
+    if (hp.v6) {
+        const auto close = entry.find(']');
+        if (close == std::string_view::npos) bad_entry(entry, "missing ']'");
+        hp.host = entry.substr(1, close - 1);
+        const auto rest = entry.substr(close + 1);
+        if (rest.empty()) return hp;
+        if (rest.front() != ':') bad_entry(entry, "expected ':port' after ']'");
+        hp.port = rest.substr(1);
+        return hp;
+    }
+    const auto colon = entry.find(':');
+    if (colon != std::string_view::npos && entry.find(':', colon + 1) != std::string_view::npos)
+        // Without brackets "2001:db8::1:2055" could be an address or address:port.
+        bad_entry(entry, "IPv6 addresses must be bracketed: [addr]:port");
+    hp.host = entry.substr(0, colon);
+    if (colon != std::string_view::npos) hp.port = entry.substr(colon + 1);
+    return hp;
+}
+
+// The socket address of a numeric host through inet_pton (never a name lookup), and its
+// canonical text ("[2001:db8::1]:2055", "10.0.0.1:2055").
+template <class SockAddr>
+Destination make_destination(std::string_view entry, const char* host, std::uint16_t port) {
+    constexpr bool v6 = std::is_same_v<SockAddr, sockaddr_in6>;
+    SockAddr sa{};
+    void* addr = nullptr;
+    if constexpr (v6) {
+        sa.sin6_family = AF_INET6;
+        sa.sin6_port = htons(port);
+        addr = &sa.sin6_addr;
+    } else {
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(port);
+        addr = &sa.sin_addr;
+    }
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1)
+        bad_entry(entry,
+                  v6 ? "not an IPv6 address" : "not an IPv4 address (host names are not resolved)");
+    char norm[INET6_ADDRSTRLEN]{};
+    inet_ntop(v6 ? AF_INET6 : AF_INET, addr, norm, sizeof norm);
+    Destination d;
+    std::memcpy(&d.addr, &sa, sizeof sa);
+    d.addr_len = sizeof sa;
+    d.text = v6 ? std::string("[") + norm + "]:" + std::to_string(port)
+                : std::string(norm) + ":" + std::to_string(port);
+    return d;
 }
 
 Destination parse_entry(std::string_view entry) {
     if (entry.empty()) bad_entry(entry, "empty entry");
-    std::string_view host;
-    std::string_view port_text;
-    bool has_port = false;
-    const bool v6 = entry.front() == '[';
-    if (v6) {
-        const auto close = entry.find(']');
-        if (close == std::string_view::npos) bad_entry(entry, "missing ']'");
-        host = entry.substr(1, close - 1);
-        const auto rest = entry.substr(close + 1);
-        if (!rest.empty()) {
-            if (rest.front() != ':') bad_entry(entry, "expected ':port' after ']'");
-            has_port = true;
-            port_text = rest.substr(1);
-        }
-    } else {
-        const auto colon = entry.find(':');
-        if (colon != std::string_view::npos && entry.find(':', colon + 1) != std::string_view::npos)
-            // Without brackets "2001:db8::1:2055" could be an address or address:port.
-            bad_entry(entry, "IPv6 addresses must be bracketed: [addr]:port");
-        host = entry.substr(0, colon);
-        if (colon != std::string_view::npos) {
-            has_port = true;
-            port_text = entry.substr(colon + 1);
-        }
-    }
-    const std::uint16_t port = has_port ? parse_port(entry, port_text) : kDefaultCollectorPort;
-
+    const HostPort hp = split_entry(entry);
+    const std::uint16_t port = hp.port ? parse_port(entry, *hp.port) : kDefaultCollectorPort;
     // inet_pton needs a NUL-terminated string; addresses are short.
     char host_z[INET6_ADDRSTRLEN + 1]{};
-    if (host.empty()) bad_entry(entry, "missing address");
-    if (host.size() >= sizeof host_z)
-        bad_entry(entry, v6 ? "not an IPv6 address" : "not an IPv4 address");
-    std::memcpy(host_z, host.data(), host.size());
-
-    Destination d;
-    char norm[INET6_ADDRSTRLEN]{};
-    if (v6) {
-        sockaddr_in6 sa{};
-        sa.sin6_family = AF_INET6;
-        sa.sin6_port = htons(port);
-        if (inet_pton(AF_INET6, host_z, &sa.sin6_addr) != 1)
-            bad_entry(entry, "not an IPv6 address");
-        inet_ntop(AF_INET6, &sa.sin6_addr, norm, sizeof norm);
-        std::memcpy(&d.addr, &sa, sizeof sa);
-        d.addr_len = sizeof sa;
-        d.text = std::string("[") + norm + "]:" + std::to_string(port);
-    } else {
-        sockaddr_in sa{};
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons(port);
-        if (inet_pton(AF_INET, host_z, &sa.sin_addr) != 1)
-            bad_entry(entry, "not an IPv4 address (host names are not resolved)");
-        inet_ntop(AF_INET, &sa.sin_addr, norm, sizeof norm);
-        std::memcpy(&d.addr, &sa, sizeof sa);
-        d.addr_len = sizeof sa;
-        d.text = std::string(norm) + ":" + std::to_string(port);
-    }
-    return d;
+    if (hp.host.empty()) bad_entry(entry, "missing address");
+    if (hp.host.size() >= sizeof host_z)
+        bad_entry(entry, hp.v6 ? "not an IPv6 address" : "not an IPv4 address");
+    std::memcpy(host_z, hp.host.data(), hp.host.size());
+    return hp.v6 ? make_destination<sockaddr_in6>(entry, host_z, port)
+                 : make_destination<sockaddr_in>(entry, host_z, port);
 }
 
 [[noreturn]] void throw_errno(int err, const std::string& dest, const char* what) {

@@ -1,5 +1,7 @@
 #include "nflowd/exporter.hpp"
 
+#include "nflowd/clock.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
@@ -7,14 +9,6 @@
 
 namespace nflowd {
 namespace {
-
-// Pacing must follow real elapsed time, not the flow clock: during offline replay `now` can
-// jump by hours between two datagrams.
-std::int64_t steady_ns() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * kNanosPerSecond + ts.tv_nsec;
-}
 
 void sleep_ns(std::int64_t ns) noexcept {
     timespec req{static_cast<time_t>(ns / kNanosPerSecond),
@@ -31,7 +25,7 @@ double burst_of(const PacingConfig& p) noexcept {
 
 Exporter::Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing)
     : batcher_(params), collectors_(std::move(collectors)), pacing_(pacing),
-      tokens_(burst_of(pacing)), last_refill_(steady_ns()) {}
+      tokens_(burst_of(pacing)), last_refill_(steady_time()) {}
 
 void Exporter::add(std::span<const FlowRecord> records, Nanos now) {
     for (const auto& r : records) {
@@ -74,8 +68,10 @@ void Exporter::pace() {
     if (pacing_.rate == 0) return;
     const double rate = pacing_.rate;
     const double burst = burst_of(pacing_);
+    // Real elapsed time, not the flow clock: during offline replay `now` can jump by hours
+    // between two datagrams.
     auto refill = [&] {
-        const std::int64_t t = steady_ns();
+        const std::int64_t t = steady_time();
         tokens_ = std::min(burst, tokens_ + static_cast<double>(t - last_refill_) * rate /
                                                 static_cast<double>(kNanosPerSecond));
         last_refill_ = t;

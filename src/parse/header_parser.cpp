@@ -14,18 +14,12 @@ constexpr std::size_t kIpv6HeaderLen = 40;
 // fragment". MF alone still carries the L4 header, so ipt_NETFLOW parses it normally.
 constexpr std::uint16_t kFragmentOffsetMask = 0x1fff;
 
-constexpr std::uint8_t kProtoIcmp = 1;
-constexpr std::uint8_t kProtoTcp = 6;
-constexpr std::uint8_t kProtoUdp = 17;
-constexpr std::uint8_t kProtoSctp = 132;
-constexpr std::uint8_t kProtoUdpLite = 136;
-
 // Like ipt_NETFLOW's skb_header_pointer() calls, a header that is not all there yields no
 // ports at all (TCP needs its 14 bytes up to the flags), never half a key.
 ParseResult parse_l4(std::span<const std::byte> l4, PacketInfo& out) noexcept {
     ByteReader r{l4};
     switch (out.key.protocol) {
-    case kProtoTcp: {
+    case IPPROTO_TCP: {
         const std::uint16_t src_port = r.u16();
         const std::uint16_t dst_port = r.u16();
         r.skip(9); // sequence, acknowledgement, data offset
@@ -36,9 +30,9 @@ ParseResult parse_l4(std::span<const std::byte> l4, PacketInfo& out) noexcept {
         out.tcp_flags = flags;
         return ParseResult::accounted;
     }
-    case kProtoUdp:
-    case kProtoSctp:
-    case kProtoUdpLite: {
+    case IPPROTO_UDP:
+    case IPPROTO_SCTP:
+    case IPPROTO_UDPLITE: {
         const std::uint16_t src_port = r.u16();
         const std::uint16_t dst_port = r.u16();
         if (!r.ok()) return ParseResult::truncated;
@@ -46,7 +40,7 @@ ParseResult parse_l4(std::span<const std::byte> l4, PacketInfo& out) noexcept {
         out.key.dst_port = dst_port;
         return ParseResult::accounted;
     }
-    case kProtoIcmp: {
+    case IPPROTO_ICMP: {
         const std::uint16_t type_code = r.u16(); // type << 8 | code, as NetFlow v5 wants it
         if (!r.ok()) return ParseResult::truncated;
         out.key.dst_port = type_code;

@@ -86,13 +86,6 @@ nfdump_packets() { # total packets in the flows nfcapd stored under DIR
 }
 wait_for() { netns_wait_for "$@" || { echo "timeout waiting for $2 in $1" >&2; cat "$1" >&2; exit 1; }; }
 
-start_nfcapd() { # start_nfcapd DIR -> NFCAPD_PID
-    mkdir -p "$1"
-    netns_bg "$NS_ROUTER" "$1.log" "$1.log" nfcapd -b 127.0.0.1 -p "$PORT" -w "$1" -t 3600 -B 16777216
-    NFCAPD_PID=$NETNS_LAST_PID
-    netns_wait_listen "$NS_ROUTER" u "$PORT" || { echo "nfcapd did not start" >&2; exit 1; }
-}
-
 # run_one CONSUMER RUN: one replay with CONSUMER in the router; sets R_* result variables.
 run_one() {
     local who=$1 run=$2 dir="$WORK/$1.$2" pid stop_sig=TERM
@@ -106,14 +99,16 @@ run_one() {
         wait_for "$dir.out" '^ready'
         ;;
     nflowd)
-        start_nfcapd "$dir"
+        netns_start_nfcapd "$NS_ROUTER" "$dir" "$PORT" "$dir.log" ||
+            { echo "nfcapd did not start" >&2; exit 1; }
         netns_bg "$NS_ROUTER" "$dir.out" "$dir.out" "$NFLOWD" --group "$GROUP" --debug 1 \
             --inactive_timeout 2 --qthreshold 64 --destination "127.0.0.1:$PORT"
         pid=$NETNS_LAST_PID
         wait_for "$dir.out" 'started'
         ;;
     uacctd)
-        start_nfcapd "$dir"
+        netns_start_nfcapd "$NS_ROUTER" "$dir" "$PORT" "$dir.log" ||
+            { echo "nfcapd did not start" >&2; exit 1; }
         # Buffers as large as nflowd's (64 MiB socket buffer), flows timed out after 2 s,
         # and room for every flow of the trace, so that nothing is evicted early.
         cat >"$dir.conf" <<EOF

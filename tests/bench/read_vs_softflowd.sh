@@ -48,7 +48,7 @@ run_exporter() {
     fi
     t0=$(date +%s%N)
     timeout 600 /usr/bin/time -f '%U %S %M' -o "$out.time" "${cmd[@]}" >"$out.log" 2>&1 ||
-        fail "$prog failed: $(tail -5 "$out.log")"
+        die "$prog failed: $(tail -5 "$out.log")"
     t1=$(date +%s%N)
     echo $((t1 - t0)) >"$out.wall"
 }

@@ -25,8 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             // The decoder may accept what nflowctl itself would refuse to send.
         }
     }
-    std::string why;
     std::size_t replies = 0;
-    (void)nflowd::ctl::decode_replies(bytes, why, [&](nflowd::ctl::Reply&&) { ++replies; });
+    (void)nflowd::ctl::decode_replies(bytes, [&](nflowd::ctl::Reply&&) { ++replies; });
     return 0;
 }

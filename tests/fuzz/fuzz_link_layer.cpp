@@ -16,8 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                        reinterpret_cast<const std::byte*>(data + size));
     std::span<const std::byte> ip;
     nflowd::PacketMeta meta;
-    bool malformed = false;
-    if (nflowd::link_to_ip(linktype, frame, ip, meta, malformed)) {
+    if (nflowd::link_to_ip(linktype, frame, ip, meta) == nflowd::LinkResult::ip) {
         if (ip.data() < frame.data() || ip.data() + ip.size() > frame.data() + frame.size())
             std::abort();
         nflowd::PacketInfo p;

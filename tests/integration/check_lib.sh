@@ -1,7 +1,8 @@
-# Shared by the test scripts that run every check and report each failure, not only the
-# first: fail records a failure in FAILED and the script goes on, to end with
+# Shared by every test script: the two ways to fail. fail records a failure in FAILED and
+# the script goes on, so that it reports each failure, not only the first, to end with
 #   ((FAILED == 0)) && echo "PASS"
 #   exit "$FAILED"
+# die reports and exits at once, for scripts whose steps each feed the next (collector_lib).
 # work_setup makes the work directory WORK and the EXIT trap that cleans up after the script.
 #
 # shellcheck shell=bash
@@ -11,6 +12,10 @@ FAILED=0
 fail() {
     echo "FAIL: $*" >&2
     FAILED=1
+}
+die() {
+    echo "FAIL: $*" >&2
+    exit 1
 }
 pass() { echo "ok: $*"; }
 

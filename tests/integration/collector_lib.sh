@@ -2,10 +2,13 @@
 # nfcapd as the collector on the host's loopback, background helpers tracked in PIDS, and
 # a work directory. Source it, then collector_setup NAME.
 #
-# Unlike check_lib.sh's, fail here exits at once: each step feeds the next, so nothing after
-# a failure would mean anything.
+# Failures die (check_lib.sh) at once: each step feeds the next, so nothing after a failure
+# would mean anything.
 #
 # shellcheck shell=bash
+
+# shellcheck source=check_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/check_lib.sh"
 
 WORK=""
 PIDS=()
@@ -24,10 +27,6 @@ collector_cleanup() {
     if [[ ${KEEP:-0} == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 # forget_pid PID: PID has been waited for; the cleanup leaves it alone.
 forget_pid() {
     local keep=() pid
@@ -53,10 +52,10 @@ start_nfcapd() {
     PIDS+=("$NFCAPD_PID")
     for ((i = 0; i < 100; i++)); do
         [[ -n $(ss -Hlun "sport = :$NFCAPD_PORT") ]] && return 0
-        kill -0 "$NFCAPD_PID" 2>/dev/null || fail "nfcapd exited: $(cat "$dir.log")"
+        kill -0 "$NFCAPD_PID" 2>/dev/null || die "nfcapd exited: $(cat "$dir.log")"
         sleep 0.1
     done
-    fail "nfcapd did not bind port $NFCAPD_PORT"
+    die "nfcapd did not bind port $NFCAPD_PORT"
 }
 
 # stop_nfcapd: nfcapd writes its file on SIGTERM but does not drain the socket first: wait

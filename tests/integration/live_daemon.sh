@@ -41,28 +41,6 @@ ifindex() { ip -n "$1" -o link show dev "$2" | cut -d: -f1; }
 IDX_RC=$(ifindex "$NS_ROUTER" "$IF_ROUTER_C") # router side towards the client
 IDX_RS=$(ifindex "$NS_ROUTER" "$IF_ROUTER_S") # router side towards the server
 
-start_nfcapd() { # start_nfcapd DIR PORT -> NFCAPD_PID
-    mkdir -p "$1"
-    # -B: a deep socket buffer, so a flush burst is not lost by the collector itself.
-    netns_bg "$NS_ROUTER" "$1.nfcapd.log" "$1.nfcapd.log" \
-        nfcapd -b 127.0.0.1 -p "$2" -w "$1" -t 3600 -B 16777216
-    NFCAPD_PID=$NETNS_LAST_PID
-    netns_wait_listen "$NS_ROUTER" u "$2"
-}
-# stop_nfcapd PID: nfcapd writes its file on SIGTERM but drops what is still queued on its
-# socket, so first wait (bounded) until its receive queue is empty: a datagram nflowd sent
-# just before exiting must not be lost to the collector's own shutdown.
-stop_nfcapd() {
-    local i q
-    for ((i = 0; i < 50; i++)); do
-        q=$(in_router ss -Hlunp | awk -v pid="pid=$1," 'index($0, pid) { print $2; exit }')
-        [[ -z $q || $q == 0 ]] && break
-        sleep 0.1
-    done
-    sleep 0.3
-    netns_stop "$1" || true
-}
-
 start_collector() { # start_collector OUT PORT -> COLLECTOR_PID
     netns_bg "$NS_ROUTER" "$1.stdout" "$1.stderr" \
         python3 "$TOOLS/v5_collector.py" --port "$2" --out "$1" --duration 300
@@ -198,7 +176,7 @@ echo "== A: accounting, timeouts (inactive 2 s, active 2 s)"
 INACTIVE=2
 ACTIVE=2
 use_iptables_rule
-start_nfcapd "$WORK/A" $((PORT_BASE))
+netns_start_nfcapd "$NS_ROUTER" "$WORK/A" $((PORT_BASE)) "$WORK/A.nfcapd.log"
 NFCAPD_A=$NFCAPD_PID
 start_collector "$WORK/A.json" $((PORT_BASE + 1))
 COLLECTOR_A=$COLLECTOR_PID
@@ -225,7 +203,7 @@ T_END=$(date +%s.%N)
 sleep $((INACTIVE + 3)) # inactive timeout + 1 s partial-datagram wait + margin
 T_CHECK=$(date +%s.%N)
 netns_stop_nflowd "$NFLOWD_A" "$WORK/A.log"
-stop_nfcapd "$NFCAPD_A"
+netns_stop_nfcapd "$NS_ROUTER" "$NFCAPD_A"
 netns_stop "$COLLECTOR_A" || true
 
 check_flow "icmp echo tos 0x10" "$WORK/A" icmp_cs_10 1 "$CLIENT_IP" 0 "$SERVER_IP" 2048 16
@@ -294,7 +272,7 @@ EOF
 echo "== B: SIGTERM exports the cache; --threads 1 and 2 give the same flows"
 for threads in 1 2; do
     use_iptables_rule
-    start_nfcapd "$WORK/B$threads" $((PORT_BASE + 2))
+    netns_start_nfcapd "$NS_ROUTER" "$WORK/B$threads" $((PORT_BASE + 2)) "$WORK/B$threads.nfcapd.log"
     nfc=$NFCAPD_PID
     # Timeouts far beyond the test: only SIGTERM can make these flows leave the cache.
     start_nflowd "$WORK/B$threads.log" --threads "$threads" --inactive_timeout 600 \
@@ -306,7 +284,7 @@ for threads in 1 2; do
     grep -q "export: flows 0," "$WORK/B$threads.log" ||
         fail "threads $threads: flows exported before SIGTERM with 600 s timeouts"
     netns_stop_nflowd "$NFLOWD_PID" "$WORK/B$threads.log"
-    stop_nfcapd "$nfc"
+    netns_stop_nfcapd "$NS_ROUTER" "$nfc"
     check_flow "B$threads icmp echo" "$WORK/B$threads" icmp_cs_10 1 "$CLIENT_IP" 0 "$SERVER_IP" 2048 16
     check_flow "B$threads icmp reply" "$WORK/B$threads" icmp_sc_10 1 "$SERVER_IP" 0 "$CLIENT_IP" 0 16
     check_flow "B$threads syn" "$WORK/B$threads" rst_cs 6 "$CLIENT_IP" "*" "$SERVER_IP" 9998 0
@@ -334,14 +312,14 @@ fi
 # before the signal, so they must be exported (or at least counted as lost), not vanish.
 echo "== B3: SIGTERM right after the last packet"
 use_iptables_rule
-start_nfcapd "$WORK/B3" $((PORT_BASE + 2))
+netns_start_nfcapd "$NS_ROUTER" "$WORK/B3" $((PORT_BASE + 2)) "$WORK/B3.nfcapd.log"
 nfc=$NFCAPD_PID
 start_nflowd "$WORK/B3.log" --threads 2 --inactive_timeout 600 \
     --destination "127.0.0.1:$((PORT_BASE + 2))"
 sender flows --flows 4 --packets 10 >/dev/null
 nflowd_b3=$NFLOWD_PID
 netns_stop_nflowd "$nflowd_b3" "$WORK/B3.log"
-stop_nfcapd "$nfc"
+netns_stop_nfcapd "$NS_ROUTER" "$nfc"
 read -r rule_p _ < <(nflog_rule_counter)
 acc=$(nf_records "$WORK/B3" | awk '{ p += $7 } END { print p + 0 }')
 if ((acc == rule_p)); then
@@ -359,13 +337,13 @@ in_router iptables -A FORWARD -j CNT # counting stays in iptables-nft; logging m
 in_router nft add table inet nflowd_test
 in_router nft add chain inet nflowd_test forward '{ type filter hook forward priority 0; }'
 in_router nft add rule inet nflowd_test forward counter log group "$GROUP" snaplen 128
-start_nfcapd "$WORK/C" $((PORT_BASE + 2))
+netns_start_nfcapd "$NS_ROUTER" "$WORK/C" $((PORT_BASE + 2)) "$WORK/C.nfcapd.log"
 nfc=$NFCAPD_PID
 start_nflowd "$WORK/C.log" --threads 2 --inactive_timeout 600 --destination "127.0.0.1:$((PORT_BASE + 2))"
 deterministic_traffic
 sleep 0.5
 netns_stop_nflowd "$NFLOWD_PID" "$WORK/C.log"
-stop_nfcapd "$nfc"
+netns_stop_nfcapd "$NS_ROUTER" "$nfc"
 check_flow "nft udp 40000" "$WORK/C" udp_40000 17 "$CLIENT_IP" 40000 "$SERVER_IP" 9999 0
 nf_records "$WORK/C" | awk '{ $12 = ""; print }' | sort >"$WORK/C.flows"
 if diff "$WORK/B2.flows" "$WORK/C.flows" >"$WORK/C.diff"; then
@@ -384,7 +362,7 @@ in_router nft delete table inet nflowd_test
 echo "== D: collector stopped and restarted"
 use_iptables_rule
 PORT_D=$((PORT_BASE + 3))
-start_nfcapd "$WORK/D1" "$PORT_D"
+netns_start_nfcapd "$NS_ROUTER" "$WORK/D1" "$PORT_D" "$WORK/D1.nfcapd.log"
 nfc=$NFCAPD_PID
 start_nflowd "$WORK/D.log" --threads 2 --inactive_timeout 1 --destination "127.0.0.1:$PORT_D"
 NFLOWD_D=$NFLOWD_PID
@@ -394,14 +372,14 @@ one_flow() {
     sleep 3
 }
 one_flow 42000
-stop_nfcapd "$nfc"
+netns_stop_nfcapd "$NS_ROUTER" "$nfc"
 # Three datagrams to a closed port: each one sent draws an ICMP port unreachable, which the
 # next send reports as ECONNREFUSED.
 one_flow 42001
 one_flow 42002
 one_flow 42003
 kill -0 "$NFLOWD_D" 2>/dev/null || fail "nflowd died while the collector was down"
-start_nfcapd "$WORK/D2" "$PORT_D"
+netns_start_nfcapd "$NS_ROUTER" "$WORK/D2" "$PORT_D" "$WORK/D2.nfcapd.log"
 nfc=$NFCAPD_PID
 one_flow 42004
 one_flow 42005
@@ -411,7 +389,7 @@ refused=$(stat_refused "$WORK/D.log")
     fail "no refused send counted: $(grep 'destination' "$WORK/D.log" | tail -1)"
 kill -0 "$NFLOWD_D" 2>/dev/null && pass "nflowd still running" || fail "nflowd died"
 netns_stop_nflowd "$NFLOWD_D" "$WORK/D.log"
-stop_nfcapd "$nfc"
+netns_stop_nfcapd "$NS_ROUTER" "$nfc"
 nf_records "$WORK/D1" | awk '$3 == 42000' | grep -q . || fail "flow before the stop missing"
 for sp in 42004 42005; do
     if nf_records "$WORK/D2" | awk -v sp=$sp '$3 == sp' | grep -q .; then
@@ -429,7 +407,7 @@ done
 for qthr in 1 64; do
     echo "== E: overload, --rcvbuf 65536 --qthreshold $qthr"
     use_iptables_rule
-    start_nfcapd "$WORK/E$qthr" $((PORT_BASE + 2))
+    netns_start_nfcapd "$NS_ROUTER" "$WORK/E$qthr" $((PORT_BASE + 2)) "$WORK/E$qthr.nfcapd.log"
     nfc=$NFCAPD_PID
     start_nflowd "$WORK/E$qthr.log" --threads 2 --inactive_timeout 2 --rcvbuf 65536 \
         --qthreshold "$qthr" --destination "127.0.0.1:$((PORT_BASE + 2))"
@@ -444,7 +422,7 @@ for qthr in 1 64; do
     kill -0 "$NFLOWD_E" 2>/dev/null || fail "nflowd died under the flood"
     nflowd_stats "$NFLOWD_E" "$WORK/E$qthr.log"
     netns_stop_nflowd "$NFLOWD_E" "$WORK/E$qthr.log"
-    stop_nfcapd "$nfc"
+    netns_stop_nfcapd "$NS_ROUTER" "$nfc"
     read -r rule_p _ < <(nflog_rule_counter)
     acc=$(nf_records "$WORK/E$qthr" | awk '{ p += $7 } END { print p + 0 }')
     got=$(stat_group received "$WORK/E$qthr.log")

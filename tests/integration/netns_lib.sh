@@ -160,6 +160,34 @@ netns_stop_nflowd() {
     grep -q "stopped:" "$2" || fail "nflowd logged no 'stopped:' line"
 }
 
+# ctl ARGS...: nflowctl ($NFLOWCTL) against the daemon of control id $CID in the router.
+ctl() { in_router "$NFLOWCTL" -i "$CID" "$@"; }
+
+# netns_start_nfcapd NS DIR PORT LOG: nfcapd storing into DIR, on 127.0.0.1:PORT of NS,
+# logging to LOG, with a deep socket buffer (-B) so a flush burst is not lost by the collector
+# itself. Waits (bounded) until it listens: non-zero if it never does. PID in NFCAPD_PID.
+netns_start_nfcapd() {
+    mkdir -p "$2"
+    netns_bg "$1" "$4" "$4" nfcapd -b 127.0.0.1 -p "$3" -w "$2" -t 3600 -B 16777216
+    # shellcheck disable=SC2034 # read by the scripts that source this
+    NFCAPD_PID=$NETNS_LAST_PID
+    netns_wait_listen "$1" u "$3"
+}
+
+# netns_stop_nfcapd NS PID: nfcapd writes its file on SIGTERM but drops what is still queued
+# on its socket, so first wait (bounded) until its receive queue is empty: a datagram nflowd
+# sent just before exiting must not be lost to the collector's own shutdown.
+netns_stop_nfcapd() {
+    local i q
+    for ((i = 0; i < 50; i++)); do
+        q=$(ip netns exec "$1" ss -Hlunp | awk -v pid="pid=$2," 'index($0, pid) { print $2; exit }')
+        [[ -z $q || $q == 0 ]] && break
+        sleep 0.1
+    done
+    sleep 0.3
+    netns_stop "$2" || true
+}
+
 netns_cleanup() {
     local rc=$? pid ns i
     for pid in "${NETNS_PIDS[@]}"; do

@@ -38,7 +38,6 @@ CID=$((0x10000000 + $$))
 P1=2055
 P2=2056
 
-ctl() { in_router "$NFLOWCTL" -i "$CID" "$@"; }
 ctl_nobody() {
     in_router setpriv --reuid=nobody --regid=nogroup --clear-groups "$WORK/bin/nflowctl" -i "$CID" "$@"
 }

@@ -81,6 +81,8 @@ dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's#^\./#/#' >"$WORK/contents"
 for f in "${FILES[@]}"; do
     grep -qxF "$f" "$WORK/contents" || fail "the package lacks $f"
 done
+# nflowd is programs, not a library: no header (spsc_ring, notifier...) is public API.
+if grep -q '/include/' "$WORK/contents"; then fail "the package ships headers"; fi
 dpkg-deb -e "$DEB" "$WORK/control"
 grep -qxF /etc/nflowd/nflowd.conf "$WORK/control/conffiles" || fail "nflowd.conf is no conffile"
 

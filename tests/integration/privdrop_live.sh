@@ -28,7 +28,6 @@ chmod 755 "$WORK" # nobody must reach the config file in it
 
 status_field() { awk -v k="$1:" '$1 == k { $1 = ""; print substr($0, 2) }' "/proc/$2/status"; }
 records() { grep -c '"src"' "$1" 2>/dev/null || true; }
-ctl() { in_router "$NFLOWCTL" -i "$ID" "$@"; }
 
 echo "== an unknown user is a bad option"
 rc=0
@@ -37,7 +36,7 @@ rc=0
 grep -q -- '--user: no such user' "$WORK/bad.out" || fail "message: $(cat "$WORK/bad.out")"
 
 GROUP=$((5000 + $$ % 1000))
-ID=$((200000 + $$))
+CID=$((200000 + $$))
 in_server iptables -A INPUT -p udp --dport 9999 -j DROP
 in_router iptables -I FORWARD 1 -j NFLOG --nflog-group "$GROUP" --nflog-size 128
 
@@ -55,7 +54,7 @@ printf 'group = %s\ndestination = 127.0.0.1:12055\ninactive_timeout = 1\n' "$GRO
 chmod 644 "$CONF"
 echo "== nflowd --user nobody"
 netns_bg "$NS_ROUTER" "$WORK/d.log" "$WORK/d.log" "$NFLOWD" --config "$CONF" --user nobody \
-    --control_id "$ID" --debug 1
+    --control_id "$CID" --debug 1
 PID=$NETNS_LAST_PID
 netns_wait_for "$WORK/d.log" started 50 || { cat "$WORK/d.log" >&2; exit 1; }
 grep -q 'running as user nobody' "$WORK/d.log" || fail "no 'running as user nobody' in the log"
@@ -126,7 +125,7 @@ netns_stop "$PID" || fail "nflowd exited with $?"
 # may force sndbuf; --user naming that same user is accepted as a no-op.
 if command -v setpriv >/dev/null; then
     echo "== as the systemd unit runs it: nobody with only CAP_NET_ADMIN"
-    ID2=$((ID + 1))
+    ID2=$((CID + 1))
     netns_bg "$NS_ROUTER" "$WORK/u.log" "$WORK/u.log" setpriv --reuid=nobody --regid="$want_gid" \
         --clear-groups --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin \
         --bounding-set=-all,+net_admin --no-new-privs \

@@ -119,11 +119,11 @@ check_trace() {
     local input=$dir/trace.pcap
     if [[ " ${nflowd_args[*]} " == *" --read - "* ]]; then
         timeout 120 "$NFLOWD" "${nflowd_args[@]}" --destination "127.0.0.1:$NFCAPD_PORT" \
-            <"$input" >"$dir/nflowd.txt" || fail "$name: nflowd exited $?"
+            <"$input" >"$dir/nflowd.txt" || die "$name: nflowd exited $?"
     else
         timeout 120 "$NFLOWD" --read "$input" "${nflowd_args[@]}" \
             --destination "127.0.0.1:$NFCAPD_PORT" >"$dir/nflowd.txt" ||
-            fail "$name: nflowd exited $?"
+            die "$name: nflowd exited $?"
     fi
     stop_nfcapd
 
@@ -137,27 +137,27 @@ check_trace() {
     [[ $mode == exact ]] && want[flows]=$(field "$g" flows)
     local k v
     for k in "${!want[@]}"; do
-        v=$(field "$s" "$k") || fail "$name: nflowd summary lacks '$k'"
-        [[ $v == "${want[$k]}" ]] || fail "$name: nflowd $k = $v, want ${want[$k]}"
+        v=$(field "$s" "$k") || die "$name: nflowd summary lacks '$k'"
+        [[ $v == "${want[$k]}" ]] || die "$name: nflowd $k = $v, want ${want[$k]}"
     done
 
     local flows
     flows=$(field "$s" flows)
     nfdump -R "$dir/col" -I >"$dir/info.txt"
     [[ $(field "$dir/info.txt" "Sequence failures") == 0 ]] ||
-        fail "$name: nfcapd saw sequence failures: $(cat "$dir/info.txt")"
+        die "$name: nfcapd saw sequence failures: $(cat "$dir/info.txt")"
     [[ $(field "$dir/info.txt" Flows) == "$flows" ]] ||
-        fail "$name: nfcapd stored $(field "$dir/info.txt" Flows) flows, nflowd sent $flows"
+        die "$name: nfcapd stored $(field "$dir/info.txt" Flows) flows, nflowd sent $flows"
     [[ $(field "$dir/info.txt" Packets) == "$(field "$g" ipv4_packets)" ]] ||
-        fail "$name: nfcapd packets $(field "$dir/info.txt" Packets)"
+        die "$name: nfcapd packets $(field "$dir/info.txt" Packets)"
     [[ $(field "$dir/info.txt" Bytes) == "$(field "$g" bytes)" ]] ||
-        fail "$name: nfcapd bytes $(field "$dir/info.txt" Bytes)"
+        die "$name: nfcapd bytes $(field "$dir/info.txt" Bytes)"
 
     # Not %tsr/%ter: nfdump 1.7.1 prints %ter's milliseconds wrong.
     TZ=UTC nfdump -R "$dir/col" -q -N \
         -o 'fmt:%ts,%te,%sa,%da,%sp,%dp,%pr,%tos,%pkt,%byt,%flg,%in,%out' >"$dir/dump.txt"
     python3 "$WORK/compare.py" "$dir/truth.csv" "$dir/dump.txt" "$mode" ||
-        fail "$name: collector content differs from the truth"
+        die "$name: collector content differs from the truth"
     echo "   $flows flows, $(field "$s" packets) packets, sequence failures 0"
 }
 
@@ -253,18 +253,18 @@ check_datagram() {
         [[ -s $dir/port ]] && break
         sleep 0.05
     done
-    [[ -s $dir/port ]] || fail "$name: receiver did not start"
+    [[ -s $dir/port ]] || die "$name: receiver did not start"
     local port
     port=$(cat "$dir/port")
     timeout 30 "$NFLOWD" --read "$WORK/tiny.pcap" --destination "127.0.0.1:$port" "$@" \
-        >"$dir/nflowd.txt" || fail "$name: nflowd failed"
-    wait "$rx" || fail "$name: receiver failed"
+        >"$dir/nflowd.txt" || die "$name: nflowd failed"
+    wait "$rx" || die "$name: receiver failed"
     forget_pid "$rx"
     local args=() f
     for f in "${V5_FIELDS[@]}"; do args+=(-e "cflow.$f"); done
     tshark -r "$dir/dgrams.pcap" -d "udp.port==$port,cflow" -T fields -E separator=';' \
         "${args[@]}" 2>/dev/null >"$dir/fields.txt"
-    [[ $(wc -l <"$dir/fields.txt") == 1 ]] || fail "$name: want 1 datagram, got: $(cat "$dir/fields.txt")"
+    [[ $(wc -l <"$dir/fields.txt") == 1 ]] || die "$name: want 1 datagram, got: $(cat "$dir/fields.txt")"
     local got
     got=$(cat "$dir/fields.txt")
     if [[ $got != "$expected" ]]; then
@@ -273,7 +273,7 @@ check_datagram() {
         for i in "${!V5_FIELDS[@]}"; do
             [[ ${g[i]-} == "${w[i]-}" ]] || echo "  ${V5_FIELDS[i]}: got '${g[i]-}' want '${w[i]-}'"
         done
-        fail "$name: tshark decodes other values"
+        die "$name: tshark decodes other values"
     fi
     echo "== $name: tshark decodes every v5 field as expected"
 }

@@ -100,7 +100,6 @@ start_nflowd() {
 }
 alive() { kill -0 "$1" 2>/dev/null; }
 
-ctl() { in_router "$NFLOWCTL" -i "$CID" "$@"; }
 # stats_json FILE: `nflowctl stats --json` into FILE
 stats_json() { ctl stats --json >"$1"; }
 # js FILE EXPR: EXPR evaluated in python with d = the JSON in FILE

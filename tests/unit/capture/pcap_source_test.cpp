@@ -149,7 +149,9 @@ LinkResult run(int linktype, const Bytes& frame) {
     // A heap copy of exactly the frame makes ASan catch any read past its end.
     const Bytes copy(frame);
     std::span<const std::byte> ip;
-    r.ok = link_to_ip(linktype, copy, ip, r.meta, r.malformed);
+    const nflowd::LinkResult got = link_to_ip(linktype, copy, ip, r.meta);
+    r.ok = got == nflowd::LinkResult::ip;
+    r.malformed = got == nflowd::LinkResult::malformed;
     if (r.ok) {
         EXPECT_FALSE(ip.empty());
         EXPECT_GE(ip.data(), copy.data());

@@ -1,6 +1,6 @@
 #include "nflowd/pipeline.hpp"
 
-#include "../support/test_support.hpp"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 

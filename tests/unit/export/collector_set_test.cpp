@@ -1,5 +1,7 @@
 #include "nflowd/collector_set.hpp"
 
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -18,42 +20,7 @@
 namespace nflowd {
 namespace {
 
-// A UDP "collector" on 127.0.0.1; port 0 lets the kernel pick a free port.
-class Receiver {
-  public:
-    explicit Receiver(std::uint16_t port = 0) {
-        fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        EXPECT_TRUE(fd_);
-        const int one = 1;
-        setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        sockaddr_in sa{};
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        sa.sin_port = htons(port);
-        EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0)
-            << std::strerror(errno);
-        socklen_t len = sizeof sa;
-        getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-        port_ = ntohs(sa.sin_port);
-    }
-    std::uint16_t port() const { return port_; }
-    std::string dest() const { return "127.0.0.1:" + std::to_string(port_); }
-    void close() { fd_.reset(); }
-
-    std::optional<std::vector<std::byte>> recv(int timeout_ms = 1000) {
-        pollfd p{fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, timeout_ms) != 1) return std::nullopt;
-        std::vector<std::byte> buf(65536);
-        const auto n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
-        if (n < 0) return std::nullopt;
-        buf.resize(static_cast<std::size_t>(n));
-        return buf;
-    }
-
-  private:
-    UniqueFd fd_;
-    std::uint16_t port_ = 0;
-};
+using Receiver = test::UdpCollector;
 
 std::vector<std::byte> payload(std::size_t n, std::uint8_t seed) {
     std::vector<std::byte> v(n);
@@ -147,18 +114,18 @@ TEST(ParseDestinations, RejectsTheSameCollectorTwice) {
 
 TEST(CollectorSet, EveryCollectorReceivesEveryDatagram) {
     Receiver r1, r2;
-    CollectorSet set(parse_destinations(r1.dest() + "," + r2.dest()), 0);
+    CollectorSet set(parse_destinations(r1.address() + "," + r2.address()), 0);
     ASSERT_EQ(set.size(), 2U);
     for (std::uint8_t i = 0; i < 3; ++i) {
         const auto dg = payload(100 + i, i);
         EXPECT_EQ(set.send(dg), 2U);
-        EXPECT_EQ(r1.recv(), dg);
-        EXPECT_EQ(r2.recv(), dg);
+        EXPECT_EQ(r1.receive(1000), dg);
+        EXPECT_EQ(r2.receive(1000), dg);
     }
     const auto st = set.stats();
     ASSERT_EQ(st.size(), 2U);
-    EXPECT_EQ(st[0].destination, r1.dest());
-    EXPECT_EQ(st[1].destination, r2.dest());
+    EXPECT_EQ(st[0].destination, r1.address());
+    EXPECT_EQ(st[1].destination, r2.address());
     for (const auto& s : st) {
         EXPECT_EQ(s.datagrams, 3U);
         EXPECT_EQ(s.bytes, 100U + 101U + 102U);
@@ -168,13 +135,13 @@ TEST(CollectorSet, EveryCollectorReceivesEveryDatagram) {
 
 TEST(CollectorSet, ClosedPortIsCountedRefusedAndDoesNotStopTheOthers) {
     Receiver live, dead;
-    const auto dead_dest = dead.dest();
+    const auto dead_dest = dead.address();
     dead.close();
-    CollectorSet set(parse_destinations(dead_dest + "," + live.dest()), 0);
+    CollectorSet set(parse_destinations(dead_dest + "," + live.address()), 0);
     const auto dg = payload(64, 7);
     for (int i = 0; i < 6; ++i) {
         EXPECT_GE(set.send(dg), 1U);
-        EXPECT_EQ(live.recv(), dg);
+        EXPECT_EQ(live.receive(1000), dg);
     }
     const auto st = set.stats();
     // Each datagram to the closed port draws an ICMP port unreachable; the next send reports
@@ -200,17 +167,17 @@ TEST(CollectorSet, ExportResumesWhenARefusingCollectorComesBack) {
     const auto fresh = payload(90, 2);
     // The ICMP error queued before the collector came back must not cost this datagram.
     EXPECT_EQ(set.send(fresh), 1U);
-    EXPECT_EQ(back.recv(200), fresh);
+    EXPECT_EQ(back.receive(200), fresh);
     EXPECT_EQ(set.send(fresh), 1U);
-    EXPECT_EQ(back.recv(), fresh);
+    EXPECT_EQ(back.receive(1000), fresh);
 }
 
 TEST(CollectorSet, SendBufferIsSetAndTheEffectiveValueReported) {
     Receiver r;
-    CollectorSet def(parse_destinations(r.dest()), 0);
+    CollectorSet def(parse_destinations(r.address()), 0);
     EXPECT_GT(def.stats()[0].sndbuf, 0);
 
-    CollectorSet set(parse_destinations(r.dest()), 65536);
+    CollectorSet set(parse_destinations(r.address()), 65536);
     // Linux doubles the request for bookkeeping overhead.
     EXPECT_GE(set.stats()[0].sndbuf, 65536);
     set.set_sndbuf(262144);
@@ -218,22 +185,16 @@ TEST(CollectorSet, SendBufferIsSetAndTheEffectiveValueReported) {
 }
 
 TEST(CollectorSet, Ipv6LoopbackCollectorReceives) {
-    UniqueFd rx(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_in6 sa{};
-    sa.sin6_family = AF_INET6;
-    sa.sin6_addr = in6addr_loopback;
-    if (!rx || ::bind(rx.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+    std::optional<Receiver> rx;
+    try {
+        rx.emplace(0, Receiver::Family::ipv6);
+    } catch (const std::runtime_error&) {
         GTEST_SKIP() << "no IPv6 loopback";
-    socklen_t len = sizeof sa;
-    getsockname(rx.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-    CollectorSet set(parse_destinations("[::1]:" + std::to_string(ntohs(sa.sin6_port))), 0);
+    }
+    CollectorSet set(parse_destinations(rx->address()), 0);
     const auto dg = payload(48, 3);
     EXPECT_EQ(set.send(dg), 1U);
-    std::array<std::byte, 128> buf{};
-    pollfd p{rx.get(), POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, 1000), 1);
-    EXPECT_EQ(::recv(rx.get(), buf.data(), buf.size(), 0), 48);
-    EXPECT_EQ(std::memcmp(buf.data(), dg.data(), dg.size()), 0);
+    EXPECT_EQ(rx->receive(1000), dg);
 }
 
 TEST(CollectorSet, SocketSetupFailureNamesTheDestination) {
@@ -253,7 +214,7 @@ TEST(CollectorSet, SocketSetupFailureNamesTheDestination) {
 
 TEST(CollectorSet, OversizedDatagramIsCountedAsOtherError) {
     Receiver r;
-    CollectorSet set(parse_destinations(r.dest()), 0);
+    CollectorSet set(parse_destinations(r.address()), 0);
     const std::vector<std::byte> huge(70000);
     EXPECT_EQ(set.send(huge), 0U);
     EXPECT_EQ(set.stats()[0].err_other, 1U);

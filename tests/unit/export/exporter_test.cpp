@@ -1,5 +1,7 @@
 #include "nflowd/exporter.hpp"
 
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -19,46 +21,23 @@ namespace {
 constexpr Nanos kBoot = 1'700'000'000'000'000'000;
 constexpr Nanos kMs = kNanosPerMilli;
 
-// A UDP collector on 127.0.0.1 with a receive buffer big enough for every test's output.
-class Receiver {
-  public:
-    Receiver() {
-        fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        EXPECT_TRUE(fd_);
-        const int rcvbuf = 4 << 20;
-        setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
-        sockaddr_in sa{};
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-        socklen_t len = sizeof sa;
-        getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-        port_ = ntohs(sa.sin_port);
-    }
-    std::string dest() const { return "127.0.0.1:" + std::to_string(port_); }
-    void close() { fd_.reset(); }
+using Receiver = test::UdpCollector;
 
-    // (count, sequence) of the next v5 datagram.
-    struct Header {
-        std::size_t size;
-        std::uint16_t count;
-        std::uint32_t sequence;
-    };
-    std::optional<Header> recv(int timeout_ms = 1000) {
-        pollfd p{fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, timeout_ms) != 1) return std::nullopt;
-        std::array<unsigned char, 2048> buf{};
-        const auto n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
-        if (n < 24) return std::nullopt;
-        return Header{static_cast<std::size_t>(n), static_cast<std::uint16_t>(buf[2] << 8 | buf[3]),
-                      std::uint32_t{buf[16]} << 24 | std::uint32_t{buf[17]} << 16 |
-                          std::uint32_t{buf[18]} << 8 | buf[19]};
-    }
-
-  private:
-    UniqueFd fd_;
-    std::uint16_t port_ = 0;
+// Size, record count and sequence of a v5 datagram.
+struct Header {
+    std::size_t size;
+    std::uint16_t count;
+    std::uint32_t sequence;
 };
+
+// The header of the next datagram `c` receives, or nothing after `timeout_ms` of silence.
+std::optional<Header> recv_header(Receiver& c, int timeout_ms = 1000) {
+    const auto d = c.receive(timeout_ms);
+    if (!d || d->size() < 24) return std::nullopt;
+    const auto b = [&](std::size_t i) { return std::to_integer<std::uint32_t>((*d)[i]); };
+    return Header{d->size(), static_cast<std::uint16_t>(b(2) << 8 | b(3)),
+                  b(16) << 24 | b(17) << 16 | b(18) << 8 | b(19)};
+}
 
 std::vector<FlowRecord> records(std::size_t n) {
     std::vector<FlowRecord> v(n);
@@ -78,7 +57,7 @@ constexpr PacingConfig kNoPacing{.rate = 0, .burst = 0};
 
 TEST(Exporter, FullDatagramsGoOutAsTheyFillAndFinishSendsTheRest) {
     Receiver r;
-    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.dest()), kNoPacing);
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()), kNoPacing);
     ex.add(records(65), kBoot);
     EXPECT_EQ(ex.stats().datagrams, 2U);
     ex.finish(kBoot);
@@ -89,24 +68,24 @@ TEST(Exporter, FullDatagramsGoOutAsTheyFillAndFinishSendsTheRest) {
     const std::uint16_t counts[] = {30, 30, 5};
     const std::uint32_t seqs[] = {0, 30, 60};
     for (int i = 0; i < 3; ++i) {
-        const auto h = r.recv();
+        const auto h = recv_header(r);
         ASSERT_TRUE(h);
         EXPECT_EQ(h->count, counts[i]);
         EXPECT_EQ(h->sequence, seqs[i]);
         EXPECT_EQ(h->size, 24U + 48U * counts[i]);
     }
-    EXPECT_FALSE(r.recv(50));
+    EXPECT_FALSE(recv_header(r, 50));
 }
 
 TEST(Exporter, TickSendsAPartialDatagramAfterOneSecond) {
     Receiver r;
-    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.dest()), kNoPacing);
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()), kNoPacing);
     ex.add(records(3), kBoot);
     EXPECT_EQ(ex.deadline(), kBoot + kNanosPerSecond);
     ex.tick(kBoot + 999 * kMs);
-    EXPECT_FALSE(r.recv(50));
+    EXPECT_FALSE(recv_header(r, 50));
     ex.tick(kBoot + 1000 * kMs);
-    const auto h = r.recv();
+    const auto h = recv_header(r);
     ASSERT_TRUE(h);
     EXPECT_EQ(h->count, 3);
     EXPECT_EQ(ex.deadline(), 0);
@@ -122,7 +101,7 @@ TEST(Exporter, FlowsAreLostWhenNoCollectorAcceptsTheDatagram) {
 
 TEST(Exporter, RefusalsAreCountedWithoutLosingTheDatagramBeingSent) {
     Receiver a, b;
-    const auto spec = a.dest() + "," + b.dest();
+    const auto spec = a.address() + "," + b.address();
     a.close();
     b.close();
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(spec), kNoPacing);
@@ -139,49 +118,50 @@ TEST(Exporter, RefusalsAreCountedWithoutLosingTheDatagramBeingSent) {
 
 TEST(Exporter, OneLiveCollectorIsEnoughToNotLoseFlows) {
     Receiver live, dead;
-    const auto spec = dead.dest() + "," + live.dest();
+    const auto spec = dead.address() + "," + live.address();
     dead.close();
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(spec), kNoPacing);
     ex.add(records(30 * 6), kBoot);
     EXPECT_EQ(ex.stats().lost_flows, 0U);
-    for (int i = 0; i < 6; ++i) EXPECT_TRUE(live.recv());
+    for (int i = 0; i < 6; ++i) EXPECT_TRUE(recv_header(live));
 }
 
 TEST(Exporter, SwappingCollectorsKeepsTheSequenceAndPendingRecords) {
     Receiver a, b;
-    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(a.dest()), kNoPacing);
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(a.address()), kNoPacing);
     ex.add(records(40), kBoot); // 30 sent to a, 10 pending
-    ex.set_collectors(collectors_for(b.dest()));
+    ex.set_collectors(collectors_for(b.address()));
     ex.add(records(20), kBoot);
     ex.finish(kBoot);
 
-    const auto ha = a.recv();
+    const auto ha = recv_header(a);
     ASSERT_TRUE(ha);
     EXPECT_EQ(ha->sequence, 0U);
-    EXPECT_FALSE(a.recv(50));
-    const auto hb = b.recv();
+    EXPECT_FALSE(recv_header(a, 50));
+    const auto hb = recv_header(b);
     ASSERT_TRUE(hb);
     EXPECT_EQ(hb->count, 30);
     EXPECT_EQ(hb->sequence, 30U);
-    EXPECT_FALSE(b.recv(50));
+    EXPECT_FALSE(recv_header(b, 50));
 }
 
 TEST(Exporter, ACollectorKeptAcrossASwapKeepsItsCounters) {
     Receiver a, b, c;
-    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(a.dest() + "," + b.dest()), kNoPacing);
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(a.address() + "," + b.address()),
+                kNoPacing);
     ex.add(records(60), kBoot); // two datagrams to each
-    ex.set_collectors(collectors_for(a.dest() + "," + c.dest()));
+    ex.set_collectors(collectors_for(a.address() + "," + c.address()));
     ex.add(records(30), kBoot); // one more to a and the first to c
     const auto st = ex.collectors().stats();
     ASSERT_EQ(st.size(), 2U);
-    EXPECT_EQ(st[0].destination, a.dest());
+    EXPECT_EQ(st[0].destination, a.address());
     EXPECT_EQ(st[0].datagrams, 3U);
-    EXPECT_EQ(st[1].destination, c.dest());
+    EXPECT_EQ(st[1].destination, c.address());
     EXPECT_EQ(st[1].datagrams, 1U);
 }
 
 double seconds_to_send(std::size_t datagrams, const PacingConfig& pacing, Receiver& r) {
-    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.dest()), pacing);
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()), pacing);
     const auto recs = records(30 * datagrams);
     const auto t0 = std::chrono::steady_clock::now();
     ex.add(recs, kBoot);
@@ -197,11 +177,11 @@ TEST(Exporter, PacingHoldsBigFlushesToTheConfiguredRate) {
     EXPECT_GE(paced, 0.19);
     // Nothing is dropped or reordered by waiting.
     for (std::uint32_t i = 0; i < 45; ++i) {
-        const auto h = r.recv();
+        const auto h = recv_header(r);
         ASSERT_TRUE(h) << i;
         EXPECT_EQ(h->sequence, 30 * i);
     }
-    EXPECT_FALSE(r.recv(20));
+    EXPECT_FALSE(recv_header(r, 20));
 
     Receiver u;
     const double unpaced = seconds_to_send(45, kNoPacing, u);
@@ -213,14 +193,14 @@ TEST(Exporter, BurstGoesOutWithoutWaiting) {
     // At 1 datagram/s any wait inside the burst would take a whole second.
     const double t = seconds_to_send(4, PacingConfig{.rate = 1, .burst = 4}, r);
     EXPECT_LT(t, 0.5);
-    for (int i = 0; i < 4; ++i) EXPECT_TRUE(r.recv());
+    for (int i = 0; i < 4; ++i) EXPECT_TRUE(recv_header(r));
 }
 
 TEST(Exporter, RateIsSustainedAfterTheBurst) {
     Receiver r;
     // 2 in the burst, then 8 more at 100/s: at least 80 ms; with the burst refilled between
     // calls a second run is no faster than the first.
-    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.dest()),
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()),
                 PacingConfig{.rate = 100, .burst = 2});
     const auto recs = records(30 * 10);
     const auto t0 = std::chrono::steady_clock::now();
@@ -236,7 +216,7 @@ TEST(Exporter, RateIsSustainedAfterTheBurst) {
 
 TEST(Exporter, NewPacingAppliesToTheNextDatagram) {
     Receiver r;
-    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.dest()),
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()),
                 PacingConfig{.rate = 1, .burst = 1});
     ex.add(records(30), kBoot); // uses the only token; the next would wait a second
     ex.set_pacing(kNoPacing);

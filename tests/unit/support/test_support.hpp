@@ -107,29 +107,42 @@ inline V5Datagram decode_v5(std::span<const std::byte> b) {
     return d;
 }
 
-// A collector on 127.0.0.1, port chosen by the kernel, with a buffer big enough for tests.
+// The unit tests' one loopback collector: a UDP socket on 127.0.0.1 (or ::1), on `port` or
+// (0) one the kernel picks, with a receive buffer big enough for any test's output. close()
+// makes it a refusing destination; a new one on the same port (SO_REUSEADDR) brings it back.
 class UdpCollector {
   public:
-    UdpCollector() : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    enum class Family { ipv4, ipv6 };
+    explicit UdpCollector(std::uint16_t port = 0, Family family = Family::ipv4)
+        : fd_(::socket(family == Family::ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)),
+          v6_(family == Family::ipv6) {
         if (!fd_) throw std::runtime_error("socket");
+        const int one = 1;
+        ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         int buf = 64 << 20;
         ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-            throw std::runtime_error("bind");
-        socklen_t len = sizeof a;
-        ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
+        sockaddr_in6 a6{};
+        a6.sin6_family = AF_INET6;
+        a6.sin6_addr = in6addr_loopback;
+        a6.sin6_port = htons(port);
+        sockaddr_in a4{};
+        a4.sin_family = AF_INET;
+        a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a4.sin_port = htons(port);
+        auto* sa = v6_ ? reinterpret_cast<sockaddr*>(&a6) : reinterpret_cast<sockaddr*>(&a4);
+        socklen_t len = v6_ ? sizeof a6 : sizeof a4;
+        if (::bind(fd_.get(), sa, len) != 0) throw std::runtime_error("bind");
+        ::getsockname(fd_.get(), sa, &len);
+        port_ = ntohs(v6_ ? a6.sin6_port : a4.sin_port);
     }
     std::uint16_t port() const { return port_; }
-    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+    std::string address() const { return (v6_ ? "[::1]:" : "127.0.0.1:") + std::to_string(port_); }
+    void close() { fd_.reset(); }
 
     // Next datagram, or nothing after `timeout_ms` of silence.
     std::optional<std::vector<std::byte>> receive(int timeout_ms = 200) {
         pollfd p{fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, timeout_ms) <= 0) return std::nullopt;
+        if (::poll(&p, 1, timeout_ms) != 1) return std::nullopt;
         std::vector<std::byte> buf(65536);
         const auto n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
         if (n < 0) return std::nullopt;
@@ -144,6 +157,7 @@ class UdpCollector {
 
   private:
     UniqueFd fd_;
+    bool v6_ = false;
     std::uint16_t port_ = 0;
 };
 
