@@ -108,6 +108,54 @@ AckResult read_ack(const std::byte* datagram, std::size_t size, std::uint32_t se
 
 } // namespace
 
+namespace {
+
+// One NFLOG packet message: counted, sequence-checked and handed to `fn` when it carries a
+// payload. Returns whether a packet was delivered.
+[[gnu::always_inline]] inline bool deliver_message(const nlmsghdr* nlh, Nanos recv_time,
+                                                   NflogSeqTracker& seq, NflogStats& stats,
+                                                   detail::NflogPacketFn fn, void* ctx) {
+    ++stats.messages;
+    if (nlh->nlmsg_type != kPacketMsgType || mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) {
+        ++stats.malformed;
+        return false;
+    }
+    std::array<nlattr*, NFULA_MAX + 1> tb{};
+    if (nflog_nlmsg_parse(nlh, tb.data()) < 0) {
+        ++stats.malformed;
+        return false;
+    }
+    // The number is consumed even if the rest of the message is unusable: counting it as
+    // lost too would count the message twice.
+    if (tb[NFULA_SEQ] != nullptr) {
+        bool reset = false;
+        stats.lost += seq.observe(attr_be32(tb[NFULA_SEQ]), reset);
+        stats.seq_resets += reset ? 1U : 0U;
+    }
+    const nlattr* payload = tb[NFULA_PAYLOAD];
+    const std::size_t payload_len = payload ? mnl_attr_get_payload_len(payload) : 0;
+    if (payload_len == 0) {
+        ++stats.malformed;
+        return false;
+    }
+    PacketMeta meta;
+    if (kernel_time(tb[NFULA_TIMESTAMP], meta.time))
+        ++stats.kernel_timestamps;
+    else
+        meta.time = recv_time;
+    meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV);
+    meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV);
+    ++stats.packets;
+    stats.bytes += payload_len;
+    fn(ctx,
+       std::span<const std::byte>(static_cast<const std::byte*>(mnl_attr_get_payload(payload)),
+                                  payload_len),
+       meta);
+    return true;
+}
+
+} // namespace
+
 std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
                                       NflogSeqTracker& seq, NflogStats& stats, NflogPacketFn fn,
                                       void* ctx) {
@@ -124,44 +172,7 @@ std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos r
          off += netlink_align(nlh->nlmsg_len)) {
         // NLMSG_DONE ends a multi-message batch; ACKs and NOOPs carry no packet.
         if (nlh->nlmsg_type < NLMSG_MIN_TYPE) continue;
-        ++stats.messages;
-        if (nlh->nlmsg_type != kPacketMsgType ||
-            mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) {
-            ++stats.malformed;
-            continue;
-        }
-        std::array<nlattr*, NFULA_MAX + 1> tb{};
-        if (nflog_nlmsg_parse(nlh, tb.data()) < 0) {
-            ++stats.malformed;
-            continue;
-        }
-        // The number is consumed even if the rest of the message is unusable: counting
-        // it as lost too would count the message twice.
-        if (tb[NFULA_SEQ] != nullptr) {
-            bool reset = false;
-            stats.lost += seq.observe(attr_be32(tb[NFULA_SEQ]), reset);
-            stats.seq_resets += reset ? 1U : 0U;
-        }
-        const nlattr* payload = tb[NFULA_PAYLOAD];
-        const std::size_t payload_len = payload ? mnl_attr_get_payload_len(payload) : 0;
-        if (payload_len == 0) {
-            ++stats.malformed;
-            continue;
-        }
-        PacketMeta meta;
-        if (kernel_time(tb[NFULA_TIMESTAMP], meta.time))
-            ++stats.kernel_timestamps;
-        else
-            meta.time = recv_time;
-        meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV);
-        meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV);
-        ++stats.packets;
-        stats.bytes += payload_len;
-        ++delivered;
-        fn(ctx,
-           std::span<const std::byte>(static_cast<const std::byte*>(mnl_attr_get_payload(payload)),
-                                      payload_len),
-           meta);
+        if (deliver_message(nlh, recv_time, seq, stats, fn, ctx)) ++delivered;
     }
     // Bytes left that do not form a message: cut short or a lying length. The walk cannot
     // resynchronise past them.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The shape src/ keeps (issue 9): no file over 500 lines, no function over 60 lines.
+"""The shape src/ keeps (issue 9): no file over 500 lines, every function under 60 lines.
 
 usage: code_shape.py SRC_DIR [MAX_FILE_LINES] [MAX_FUNCTION_LINES]
 
@@ -61,7 +61,7 @@ def functions(lines):
 def main():
     src = pathlib.Path(sys.argv[1])
     max_file = int(sys.argv[2]) if len(sys.argv) > 2 else 500
-    max_fn = int(sys.argv[3]) if len(sys.argv) > 3 else 60
+    max_fn = int(sys.argv[3]) if len(sys.argv) > 3 else 59
     bad = []
     longest = (0, '')
     count = 0
