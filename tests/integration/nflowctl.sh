@@ -198,6 +198,22 @@ expect 2 "set without value" ctl set hashsize
 expect 2 "unknown command" ctl frobnicate
 expect 2 "bad sort" ctl flows --sort colour
 expect 2 "bad option" ctl stats --yaml
+# The Prometheus exposition of the live daemon through a real parser, agreeing with the text.
+if /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
+    expect 0 "stats --prometheus" ctl stats --prometheus
+    /usr/bin/python3 - "$WORK/out" <<'PY' || fail "stats --prometheus: $(head -c 400 "$WORK/out")"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+buckets = {s.labels["worker"]: s.value for s in fams["nflowd_cache_hashsize"].samples}
+assert buckets == {"0": 2048.0, "1": 2048.0}, buckets
+assert fams["nflowd_parse_packets"].type == "counter", fams["nflowd_parse_packets"].type
+assert fams["nflowd_control_requests"].samples[0].value > 0
+PY
+    if command -v promtool >/dev/null; then
+        promtool check metrics <"$WORK/out" || fail "promtool rejects stats --prometheus"
+    fi
+fi
 expect 2 "bad flush level" ctl flush 3
 kill -USR1 "$NFLOWD_PID"
 netns_wait_for "$WORK/nflowd.log" "hash: size 4096" 30 || fail "SIGUSR1 text lacks the stats lines"
