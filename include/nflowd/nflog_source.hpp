@@ -47,6 +47,7 @@ struct NflogStats {
     std::uint64_t malformed = 0;  // bad netlink framing, invalid attributes, missing payload
     std::uint64_t seq_resets = 0; // sequence jumped backwards / implausibly far
     std::uint64_t kernel_timestamps = 0; // packets that carried NFULA_TIMESTAMP
+    std::uint64_t bad_timestamps = 0;    // kernel timestamps > 5 s from receipt, replaced by it
 
     static constexpr auto fields() {
         using F = StatField<NflogStats>;
@@ -64,6 +65,8 @@ struct NflogStats {
               "Sequence numbers that jumped back or implausibly far"},
             F{"kernel_timestamps", &NflogStats::kernel_timestamps, c, "packets",
               "Packets that carried a kernel timestamp"},
+            F{"bad_timestamps", &NflogStats::bad_timestamps, c, "packets",
+              "Kernel timestamps more than 5 s from the receive time, replaced by it"},
         };
     }
 };

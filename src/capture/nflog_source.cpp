@@ -48,6 +48,9 @@ std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical) noexcept {
 
 // The kernel's timestamp, or false when absent or not a valid time (then the receive time
 // stands in).
+// How far a kernel timestamp may be from the batch's receive time before it is not believed.
+constexpr Nanos kMaxTimestampSkew = 5 * kNanosPerSecond;
+
 bool kernel_time(const nlattr* a, Nanos& out) noexcept {
     if (a == nullptr) return false;
     nfulnl_msg_packet_timestamp ts{}; // length checked by nflog_nlmsg_parse
@@ -139,10 +142,16 @@ namespace {
         return false;
     }
     PacketMeta meta;
-    if (kernel_time(tb[NFULA_TIMESTAMP], meta.time))
+    meta.time = recv_time;
+    if (Nanos stamp = 0; kernel_time(tb[NFULA_TIMESTAMP], stamp)) {
         ++stats.kernel_timestamps;
-    else
-        meta.time = recv_time;
+        // Far from the receive time it comes from a bogus clock source: trusted, it would
+        // place the flow in the wrong hour and expire it at once or never.
+        if (stamp >= recv_time - kMaxTimestampSkew && stamp <= recv_time + kMaxTimestampSkew)
+            meta.time = stamp;
+        else
+            ++stats.bad_timestamps;
+    }
     meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV);
     meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV);
     ++stats.packets;

@@ -191,6 +191,7 @@ const auto kGroup = std::to_array<Item<GroupStats>>({
     {"lost {}", "lost", [](G g) -> Value { return g.nflog.lost; }},
     {"enobufs {}", "enobufs", [](G g) -> Value { return g.nflog.enobufs; }},
     {"malformed {}", "malformed", [](G g) -> Value { return g.nflog.malformed; }},
+    {"bad timestamps {}", "bad_timestamps", [](G g) -> Value { return g.nflog.bad_timestamps; }},
 });
 
 using C = const CollectorStats&;

@@ -150,6 +150,21 @@ TEST(NflogParse, SinglePacketWithAllMetadata) {
     EXPECT_EQ(r.stats.lost, 0U);
 }
 
+TEST(NflogParse, TimestampsFarFromTheReceiveTimeAreReplacedAndCounted) {
+    Batch b;
+    const std::uint64_t recv_sec = kRecvTime / kNanosPerSecond;
+    b.add(Msg().seq(0).ts(recv_sec + 4, 0));    // within 5 s: kept
+    b.add(Msg().seq(1).ts(recv_sec - 3600, 0)); // an hour behind: replaced
+    b.add(Msg().seq(2).ts(recv_sec + 6, 0));    // 6 s ahead: replaced
+    const Result r = parse(b.bytes());
+    ASSERT_EQ(r.delivered, 3U);
+    EXPECT_EQ(r.seen.metas[0].time, Nanos(recv_sec + 4) * kNanosPerSecond);
+    EXPECT_EQ(r.seen.metas[1].time, kRecvTime);
+    EXPECT_EQ(r.seen.metas[2].time, kRecvTime);
+    EXPECT_EQ(r.stats.kernel_timestamps, 3U);
+    EXPECT_EQ(r.stats.bad_timestamps, 2U);
+}
+
 TEST(NflogParse, ReceiveTimeWithoutTimestampAndUnknownInterfaces) {
     Batch b;
     b.add(Msg().seq(7));
