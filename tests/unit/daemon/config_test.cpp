@@ -1,5 +1,7 @@
 #include "nflowd/config.hpp"
 
+#include "command_line.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -10,21 +12,8 @@
 namespace nflowd {
 namespace {
 
-CommandLine parse(std::vector<std::string> args) {
-    args.insert(args.begin(), "nflowd");
-    std::vector<const char*> argv;
-    for (auto& a : args) argv.push_back(a.c_str());
-    return parse_command_line(static_cast<int>(argv.size()), argv.data());
-}
-
-std::string error_of(std::vector<std::string> args) {
-    try {
-        parse(std::move(args));
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
+using test::error_of;
+using test::parse;
 
 TEST(Config, DefaultsAreIptNetflows) {
     const auto c = parse({"--group", "5"}).config;

@@ -2,6 +2,8 @@
 // option, Program_options parses typed and repeatable values, --help shows every default.
 #include "nflowd/config.hpp"
 
+#include "command_line.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -13,21 +15,8 @@
 namespace nflowd {
 namespace {
 
-CommandLine parse(std::vector<std::string> args) {
-    args.insert(args.begin(), "nflowd");
-    std::vector<const char*> argv;
-    for (auto& a : args) argv.push_back(a.c_str());
-    return parse_command_line(static_cast<int>(argv.size()), argv.data());
-}
-
-std::string error_of(std::vector<std::string> args) {
-    try {
-        parse(std::move(args));
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
+using test::error_of;
+using test::parse;
 
 // A configuration where every option differs from the defaults.
 Config changed_config() {
