@@ -391,15 +391,14 @@ void Pipeline::flush() {
     });
 }
 
-std::vector<FlowRecord> Pipeline::active_flows() {
+FlowSelection Pipeline::select_flows(std::size_t top, FlowRank rank) {
     std::mutex m;
-    std::vector<FlowRecord> out;
+    FlowSelection out;
     on_workers([&](Worker& w) {
-        std::vector<FlowRecord> mine;
-        mine.reserve(w.table.size());
-        w.table.for_each([&](const FlowRecord& r) { mine.push_back(r); });
+        auto mine = w.table.top(top, rank);
         std::lock_guard lock(m);
-        out.insert(out.end(), mine.begin(), mine.end());
+        out.total += w.table.size();
+        out.flows.insert(out.flows.end(), mine.begin(), mine.end());
     });
     return out;
 }
