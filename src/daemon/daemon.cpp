@@ -105,7 +105,7 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     : start_(std::move(config)), argv_(std::move(argv)),
       log_("nflowd", start_.log == "syslog", start_.debug), started_(wall_time()) {
     // First, before any thread: threads inherit the capability sets of the one creating them.
-    if (start_.user.empty()) log_.log(LogLevel::info, restrict_capabilities());
+    if (start_.user.empty()) log_.log(LogLevel::notice, restrict_capabilities());
     const sigset_t sigs = daemon_signals();
     ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     signal_fd_.reset(::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
