@@ -163,6 +163,7 @@ netns_stop "$PID" || fail "nflowd exited with $?"
 if command -v setpriv >/dev/null; then
     echo "== as the systemd unit runs it: nobody with only CAP_NET_ADMIN"
     ID2=$((CID + 1))
+    # shellcheck disable=SC2054 # the commas are setpriv's own lists
     as_unit=(setpriv --reuid=nobody --regid="$want_gid" --clear-groups
         --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin
         --bounding-set=-all,+net_admin --no-new-privs)
