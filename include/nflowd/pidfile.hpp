@@ -1,6 +1,5 @@
-// --pidfile: the daemon's PID in a file it creates itself, never through a symlink or into a
-// file it did not create (the directory may be writable by others), removed at exit if still its
-// own.
+// --pidfile: the daemon's PID in a file it creates itself, never through a link nor into a
+// file it did not create (others may write the directory); removed at exit if still its own.
 #pragma once
 
 #include "nflowd/unique_fd.hpp"

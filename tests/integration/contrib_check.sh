@@ -61,9 +61,11 @@ groups=$filter allowed="" seen=""
 for _ in 1 2 3 4; do
     seen+=" $groups"
     # shellcheck disable=SC2086 # one argument per group
-    listed=$(systemd-analyze syscall-filter --no-pager $groups 2>/dev/null | awk '$1 !~ /^#/ { print $1 }')
+    listed=$(systemd-analyze syscall-filter --no-pager $groups 2>/dev/null |
+        awk '$1 !~ /^#/ { print $1 }')
     allowed+=$'\n'$(grep -v '^@' <<<"$listed" || true)
-    groups=$(grep '^@' <<<"$listed" | sort -u | grep -vxF -f <(xargs -n1 <<<"$seen") | xargs || true)
+    groups=$(grep '^@' <<<"$listed" | sort -u | grep -vxF -f <(xargs -n1 <<<"$seen") |
+        xargs || true)
     [[ -n $groups ]] || break
 done
 for call in capget capset prctl openat unlinkat; do

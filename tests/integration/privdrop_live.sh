@@ -37,7 +37,8 @@ thread_sets() {
     for task in /proc/"$pid"/task/*; do
         for kv in "$@"; do
             v=$(awk -v k="${kv%%=*}:" '$1 == k { print $2 }' "$task/status")
-            [[ $v == "${kv#*=}" ]] || fail "thread $(basename "$task"): ${kv%%=*} is $v, not ${kv#*=}"
+            [[ $v == "${kv#*=}" ]] ||
+                fail "thread $(basename "$task"): ${kv%%=*} is $v, not ${kv#*=}"
         done
     done
 }
@@ -75,14 +76,16 @@ chown nobody "$WORK/run"
 printf 'precious\n' >"$WORK/precious"
 touch -d '2000-01-01 00:00:00' "$WORK/precious"
 before=$(stat -c '%s %Y %i' "$WORK/precious")
-setpriv --reuid=nobody --regid="$want_gid" --clear-groups ln -s "$WORK/precious" "$WORK/run/nflowd.pid"
+setpriv --reuid=nobody --regid="$want_gid" --clear-groups \
+    ln -s "$WORK/precious" "$WORK/run/nflowd.pid"
 rc=0
 # Bounded: a daemon that wrote through the link would run on.
 timeout 10 ip netns exec "$NS_ROUTER" "$NFLOWD" --config "$CONF" --user nobody \
     --control_id "$CID" --pidfile "$WORK/run/nflowd.pid" >"$WORK/link.out" 2>&1 || rc=$?
 ((rc == 1)) || fail "pidfile symlink: exit $rc, expected 1"
 grep -q 'is a symbolic link' "$WORK/link.out" || fail "message: $(cat "$WORK/link.out")"
-[[ $(cat "$WORK/precious") == precious ]] || fail "written through the link: $(cat "$WORK/precious")"
+[[ $(cat "$WORK/precious") == precious ]] ||
+    fail "written through the link: $(cat "$WORK/precious")"
 [[ $(stat -c '%s %Y %i' "$WORK/precious") == "$before" ]] || fail "the link's target changed"
 [[ -L $WORK/run/nflowd.pid ]] || fail "the planted link is gone"
 
@@ -107,7 +110,8 @@ for cap in CapEff CapPrm CapInh CapAmb CapBnd; do
     v=$(status_field "$cap" "$PID")
     [[ $v =~ ^0+$ ]] || fail "$cap is $v"
 done
-[[ $(status_field NoNewPrivs "$PID") == 1 ]] || fail "NoNewPrivs is $(status_field NoNewPrivs "$PID")"
+[[ $(status_field NoNewPrivs "$PID") == 1 ]] ||
+    fail "NoNewPrivs is $(status_field NoNewPrivs "$PID")"
 thread_sets "$PID" CapEff=$NONE CapPrm=$NONE CapInh=$NONE CapAmb=$NONE CapBnd=$NONE NoNewPrivs=1
 # Every thread, not just the main one.
 for task in /proc/"$PID"/task/*; do
