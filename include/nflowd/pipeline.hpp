@@ -82,6 +82,7 @@ class Dispatcher {
 
     Pipeline& pipeline_;
     std::size_t index_;
+    const HashKey shard_key_; // the pipeline's, copied next to what the packet path reads
     HeaderParser parser_;
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
@@ -141,6 +142,9 @@ class Pipeline final : public PipelineControl {
 
     PipelineConfig config_;
     Clock& clock_;
+    // Picks a flow's worker: one random key per process, shared by every reader so a flow
+    // seen by two NFLOG groups still meets one shard, and unrelated to any bucket key.
+    const HashKey shard_key_ = random_hash_key();
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
     std::unique_ptr<ExportThread> export_;
