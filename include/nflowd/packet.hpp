@@ -42,10 +42,10 @@ struct FlowKey {
     friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
 
-// The key of the keyed flow hash. Flow keys come from the network, so an unkeyed hash lets a
-// sender pick flows that share one bucket (hash flooding); with a secret random key nobody
-// outside the process can tell which flows collide. Each user holds its own: the pipeline
-// one for shards, every flow table one for its buckets, re-drawn at each rehash.
+// A 128-bit secret key. Flow keys come from the network, so an unkeyed hash lets a sender
+// pick flows that share one bucket (hash flooding); with a secret random key nobody outside
+// the process can tell which flows collide. The pipeline holds the flow hash key; each flow
+// table holds its own bucket key as well, re-drawn at each rehash (see FlowTable).
 struct HashKey {
     std::uint64_t k0 = 0; // key bytes 0-7, little-endian, as SipHash reads them
     std::uint64_t k1 = 0; // key bytes 8-15
@@ -89,9 +89,10 @@ constexpr void sip_round(std::uint64_t& v0, std::uint64_t& v1, std::uint64_t& v2
 // SipHash-1-3 of flow_key_bytes(flow) under `key`, equal to siphash13 over those bytes (a
 // unit test checks it) but built from the fields in registers: two message words and the
 // final block, 6 SipRounds, no memory traffic. Inline because it runs once per packet in
-// the reader (shard) and once in the worker (bucket). SipHash is a PRF designed for hash
-// tables fed by an adversary: without the key, colliding flows cannot be found offline,
-// and 1-3 rounds are what Rust's HashMap and Linux's hsiphash use for that purpose.
+// the reader, which picks the shard from the high half and passes the low half to the
+// worker for the bucket. SipHash is a PRF designed for hash tables fed by an adversary:
+// without the key, colliding flows cannot be found offline; 1-3 rounds are what Rust's
+// HashMap and Linux's hsiphash use for that purpose.
 constexpr std::uint64_t hash_key(const HashKey& key, const FlowKey& flow) noexcept {
     const std::uint64_t m0 = std::uint64_t{flow.src_addr} | (std::uint64_t{flow.dst_addr} << 32);
     const std::uint64_t m1 = std::uint64_t{flow.src_port} | (std::uint64_t{flow.dst_port} << 16) |
@@ -118,6 +119,9 @@ constexpr std::uint64_t hash_key(const HashKey& key, const FlowKey& flow) noexce
 // One accounted packet, after parsing and (later) aggregation.
 struct PacketInfo {
     FlowKey key;
+    // Low half of hash_key(flow key of the pipeline, key), set by the reader after
+    // aggregation, so the worker does not hash again. Sits in padding: no bigger packet.
+    std::uint32_t flow_hash = 0;
     Nanos time = 0;
     std::uint32_t out_if = kUnknownIfindex;
     std::uint32_t octets = 0; // IP total length, never the captured length

@@ -82,7 +82,7 @@ class Dispatcher {
 
     Pipeline& pipeline_;
     std::size_t index_;
-    const HashKey shard_key_; // the pipeline's, copied next to what the packet path reads
+    const HashKey flow_key_; // the pipeline's, copied next to what the packet path reads
     HeaderParser parser_;
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
@@ -142,9 +142,10 @@ class Pipeline final : public PipelineControl {
 
     PipelineConfig config_;
     Clock& clock_;
-    // Picks a flow's worker: one random key per process, shared by every reader so a flow
-    // seen by two NFLOG groups still meets one shard, and unrelated to any bucket key.
-    const HashKey shard_key_ = random_hash_key();
+    // The flow hash's key, drawn once per pipeline: every reader hashes with it so a flow
+    // seen by two NFLOG groups meets one shard, and every worker's table knows it so it can
+    // rehash and unlink flows. Each table adds a bucket key of its own (FlowTable).
+    const HashKey flow_key_ = random_hash_key();
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
     std::unique_ptr<ExportThread> export_;
