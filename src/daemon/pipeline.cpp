@@ -143,10 +143,15 @@ void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& me
     if (!aggregation_->empty()) aggregation_->apply(packet);
     const std::size_t n = pipeline_.workers_.size();
     // One keyed hash per packet: its high half picks the worker, its low half goes along
-    // for the worker's bucket (FlowTable::add_hashed).
-    const std::uint64_t hash = hash_key(flow_key_, packet.key);
-    packet.flow_hash = static_cast<std::uint32_t>(hash);
-    push(n == 1 ? 0 : pick(hash, n), packet);
+    // for the worker's bucket (FlowTable::add_hashed). The reader is the busiest thread, so
+    // with one worker it leaves the hash to that worker (FlowTable::add).
+    if (n == 1) {
+        push(0, packet);
+    } else {
+        const std::uint64_t hash = hash_key(flow_key_, packet.key);
+        packet.flow_hash = static_cast<std::uint32_t>(hash);
+        push(pick(hash, n), packet);
+    }
     batch_max_time_ = std::max(batch_max_time_, packet.time);
 }
 
@@ -241,6 +246,7 @@ void Pipeline::push_expired(Worker& w) {
 
 void Pipeline::run_worker(Worker& w) {
     const bool replay = clock_.mode() == Clock::Mode::packets;
+    const bool hashed = workers_.size() > 1; // see Dispatcher::dispatch
     for (;;) {
         // Read replay time before looking at the rings: if they are then empty, every packet
         // up to that time has been accounted and expiring at it cannot split a flow.
@@ -250,7 +256,10 @@ void Pipeline::run_worker(Worker& w) {
             std::size_t avail = std::min(in->available(), kChunk);
             for (std::size_t i = 0; i < avail; ++i) {
                 const PacketInfo& p = in->peek(i);
-                w.table.add_hashed(p, w.expired);
+                if (hashed)
+                    w.table.add_hashed(p, w.expired);
+                else
+                    w.table.add(p, w.expired);
                 w.last_packet_time = std::max(w.last_packet_time, p.time);
             }
             if (avail) in->pop(avail);
