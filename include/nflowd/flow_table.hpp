@@ -70,14 +70,10 @@ struct FlowTableStats {
 
 class FlowTable {
   public:
-    // A flow's bucket takes two keys: `flow_key`, the SipHash key of hash_key() (the
-    // pipeline's, so its readers hash each packet once for shard and bucket), and the
-    // table's own `bucket_key`, which permutes the low 32 bits of that hash before they pick
-    // a bucket (universal: two given flows collide with probability <= 2/hashsize over the
-    // key) and is re-drawn at every rehash. The first form draws both with
-    // random_hash_key() (may throw std::system_error); tests pass fixed ones.
+    // The bucket key is drawn with random_hash_key() (may throw std::system_error); tests
+    // pass a fixed one for reproducible bucket assignments.
     explicit FlowTable(const FlowTableConfig& config);
-    FlowTable(const FlowTableConfig& config, const HashKey& flow_key, const HashKey& bucket_key);
+    FlowTable(const FlowTableConfig& config, const HashKey& bucket_key);
 
     // Accounts one packet (time = packet.time). A flow that has timed out by that time, or
     // whose octets or packets would overflow, is appended to `exported` first and a new flow
@@ -85,9 +81,6 @@ class FlowTable {
     // when maxflows refused a new flow (the packet is counted as dropped). A packet older than
     // its flow's `last` never moves `last` back; one older than `first` moves `first` back.
     bool add(const PacketInfo& packet, std::vector<FlowRecord>& exported);
-    // The same for a packet whose flow_hash the caller set to flow_hash(packet.key): the
-    // per-packet path, which hashed the key once already to pick this shard.
-    bool add_hashed(const PacketInfo& packet, std::vector<FlowRecord>& exported);
 
     // Appends every flow idle longer than inactive_timeout (now - last > inactive) or older
     // than active_timeout (now - first > active) at `now`: both strict, as ipt_NETFLOW, so a
@@ -112,14 +105,8 @@ class FlowTable {
     const FlowTableStats& stats() const noexcept { return stats_; }
     void reset_stats() noexcept; // keeps active/peak consistent with the content
     std::size_t size() const noexcept;
-    // What add_hashed() expects in PacketInfo::flow_hash: the low half of hash_key().
-    std::uint32_t flow_hash(const FlowKey& key) const noexcept {
-        return static_cast<std::uint32_t>(hash_key(flow_key_, key));
-    }
-    // The bucket a key maps to now.
-    std::uint32_t bucket_of(const FlowKey& key) const noexcept {
-        return bucket_of_hash(flow_hash(key));
-    }
+    // The bucket a key maps to now (hash_key under bucket_key(), then onto [0, hashsize)).
+    std::uint32_t bucket_of(const FlowKey& key) const noexcept;
     const HashKey& bucket_key() const noexcept { return bucket_key_; }
     // Heap held by the table. Slab capacity stays at its high-water mark (in 4096-entry
     // chunks) until flush() releases it.
@@ -169,7 +156,6 @@ class FlowTable {
 
     static FlowRecord to_record(const Entry& e) noexcept;
 
-    std::uint32_t bucket_of_hash(std::uint32_t flow_hash) const noexcept;
     std::uint32_t allocate() noexcept;
     void start(std::uint32_t i, const PacketInfo& packet) noexcept;
     void restart(std::uint32_t i, const PacketInfo& packet, std::vector<FlowRecord>& exported);
@@ -191,8 +177,7 @@ class FlowTable {
     void age_append(std::uint32_t i) noexcept;
 
     FlowTableConfig config_;
-    HashKey flow_key_;
-    HashKey bucket_key_; // low 32 bits of k0 (made odd) multiply, of k1 add
+    HashKey bucket_key_; // this shard's own, never the pipeline's shard key
     FlowTableStats stats_;
     std::vector<std::unique_ptr<Entry[]>> chunks_;
     std::vector<std::uint32_t> buckets_;

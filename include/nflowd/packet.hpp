@@ -42,10 +42,10 @@ struct FlowKey {
     friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
 
-// A 128-bit secret key. Flow keys come from the network, so an unkeyed hash lets a sender
+// A 128-bit SipHash key. Flow keys come from the network, so an unkeyed hash lets a sender
 // pick flows that share one bucket (hash flooding); with a secret random key nobody outside
-// the process can tell which flows collide. The pipeline holds the flow hash key; each flow
-// table holds its own bucket key as well, re-drawn at each rehash (see FlowTable).
+// the process can tell which flows collide. Each flow table holds its own, re-drawn at each
+// rehash (see FlowTable).
 struct HashKey {
     std::uint64_t k0 = 0; // key bytes 0-7, little-endian, as SipHash reads them
     std::uint64_t k1 = 0; // key bytes 8-15
@@ -88,11 +88,10 @@ constexpr void sip_round(std::uint64_t& v0, std::uint64_t& v1, std::uint64_t& v2
 
 // SipHash-1-3 of flow_key_bytes(flow) under `key`, equal to siphash13 over those bytes (a
 // unit test checks it) but built from the fields in registers: two message words and the
-// final block, 6 SipRounds, no memory traffic. Inline because it runs once per packet in
-// the reader, which picks the shard from the high half and passes the low half to the
-// worker for the bucket. SipHash is a PRF designed for hash tables fed by an adversary:
-// without the key, colliding flows cannot be found offline; 1-3 rounds are what Rust's
-// HashMap and Linux's hsiphash use for that purpose.
+// final block, 6 SipRounds, no memory traffic. Inline because each worker runs it once per
+// packet to find the flow's bucket. SipHash is a PRF designed for hash tables fed by an
+// adversary: without the key, colliding flows cannot be found offline; 1-3 rounds are what
+// Rust's HashMap and Linux's hsiphash use for that purpose.
 constexpr std::uint64_t hash_key(const HashKey& key, const FlowKey& flow) noexcept {
     const std::uint64_t m0 = std::uint64_t{flow.src_addr} | (std::uint64_t{flow.dst_addr} << 32);
     const std::uint64_t m1 = std::uint64_t{flow.src_port} | (std::uint64_t{flow.dst_port} << 16) |
@@ -116,12 +115,31 @@ constexpr std::uint64_t hash_key(const HashKey& key, const FlowKey& flow) noexce
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+// The key of the shard pick: six random 64-bit words, drawn once per pipeline.
+struct ShardKey {
+    std::array<std::uint64_t, 6> a{};
+    friend bool operator==(const ShardKey&, const ShardKey&) = default;
+};
+ShardKey random_shard_key(); // getrandom(2); throws std::system_error
+
+// Picks a flow's worker in the reader, the busiest thread, where SipHash would cost about 10%
+// of --read's packets/s; the workers then run SipHash for their buckets. This is vector
+// multiply-add-shift (Dietzfelbinger 1996; Thorup 2015), strongly universal: over the
+// random key, the high 32 bits of the sum are uniform and pairwise independent for any two
+// different flows, so flows chosen without the key spread over the workers like random
+// ones, for five independent multiplications. It is no PRF, but its worst case is bounded:
+// even flows all sent to one worker still meet SipHash-keyed buckets there, so they cost
+// what `--threads 1` costs, never a chain walk per packet. The high half is the hash.
+constexpr std::uint64_t shard_hash(const ShardKey& k, const FlowKey& f) noexcept {
+    const std::uint64_t ports = (std::uint64_t{f.src_port} << 16) | f.dst_port;
+    const std::uint64_t proto_tos = (std::uint64_t{f.protocol} << 8) | f.tos;
+    return k.a[0] * f.src_addr + k.a[1] * f.dst_addr + k.a[2] * ports + k.a[3] * f.in_if +
+           k.a[4] * proto_tos + k.a[5];
+}
+
 // One accounted packet, after parsing and (later) aggregation.
 struct PacketInfo {
     FlowKey key;
-    // Low half of hash_key(flow key of the pipeline, key), set by the reader after
-    // aggregation, so the worker does not hash again. Sits in padding: no bigger packet.
-    std::uint32_t flow_hash = 0;
     Nanos time = 0;
     std::uint32_t out_if = kUnknownIfindex;
     std::uint32_t octets = 0; // IP total length, never the captured length

@@ -82,7 +82,7 @@ class Dispatcher {
 
     Pipeline& pipeline_;
     std::size_t index_;
-    const HashKey flow_key_; // the pipeline's, copied next to what the packet path reads
+    const ShardKey shard_key_; // the pipeline's, copied next to what the packet path reads
     HeaderParser parser_;
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
@@ -142,10 +142,9 @@ class Pipeline final : public PipelineControl {
 
     PipelineConfig config_;
     Clock& clock_;
-    // The flow hash's key, drawn once per pipeline: every reader hashes with it so a flow
-    // seen by two NFLOG groups meets one shard, and every worker's table knows it so it can
-    // rehash and unlink flows. Each table adds a bucket key of its own (FlowTable).
-    const HashKey flow_key_ = random_hash_key();
+    // Picks a flow's worker (shard_hash): drawn once, shared by every reader so that a flow
+    // seen by two NFLOG groups meets one shard; each worker's table has a bucket key of its own.
+    const ShardKey shard_key_ = random_shard_key();
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
     std::unique_ptr<ExportThread> export_;

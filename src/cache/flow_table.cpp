@@ -1,7 +1,6 @@
 #include "nflowd/flow_table.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <limits>
 #include <new>
 
@@ -29,12 +28,10 @@ bool exceeded(Nanos now, Nanos since, Nanos timeout) noexcept {
 
 } // namespace
 
-FlowTable::FlowTable(const FlowTableConfig& config)
-    : FlowTable(config, random_hash_key(), random_hash_key()) {}
+FlowTable::FlowTable(const FlowTableConfig& config) : FlowTable(config, random_hash_key()) {}
 
-FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& flow_key,
-                     const HashKey& bucket_key)
-    : config_(config), flow_key_(flow_key), bucket_key_(bucket_key) {
+FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& bucket_key)
+    : config_(config), bucket_key_(bucket_key) {
     // The memory budget (<= 128 bytes per flow with buckets at load 1) is planned on this.
     static_assert(sizeof(Entry) <= 72);
     config_.hashsize = clamp_hashsize(config_.hashsize);
@@ -57,17 +54,11 @@ FlowRecord FlowTable::to_record(const Entry& e) noexcept {
     return r;
 }
 
-// The table's own key on top of the flow hash: x -> a*x + b mod 2^32 with a odd is a
-// bijection, so every key keeps the pseudorandom flow hashes uniform over the buckets (no
-// weak keys), and multiply-shift with a random odd a is universal (Dietzfelbinger et al.
-// 1997): two given flows share a bucket with probability <= 2/hashsize over the key, so the
-// re-key at rehash re-deals which flows collide. Lemire's multiply-shift then maps the top
-// bits onto [0, hashsize) without a division, so hashsize need not be a power of two.
-std::uint32_t FlowTable::bucket_of_hash(std::uint32_t flow_hash) const noexcept {
-    const auto mul = static_cast<std::uint32_t>(bucket_key_.k0) | 1U;
-    const auto add = static_cast<std::uint32_t>(bucket_key_.k1);
-    const std::uint32_t x = mul * flow_hash + add;
-    return static_cast<std::uint32_t>((std::uint64_t{x} * buckets_.size()) >> 32);
+// Lemire's multiply-shift maps 32 bits of the keyed hash onto [0, hashsize) without a
+// division, so hashsize need not be a power of two.
+std::uint32_t FlowTable::bucket_of(const FlowKey& key) const noexcept {
+    const auto h = static_cast<std::uint32_t>(hash_key(bucket_key_, key));
+    return static_cast<std::uint32_t>((std::uint64_t{h} * buckets_.size()) >> 32);
 }
 
 template <std::uint32_t FlowTable::Entry::*Prev, std::uint32_t FlowTable::Entry::*Next>
@@ -239,14 +230,7 @@ inline bool FlowTable::insert(std::uint32_t bucket, const PacketInfo& packet) {
 }
 
 bool FlowTable::add(const PacketInfo& packet, std::vector<FlowRecord>& exported) {
-    PacketInfo hashed = packet;
-    hashed.flow_hash = flow_hash(packet.key);
-    return add_hashed(hashed, exported);
-}
-
-bool FlowTable::add_hashed(const PacketInfo& packet, std::vector<FlowRecord>& exported) {
-    assert(packet.flow_hash == flow_hash(packet.key));
-    const std::uint32_t b = bucket_of_hash(packet.flow_hash);
+    const std::uint32_t b = bucket_of(packet.key);
     const std::uint32_t i = find(b, packet.key);
     if (i == kNil) return insert(b, packet);
     update(i, packet, exported);

@@ -66,9 +66,8 @@ std::future<void> post(Mailbox& box, Notifier& wake, Target& target,
 } // namespace
 
 struct Pipeline::Worker {
-    Worker(const FlowTableConfig& config, const HashKey& flow_key, std::size_t readers,
-           std::size_t ring)
-        : table(config, flow_key, random_hash_key()), output(kOutputRing) {
+    Worker(const FlowTableConfig& config, std::size_t readers, std::size_t ring)
+        : table(config), output(kOutputRing) {
         for (std::size_t i = 0; i < readers; ++i)
             inputs.push_back(std::make_unique<SpscRing<PacketInfo>>(ring));
         expired.reserve(4096);
@@ -132,7 +131,7 @@ FlowTableStats PipelineStats::total() const {
 // ---- reader side ----
 
 Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
-    : pipeline_(pipeline), index_(index), flow_key_(pipeline.flow_key_),
+    : pipeline_(pipeline), index_(index), shard_key_(pipeline.shard_key_),
       unwoken_(pipeline.workers_.size(), 0), unwoken_since_(pipeline.workers_.size(), 0) {
     aggregation_ = pipeline.aggregation(aggregation_version_);
 }
@@ -142,16 +141,7 @@ void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& me
     if (!is_accounted(parser_.parse(bytes, meta, packet))) return;
     if (!aggregation_->empty()) aggregation_->apply(packet);
     const std::size_t n = pipeline_.workers_.size();
-    // One keyed hash per packet: its high half picks the worker, its low half goes along
-    // for the worker's bucket (FlowTable::add_hashed). The reader is the busiest thread, so
-    // with one worker it leaves the hash to that worker (FlowTable::add).
-    if (n == 1) {
-        push(0, packet);
-    } else {
-        const std::uint64_t hash = hash_key(flow_key_, packet.key);
-        packet.flow_hash = static_cast<std::uint32_t>(hash);
-        push(pick(hash, n), packet);
-    }
+    push(n == 1 ? 0 : pick(shard_hash(shard_key_, packet.key), n), packet);
     batch_max_time_ = std::max(batch_max_time_, packet.time);
 }
 
@@ -204,8 +194,7 @@ Pipeline::Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors)
     aggregation_current_ = std::make_shared<const Aggregation>(config_.aggregation);
     const auto shard = shard_config(config_.table, config_.workers);
     for (std::size_t i = 0; i < config_.workers; ++i)
-        workers_.push_back(
-            std::make_unique<Worker>(shard, flow_key_, config_.readers, config_.ring_capacity));
+        workers_.push_back(std::make_unique<Worker>(shard, config_.readers, config_.ring_capacity));
     for (std::size_t i = 0; i < config_.readers; ++i)
         dispatchers_.push_back(std::make_unique<Dispatcher>(Dispatcher::Key{}, *this, i));
     export_ = std::make_unique<ExportThread>(config_.v5, std::move(collectors), config_.pacing);
@@ -246,7 +235,6 @@ void Pipeline::push_expired(Worker& w) {
 
 void Pipeline::run_worker(Worker& w) {
     const bool replay = clock_.mode() == Clock::Mode::packets;
-    const bool hashed = workers_.size() > 1; // see Dispatcher::dispatch
     for (;;) {
         // Read replay time before looking at the rings: if they are then empty, every packet
         // up to that time has been accounted and expiring at it cannot split a flow.
@@ -256,10 +244,7 @@ void Pipeline::run_worker(Worker& w) {
             std::size_t avail = std::min(in->available(), kChunk);
             for (std::size_t i = 0; i < avail; ++i) {
                 const PacketInfo& p = in->peek(i);
-                if (hashed)
-                    w.table.add_hashed(p, w.expired);
-                else
-                    w.table.add(p, w.expired);
+                w.table.add(p, w.expired);
                 w.last_packet_time = std::max(w.last_packet_time, p.time);
             }
             if (avail) in->pop(avail);

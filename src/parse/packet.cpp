@@ -55,6 +55,16 @@ HashKey random_hash_key() {
     return HashKey{load_le64(bytes.first(8)), load_le64(bytes.subspan(8))};
 }
 
+ShardKey random_shard_key() {
+    ShardKey k;
+    for (std::size_t i = 0; i < k.a.size(); i += 2) {
+        const HashKey half = random_hash_key();
+        k.a[i] = half.k0;
+        k.a[i + 1] = half.k1;
+    }
+    return k;
+}
+
 std::uint64_t siphash13(const HashKey& key, std::span<const std::byte> bytes) noexcept {
     return siphash<1, 3>(key, bytes);
 }

@@ -13,9 +13,8 @@ namespace nflowd {
 namespace {
 
 constexpr Nanos kT0 = 1'700'000'000 * kNanosPerSecond;
-constexpr HashKey kFlowKey{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
-constexpr HashKey kKeyA{0xbf58476d1ce4e5b9ULL, 0x94d049bb133111ebULL};
-constexpr HashKey kKeyB{0x9e3779b97f4a7c15ULL, 0xd1b54a32d192ed03ULL};
+constexpr HashKey kKeyA{0x0123456789abcdefULL, 0x1111111111111111ULL};
+constexpr HashKey kKeyB{0x0123456789abcdefULL, 0x1111111111111112ULL};
 
 // What an attacker controls cheaply: UDP between two addresses, ports counting up.
 FlowKey udp_key(std::uint32_t n) {
@@ -54,45 +53,23 @@ std::size_t same_bucket(const FlowTable& a, const FlowTable& b, std::uint32_t n)
     return same;
 }
 
-TEST(FlowTableHash, FixedKeysGiveTheSameBuckets) {
-    const FlowTable a(config(4096), kFlowKey, kKeyA), b(config(4096), kFlowKey, kKeyA);
+TEST(FlowTableHash, AFixedKeyGivesTheSameBuckets) {
+    const FlowTable a(config(4096), kKeyA), b(config(4096), kKeyA);
     EXPECT_EQ(same_bucket(a, b, 10000), 10000U);
     EXPECT_EQ(a.bucket_key(), kKeyA);
-    EXPECT_EQ(a.flow_hash(udp_key(7)), static_cast<std::uint32_t>(hash_key(kFlowKey, udp_key(7))));
 }
 
 TEST(FlowTableHash, DifferentKeysGiveDifferentBuckets) {
-    // Independent assignments agree 1 time in 4096: about 2.4 of 10000.
-    const FlowTable a(config(4096), kFlowKey, kKeyA);
-    const FlowTable other_bucket_key(config(4096), kFlowKey, kKeyB);
-    EXPECT_LT(same_bucket(a, other_bucket_key, 10000), 20U);
-    const FlowTable other_flow_key(config(4096), kKeyB, kKeyA);
-    EXPECT_LT(same_bucket(a, other_flow_key, 10000), 20U);
+    const FlowTable a(config(4096), kKeyA), b(config(4096), kKeyB);
+    // Independent keys agree 1 time in 4096: about 2.4 of 10000.
+    EXPECT_LT(same_bucket(a, b, 10000), 20U);
     const FlowTable r1(config(4096)), r2(config(4096));
     EXPECT_NE(r1.bucket_key(), r2.bucket_key());
     EXPECT_LT(same_bucket(r1, r2, 10000), 20U);
 }
 
-TEST(FlowTableHash, AddHashedFindsWhatAddPutAndTheReverse) {
-    FlowTable t(config(4096), kFlowKey, kKeyA);
-    std::vector<FlowRecord> out;
-    for (std::uint32_t i = 0; i < 1000; ++i) {
-        PacketInfo p = packet(udp_key(i));
-        p.flow_hash = t.flow_hash(p.key);
-        if (i % 2) {
-            t.add(packet(udp_key(i)), out);
-            t.add_hashed(p, out);
-        } else {
-            t.add_hashed(p, out);
-            t.add(packet(udp_key(i)), out);
-        }
-    }
-    EXPECT_EQ(t.stats().created, 1000U);
-    EXPECT_EQ(t.stats().found, 1000U);
-}
-
 TEST(FlowTableHash, RehashDrawsANewKeyAndKeepsEveryFlowFindable) {
-    FlowTable t(config(4096), kFlowKey, kKeyA);
+    FlowTable t(config(4096), kKeyA);
     std::vector<FlowRecord> out;
     constexpr std::uint32_t kFlows = 30'000;
     for (std::uint32_t i = 0; i < kFlows; ++i) t.add(packet(udp_key(i)), out);
@@ -124,23 +101,11 @@ TEST(FlowTableHash, RehashDrawsANewKeyAndKeepsEveryFlowFindable) {
     EXPECT_EQ(t.size(), 0U);
 }
 
-// The bucket step is a bijection of the flow hash, so no bucket key can bunch flows: not
-// one near 2^64 / 225 (a 64-bit multiplier that would leave 225 buckets), not the identity.
-TEST(FlowTableHash, NoBucketKeyIsWeak) {
-    for (const HashKey& weak : {HashKey{0x0123456789abcdefULL, 0}, HashKey{1, 0}, HashKey{}}) {
-        const FlowTable t(config(4096), kFlowKey, weak);
-        std::vector<std::uint32_t> load(4096, 0);
-        for (std::uint32_t i = 0; i < 16 * 4096; ++i) ++load[t.bucket_of(udp_key(i))];
-        EXPECT_LT(*std::max_element(load.begin(), load.end()), 48U);
-        EXPECT_EQ(std::count(load.begin(), load.end(), 0U), 0);
-    }
-}
-
 TEST(FlowTableHash, CountingPortsSpreadEvenlyOverTheBuckets) {
     constexpr std::size_t kBuckets = 4096;
     constexpr std::uint32_t kFlows = 16 * kBuckets;
     for (const HashKey& key : {kKeyA, kKeyB, random_hash_key()}) {
-        const FlowTable t(config(kBuckets), key, random_hash_key());
+        const FlowTable t(config(kBuckets), key);
         std::vector<std::uint32_t> load(kBuckets, 0);
         for (std::uint32_t i = 0; i < kFlows; ++i) ++load[t.bucket_of(udp_key(i))];
         // Poisson(16) per bucket: the fullest of 4096 holds about 33; chi-square with 4095

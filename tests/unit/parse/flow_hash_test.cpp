@@ -123,5 +123,61 @@ TEST(FlowHash, RandomKeysDiffer) {
     EXPECT_EQ(seen.size(), 8U);
 }
 
+// Deterministic shard keys for the statistics below (splitmix64 of a counter).
+ShardKey test_shard_key(std::uint64_t seed) {
+    ShardKey k;
+    for (auto& w : k.a) {
+        std::uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        w = z ^ (z >> 31);
+    }
+    return k;
+}
+
+// The pipeline's pick: the high 32 bits onto [0, n).
+std::uint64_t shard_of(const ShardKey& k, const FlowKey& f, std::uint64_t n) {
+    return ((shard_hash(k, f) >> 32) * n) >> 32;
+}
+
+TEST(ShardHash, TwoGivenFlowsShareAShardOnlyAsOftenAsChance) {
+    // Flows an attacker would pick as near neighbours: one port apart, one tos apart.
+    FlowKey a = sample_key(1), b = a, c = a;
+    b.dst_port ^= 1;
+    c.tos ^= 1;
+    int same_b = 0, same_c = 0;
+    constexpr int kKeys = 20000;
+    for (int i = 0; i < kKeys; ++i) {
+        const ShardKey k = test_shard_key(static_cast<std::uint64_t>(i) * 7919);
+        same_b += shard_of(k, a, 16) == shard_of(k, b, 16);
+        same_c += shard_of(k, a, 16) == shard_of(k, c, 16);
+    }
+    // Strongly universal: 1/16 of the keys, 1250 +- 34 (sd); a band of 6 sd.
+    EXPECT_NEAR(same_b, kKeys / 16, 200);
+    EXPECT_NEAR(same_c, kKeys / 16, 200);
+}
+
+TEST(ShardHash, CountingPortsSpreadEvenlyOverTheWorkers) {
+    for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+        const ShardKey k = test_shard_key(seed);
+        std::array<std::uint32_t, 4> load{};
+        FlowKey f = sample_key(0);
+        for (std::uint32_t i = 0; i < 65536; ++i) {
+            f.src_port = static_cast<std::uint16_t>(i);
+            ++load[shard_of(k, f, 4)];
+        }
+        for (const auto l : load) EXPECT_NEAR(l, 16384, 800); // +-7 sd
+    }
+}
+
+TEST(ShardHash, DifferentKeysPickDifferentWorkers) {
+    const ShardKey k1 = random_shard_key(), k2 = random_shard_key();
+    EXPECT_NE(k1, k2);
+    int same = 0;
+    for (std::uint32_t n = 0; n < 8000; ++n)
+        same += shard_of(k1, sample_key(n), 8) == shard_of(k2, sample_key(n), 8);
+    EXPECT_NEAR(same, 1000, 200); // 1/8 by chance, +-7 sd
+}
+
 } // namespace
 } // namespace nflowd
