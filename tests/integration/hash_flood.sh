@@ -7,8 +7,9 @@
 # spread like any others. The totals of both runs must be exact.
 #
 # usage: hash_flood.sh NFLOWD COLLIDE_TRACE    (exit 77 = python3 missing: skipped)
-# THREADS, HASHSIZE, FLOWS, PACKETS_PER_FLOW, RUNS and MAX_RATIO change the shape;
-# KEEP=1 keeps the work directory.
+# THREADS, HASHSIZE, FLOWS, PACKETS_PER_FLOW, RUNS and MAX_RATIO change the shape; a failed
+# run keeps its work directory. The criterion is CPU time (user + sys of the whole process),
+# which other load on the machine barely moves; wall time (the summary's seconds) is shown.
 set -euo pipefail
 
 NFLOWD=$(realpath "${1:?usage: hash_flood.sh NFLOWD COLLIDE_TRACE}")
@@ -17,7 +18,7 @@ THREADS=${THREADS:-2}
 HASHSIZE=${HASHSIZE:-4096}
 FLOWS=${FLOWS:-16384}
 PACKETS_PER_FLOW=${PACKETS_PER_FLOW:-4}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 MAX_RATIO=${MAX_RATIO:-2}
 
 command -v python3 >/dev/null || {
@@ -28,9 +29,10 @@ command -v python3 >/dev/null || {
 # shellcheck source=check_lib.sh
 source "$(dirname "$0")/check_lib.sh"
 SINK=""
+# shellcheck disable=SC2317 # called by work_cleanup
 stop_sink() { if [[ -n $SINK ]]; then kill "$SINK" 2>/dev/null || true; fi; }
+WORK_KEEP_FAILED=1
 work_setup stop_sink -t nflowd_flood.XXXXXX
-[[ ${KEEP:-0} == 1 ]] && WORK_CLEANUP=stop_sink && trap 'stop_sink' EXIT
 
 shape=(--threads "$THREADS" --hashsize "$HASHSIZE")
 for mode in collide plain; do
@@ -69,10 +71,16 @@ run() {
         fail "$mode run $n: packets $packets flows $flows, want $((FLOWS * PACKETS_PER_FLOW)) $FLOWS"
 }
 
-# Interleaved, so that a change in the machine's load hits both alike.
+# Interleaved, each first in turn, so that the machine's load and a warm cache favour
+# neither.
 for ((n = 1; n <= RUNS; n++)); do
-    run plain "$n"
-    run collide "$n"
+    if ((n % 2)); then
+        run plain "$n"
+        run collide "$n"
+    else
+        run collide "$n"
+        run plain "$n"
+    fi
 done
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -85,13 +93,13 @@ read -r collide_s <"$WORK/collide.s"
 read -r plain_c <"$WORK/plain.c"
 read -r collide_c <"$WORK/collide.c"
 ratio=$(awk -v a="$collide_s" -v b="$plain_s" 'BEGIN { printf "%.2f", a / b }')
-cpu_ratio=$(awk -v a="$collide_c" -v b="$plain_c" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+cpu_ratio=$(awk -v a="$collide_c" -v b="$plain_c" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 99) }')
 echo "median of $RUNS, ${THREADS} threads, hashsize $HASHSIZE, $FLOWS flows x $PACKETS_PER_FLOW packets:"
 echo "  plain   ${plain_s} s (cpu ${plain_c} s)"
 echo "  collide ${collide_s} s (cpu ${collide_c} s)"
-echo "  ratio   ${ratio} (cpu ${cpu_ratio}), at most ${MAX_RATIO}"
-awk -v r="$ratio" -v m="$MAX_RATIO" 'BEGIN { exit !(r <= m) }' ||
-    fail "colliding flows cost ${ratio}x an ordinary trace (at most ${MAX_RATIO}x)"
+echo "  ratio   cpu ${cpu_ratio} (wall ${ratio}), at most ${MAX_RATIO}"
+awk -v r="$cpu_ratio" -v m="$MAX_RATIO" 'BEGIN { exit !(r <= m) }' ||
+    fail "colliding flows cost ${cpu_ratio}x the CPU of an ordinary trace (at most ${MAX_RATIO}x)"
 
 ((FAILED == 0)) && echo "PASS"
 exit "$FAILED"
