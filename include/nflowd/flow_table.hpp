@@ -73,7 +73,10 @@ struct FlowTableStats {
 
 class FlowTable {
   public:
+    // The bucket key is drawn with random_hash_key() (may throw std::system_error); tests
+    // pass a fixed one for reproducible bucket assignments.
     explicit FlowTable(const FlowTableConfig& config);
+    FlowTable(const FlowTableConfig& config, const HashKey& bucket_key);
 
     // Accounts one packet (time = packet.time). A flow that has timed out by that time, or
     // whose octets or packets would overflow, is appended to `exported` first and a new flow
@@ -92,8 +95,12 @@ class FlowTable {
     // Appends every flow and empties the table.
     void flush(std::vector<FlowRecord>& exported);
 
-    // Rebuilds the hash with `buckets` buckets (clamped to kMinHashsize) keeping every flow.
+    // Rebuilds the hash with `buckets` buckets (clamped to kMinHashsize) keeping every flow,
+    // under a new bucket key (drawn here, or given): as ipt_NETFLOW re-seeds its jhash at
+    // rehash, whatever a sender may have learnt about which of its flows collide (by timing)
+    // is void after it. A failure (allocation, getrandom) leaves the table as it was.
     void set_hashsize(std::size_t buckets);
+    void set_hashsize(std::size_t buckets, const HashKey& bucket_key);
     void set_maxflows(std::size_t maxflows) noexcept;
     void set_timeouts(Nanos inactive, Nanos active) noexcept;
 
@@ -101,6 +108,9 @@ class FlowTable {
     const FlowTableStats& stats() const noexcept { return stats_; }
     void reset_stats() noexcept; // keeps active/peak consistent with the content
     std::size_t size() const noexcept;
+    // The bucket a key maps to now (hash_key under bucket_key(), then onto [0, hashsize)).
+    std::uint32_t bucket_of(const FlowKey& key) const noexcept;
+    const HashKey& bucket_key() const noexcept { return bucket_key_; }
     // Heap held by the table. Slab capacity stays at its high-water mark (in 4096-entry
     // chunks) until flush() releases it.
     std::size_t memory_bytes() const noexcept;
@@ -155,7 +165,6 @@ class FlowTable {
     static FlowRecord to_record(const Entry& e) noexcept;
     template <class Score> std::vector<FlowRecord> top_by(std::size_t n, Score score) const;
 
-    std::uint32_t bucket_of(const FlowKey& key) const noexcept;
     std::uint32_t allocate() noexcept;
     void start(std::uint32_t i, const PacketInfo& packet) noexcept;
     void restart(std::uint32_t i, const PacketInfo& packet, std::vector<FlowRecord>& exported);
@@ -177,6 +186,7 @@ class FlowTable {
     void age_append(std::uint32_t i) noexcept;
 
     FlowTableConfig config_;
+    HashKey bucket_key_; // this shard's own, never the pipeline's shard key
     FlowTableStats stats_;
     std::vector<std::unique_ptr<Entry[]>> chunks_;
     std::vector<std::uint32_t> buckets_;

@@ -4,8 +4,11 @@
 
 #include <netinet/in.h>
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 
 namespace nflowd {
 
@@ -39,9 +42,100 @@ struct FlowKey {
     friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
 
-// A strong 64-bit mix of the key. Shard selection uses the high half and the hash table the
-// low half, so that all flows of one shard still spread over every bucket.
-std::uint64_t hash_key(const FlowKey& key) noexcept;
+// A 128-bit SipHash key. Flow keys come from the network, so an unkeyed hash lets a sender
+// pick flows that share one bucket (hash flooding); with a secret random key nobody outside
+// the process can tell which flows collide. Each flow table holds its own, re-drawn at each
+// rehash (see FlowTable).
+struct HashKey {
+    std::uint64_t k0 = 0; // key bytes 0-7, little-endian, as SipHash reads them
+    std::uint64_t k1 = 0; // key bytes 8-15
+    friend bool operator==(const HashKey&, const HashKey&) = default;
+};
+
+// 16 bytes from getrandom(2) (the kernel CSPRNG; blocks only before it is first seeded at
+// boot). Setup and rehash only, never per packet. Throws std::system_error if it fails.
+HashKey random_hash_key();
+
+// SipHash (Aumasson, Bernstein 2012) of any bytes, as the reference implementation: 1-3 is
+// the flow hash, 2-4 is here so the paper's own test vectors check the shared construction.
+std::uint64_t siphash13(const HashKey& key, std::span<const std::byte> bytes) noexcept;
+std::uint64_t siphash24(const HashKey& key, std::span<const std::byte> bytes) noexcept;
+
+// The 18 bytes the flow hash covers: every FlowKey field, little-endian, in declaration
+// order (src_addr, dst_addr, src_port, dst_port, in_if, protocol, tos), no padding.
+constexpr std::size_t kFlowKeyBytes = 18;
+std::array<std::byte, kFlowKeyBytes> flow_key_bytes(const FlowKey& key) noexcept;
+
+namespace detail {
+constexpr std::uint64_t rotl(std::uint64_t x, int b) noexcept {
+    return (x << b) | (x >> (64 - b));
+}
+// One SipRound over the state v[0..3].
+constexpr void sip_round(std::uint64_t& v0, std::uint64_t& v1, std::uint64_t& v2,
+                         std::uint64_t& v3) noexcept {
+    v0 += v1;
+    v1 = rotl(v1, 13) ^ v0;
+    v0 = rotl(v0, 32);
+    v2 += v3;
+    v3 = rotl(v3, 16) ^ v2;
+    v0 += v3;
+    v3 = rotl(v3, 21) ^ v0;
+    v2 += v1;
+    v1 = rotl(v1, 17) ^ v2;
+    v2 = rotl(v2, 32);
+}
+} // namespace detail
+
+// SipHash-1-3 of flow_key_bytes(flow) under `key`, equal to siphash13 over those bytes (a
+// unit test checks it) but built from the fields in registers: two message words and the
+// final block, 6 SipRounds, no memory traffic. Inline because each worker runs it once per
+// packet to find the flow's bucket. SipHash is a PRF designed for hash tables fed by an
+// adversary: without the key, colliding flows cannot be found offline; 1-3 rounds are what
+// Rust's HashMap and Linux's hsiphash use for that purpose.
+constexpr std::uint64_t hash_key(const HashKey& key, const FlowKey& flow) noexcept {
+    const std::uint64_t m0 = std::uint64_t{flow.src_addr} | (std::uint64_t{flow.dst_addr} << 32);
+    const std::uint64_t m1 = std::uint64_t{flow.src_port} | (std::uint64_t{flow.dst_port} << 16) |
+                             (std::uint64_t{flow.in_if} << 32);
+    const std::uint64_t last =
+        (std::uint64_t{kFlowKeyBytes} << 56) | flow.protocol | (std::uint64_t{flow.tos} << 8);
+    std::uint64_t v0 = key.k0 ^ 0x736f6d6570736575ULL;
+    std::uint64_t v1 = key.k1 ^ 0x646f72616e646f6dULL;
+    std::uint64_t v2 = key.k0 ^ 0x6c7967656e657261ULL;
+    std::uint64_t v3 = key.k1 ^ 0x7465646279746573ULL;
+    const auto absorb = [&](std::uint64_t m) {
+        v3 ^= m;
+        detail::sip_round(v0, v1, v2, v3);
+        v0 ^= m;
+    };
+    absorb(m0);
+    absorb(m1);
+    absorb(last);
+    v2 ^= 0xff;
+    for (int i = 0; i < 3; ++i) detail::sip_round(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+// The key of the shard pick: six random 64-bit words, drawn once per pipeline.
+struct ShardKey {
+    std::array<std::uint64_t, 6> a{};
+    friend bool operator==(const ShardKey&, const ShardKey&) = default;
+};
+ShardKey random_shard_key(); // getrandom(2); throws std::system_error
+
+// Picks a flow's worker in the reader, the busiest thread, where SipHash would cost about 10%
+// of --read's packets/s; the workers then run SipHash for their buckets. This is vector
+// multiply-add-shift (Dietzfelbinger 1996; Thorup 2015), strongly universal: over the
+// random key, the high 32 bits of the sum are uniform and pairwise independent for any two
+// different flows, so flows chosen without the key spread over the workers like random
+// ones, for five independent multiplications. It is no PRF, but its worst case is bounded:
+// even flows all sent to one worker still meet SipHash-keyed buckets there, so they cost
+// what `--threads 1` costs, never a chain walk per packet. The high half is the hash.
+constexpr std::uint64_t shard_hash(const ShardKey& k, const FlowKey& f) noexcept {
+    const std::uint64_t ports = (std::uint64_t{f.src_port} << 16) | f.dst_port;
+    const std::uint64_t proto_tos = (std::uint64_t{f.protocol} << 8) | f.tos;
+    return k.a[0] * f.src_addr + k.a[1] * f.dst_addr + k.a[2] * ports + k.a[3] * f.in_if +
+           k.a[4] * proto_tos + k.a[5];
+}
 
 // One accounted packet, after parsing and (later) aggregation.
 struct PacketInfo {

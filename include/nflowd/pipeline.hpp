@@ -82,6 +82,7 @@ class Dispatcher {
 
     Pipeline& pipeline_;
     std::size_t index_;
+    const ShardKey shard_key_; // the pipeline's, copied next to what the packet path reads
     HeaderParser parser_;
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
@@ -140,6 +141,9 @@ class Pipeline final : public PipelineControl {
 
     PipelineConfig config_;
     Clock& clock_;
+    // Picks a flow's worker (shard_hash): drawn once, shared by every reader so that a flow
+    // seen by two NFLOG groups meets one shard; each worker's table has a bucket key of its own.
+    const ShardKey shard_key_ = random_shard_key();
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
     std::unique_ptr<ExportThread> export_;

@@ -28,7 +28,10 @@ bool exceeded(Nanos now, Nanos since, Nanos timeout) noexcept {
 
 } // namespace
 
-FlowTable::FlowTable(const FlowTableConfig& config) : config_(config) {
+FlowTable::FlowTable(const FlowTableConfig& config) : FlowTable(config, random_hash_key()) {}
+
+FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& bucket_key)
+    : config_(config), bucket_key_(bucket_key) {
     // The memory budget (<= 128 bytes per flow with buckets at load 1) is planned on this.
     static_assert(sizeof(Entry) <= 72);
     config_.hashsize = clamp_hashsize(config_.hashsize);
@@ -51,10 +54,10 @@ FlowRecord FlowTable::to_record(const Entry& e) noexcept {
     return r;
 }
 
-// Lemire's multiply-shift maps the 32-bit hash onto [0, hashsize) without a division, so
-// hashsize need not be a power of two.
+// Lemire's multiply-shift maps 32 bits of the keyed hash onto [0, hashsize) without a
+// division, so hashsize need not be a power of two.
 std::uint32_t FlowTable::bucket_of(const FlowKey& key) const noexcept {
-    const auto h = static_cast<std::uint32_t>(hash_key(key));
+    const auto h = static_cast<std::uint32_t>(hash_key(bucket_key_, key));
     return static_cast<std::uint32_t>((std::uint64_t{h} * buckets_.size()) >> 32);
 }
 
@@ -265,11 +268,16 @@ void FlowTable::flush(std::vector<FlowRecord>& exported) {
 }
 
 void FlowTable::set_hashsize(std::size_t buckets) {
+    set_hashsize(buckets, random_hash_key());
+}
+
+void FlowTable::set_hashsize(std::size_t buckets, const HashKey& bucket_key) {
     buckets = clamp_hashsize(buckets);
     // Built aside and swapped in, so a failed allocation leaves the table intact.
     std::vector<std::uint32_t> fresh(buckets, kNil);
     buckets_.swap(fresh);
     config_.hashsize = buckets;
+    bucket_key_ = bucket_key;
     for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next) {
         const std::uint32_t b = bucket_of(at(i).key);
         at(i).chain_next = buckets_[b];

@@ -132,8 +132,8 @@ FlowTableStats PipelineStats::total() const {
 // ---- reader side ----
 
 Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
-    : pipeline_(pipeline), index_(index), unwoken_(pipeline.workers_.size(), 0),
-      unwoken_since_(pipeline.workers_.size(), 0) {
+    : pipeline_(pipeline), index_(index), shard_key_(pipeline.shard_key_),
+      unwoken_(pipeline.workers_.size(), 0), unwoken_since_(pipeline.workers_.size(), 0) {
     aggregation_ = pipeline.aggregation(aggregation_version_);
 }
 
@@ -142,7 +142,7 @@ void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& me
     if (!is_accounted(parser_.parse(bytes, meta, packet))) return;
     if (!aggregation_->empty()) aggregation_->apply(packet);
     const std::size_t n = pipeline_.workers_.size();
-    push(n == 1 ? 0 : pick(hash_key(packet.key), n), packet);
+    push(n == 1 ? 0 : pick(shard_hash(shard_key_, packet.key), n), packet);
     batch_max_time_ = std::max(batch_max_time_, packet.time);
 }
 
