@@ -23,10 +23,28 @@ namespace {
 
 using Kind = ControlClientError::Kind;
 
-// Owned by root or by the one asking, and writable by no one else: anything else could have
-// been planted by another local user.
-bool trusted(const struct stat& st) noexcept {
-    return (st.st_uid == 0 || st.st_uid == ::geteuid()) && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+bool private_to_owner(const struct stat& st) noexcept {
+    return (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+// The runtime directory: root's, the caller's, or given away by root (systemd's
+// RuntimeDirectory= under DynamicUser=: only root can create entries in a parent that is
+// root's and writable by no one else). Never writable by group or others.
+bool trusted_dir(const std::string& dir, const struct stat& st) {
+    if (!S_ISDIR(st.st_mode) || !private_to_owner(st)) return false;
+    if (st.st_uid == 0 || st.st_uid == ::geteuid()) return true;
+    const auto slash = dir.find_last_of('/');
+    const std::string parent = slash == 0 ? "/" : dir.substr(0, slash);
+    struct stat p {};
+    return slash != std::string::npos && ::lstat(parent.c_str(), &p) == 0 && S_ISDIR(p.st_mode) &&
+           p.st_uid == 0 && private_to_owner(p);
+}
+
+// The file: written by the directory's owner (or root, or the caller), writable by no one
+// else; anything else could have been planted by another local user.
+bool trusted_file(const struct stat& st, const struct stat& dir) noexcept {
+    return S_ISREG(st.st_mode) && private_to_owner(st) &&
+           (st.st_uid == 0 || st.st_uid == ::geteuid() || st.st_uid == dir.st_uid);
 }
 
 std::string errno_text(int e) {
@@ -83,7 +101,8 @@ EndpointPublisher::EndpointPublisher(const std::string& dir, std::uint32_t contr
     path_ = endpoint_path(dir, control_id);
     const std::string lock = path_ + ".lock";
     lock_.reset(::open(lock.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
-    if (!lock_)
+    // Readable by all (whatever the umask, UMask=0077 in the unit): nflowctl tests the lock.
+    if (!lock_ || ::fchmod(lock_.get(), 0644) != 0)
         throw std::runtime_error("control channel: cannot open " + lock + ": " + errno_text(errno));
     // nflowctl takes the lock shared for an instant to see whether it is held: retry briefly.
     for (int attempt = 0; attempt < 40; ++attempt) {
@@ -136,12 +155,12 @@ ControlEndpoint read_endpoint(const std::string& dir, std::uint32_t control_id) 
                                     std::to_string(control_id) + " in this network namespace: ";
     struct stat d {};
     if (::lstat(dir.c_str(), &d) != 0) unreachable(not_running + dir + " is missing)");
-    if (!S_ISDIR(d.st_mode) || !trusted(d))
+    if (!trusted_dir(dir, d))
         unreachable("not trusting " + dir + ": it must be root's and writable by no one else");
     UniqueFd f(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!f) unreachable(not_running + path + ": " + errno_text(errno) + ")");
     struct stat st {};
-    if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || !trusted(st) || st.st_size > 4096)
+    if (::fstat(f.get(), &st) != 0 || !trusted_file(st, d) || st.st_size > 4096)
         unreachable("not trusting " + path + ": it must be root's and writable by no one else");
     std::string text(static_cast<std::size_t>(st.st_size), '\0');
     if (::read(f.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))

@@ -703,5 +703,55 @@ TEST(ControlEndpointFile, PublishedLockedAndCheckedBeforeUse) {
     std::filesystem::remove_all(tmpl);
 }
 
+TEST(ControlEndpointFile, ADirectoryRootGaveAwayIsTrustedOneInTmpIsNot) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to become nobody";
+    // As systemd's RuntimeDirectory= under DynamicUser=: root's parent, the user's directory.
+    char tmpl[] = "/tmp/nflowd-endpoint.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    ASSERT_EQ(::chmod(tmpl, 0755), 0);
+    for (const std::string& dir :
+         {std::string(tmpl) + "/run", std::string("/tmp/nflowd-") + std::to_string(::getpid())}) {
+        ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+        ASSERT_EQ(::chown(dir.c_str(), 65534, 65534), 0);
+        const ControlEndpoint e{4321, 99, 65534};
+        // The daemon, as nobody, publishes and holds the lock while the parent reads.
+        int go[2], done[2];
+        ASSERT_EQ(::pipe(go), 0);
+        ASSERT_EQ(::pipe(done), 0);
+        const pid_t child = ::fork();
+        if (child == 0) {
+            if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
+                ::_exit(1);
+            try {
+                EndpointPublisher pub(dir, 5);
+                pub.publish(e);
+                [[maybe_unused]] auto w = ::write(go[1], "x", 1);
+                char c;
+                [[maybe_unused]] auto r = ::read(done[0], &c, 1);
+            } catch (...) {
+                ::_exit(2);
+            }
+            ::_exit(0);
+        }
+        char c = 0;
+        ASSERT_EQ(::read(go[0], &c, 1), 1);
+        if (dir.starts_with(tmpl)) {
+            EXPECT_EQ(read_endpoint(dir, 5), e);
+        } else {
+            // In /tmp anyone could have made it: not believed.
+            EXPECT_NE(
+                std::string(refusal([&] { read_endpoint(dir, 5); }).what()).find("not trusting"),
+                std::string::npos);
+        }
+        [[maybe_unused]] auto w = ::write(done[1], "x", 1);
+        int status = 0;
+        ::waitpid(child, &status, 0);
+        EXPECT_EQ(status, 0);
+        for (int fd : {go[0], go[1], done[0], done[1]}) ::close(fd);
+        std::filesystem::remove_all(dir);
+    }
+    std::filesystem::remove_all(tmpl);
+}
+
 } // namespace
 } // namespace nflowd
