@@ -77,7 +77,7 @@ class ControlClient {
     void send(std::span<const std::byte> datagram);
     // The next datagram from the daemon (others are dropped, counted); empty on timeout.
     std::span<const std::byte> receive();
-    bool from_daemon(const msghdr& msg, const sockaddr_nl& from) const noexcept;
+    bool from_daemon(const msghdr& msg, const sockaddr_nl& from);
 
   public:
     // Datagrams dropped because they did not come from the daemon.
@@ -86,6 +86,7 @@ class ControlClient {
   private:
     ControlEndpoint daemon_;
     std::uint64_t foreign_ = 0;
+    pid_t privileged_pid_ = 0; // unpublished daemon: the sender already found privileged
     int timeout_ms_;
     std::unique_ptr<mnl_socket, SocketCloser> sock_;
     std::vector<std::byte> buf_;

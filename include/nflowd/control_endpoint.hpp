@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace nflowd {
@@ -17,6 +18,9 @@ struct ControlEndpoint {
     std::uint32_t port_id = 0;
     pid_t pid = 0;
     uid_t uid = 0;
+    // false: nothing published (a daemon without root nor a runtime directory of its own):
+    // answers on port_id then count only from root or a holder of CAP_NET_ADMIN.
+    bool published = true;
     friend bool operator==(const ControlEndpoint&, const ControlEndpoint&) = default;
 };
 
@@ -29,12 +33,20 @@ inline constexpr const char* kRuntimeDir = "/run/nflowd";
 // netlink channel is per namespace and /run is not. Throws std::system_error without /proc.
 std::string endpoint_path(const std::string& dir, std::uint32_t control_id);
 
+// The runtime directory cannot be used (not root's nor ours, not creatable): a daemon
+// running unprivileged without systemd's RuntimeDirectory= goes on unpublished.
+class EndpointUnavailable : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
 // The daemon's side: a lock held for its life (a second nflowd with the same control id in
 // the same namespace sees it and stops) and the published file.
 class EndpointPublisher {
   public:
-    // Creates DIR (0755) if missing; refuses a DIR owned by another user or writable by group
-    // or others; takes PATH.lock. Throws std::runtime_error naming the cause.
+    // Creates DIR (0755) if missing; takes PATH.lock. Throws EndpointUnavailable for a DIR it
+    // cannot create or that is another user's or writable by group or others, and
+    // std::runtime_error when the lock is held.
     EndpointPublisher(const std::string& dir, std::uint32_t control_id);
     // Removes the file (best effort: after --user it stays, and its released lock marks it
     // stale for nflowctl).
@@ -54,11 +66,15 @@ class EndpointPublisher {
 
 // nflowctl's side: the endpoint the daemon of this namespace and control id published, after
 // checking the file and its directory belong to root (or to the caller) and are writable by
-// nobody else, and that the daemon still holds the lock. Throws ControlClientError
-// (unreachable) saying what is wrong.
+// nobody else, and that the daemon still holds the lock; {control_id, unpublished} when
+// there is no file. Throws ControlClientError (unreachable) saying what is wrong.
 ControlEndpoint read_endpoint(const std::string& dir, std::uint32_t control_id);
 
-// "port_id N\npid N\nuid N\n" and back; nullopt-like failure as ok == false.
+// Whether process `pid` is root or holds CAP_NET_ADMIN (permitted), in our user namespace:
+// what a daemon that published nothing must prove. False when it cannot be told.
+bool privileged_process(pid_t pid);
+
+// The file's text, "port_id N\npid N\nuid N\n", and back (false: malformed).
 std::string format_endpoint(const ControlEndpoint& e);
 bool parse_endpoint(const std::string& text, ControlEndpoint& out);
 

@@ -119,7 +119,7 @@ std::span<const std::byte> ControlClient::receive() {
     }
 }
 
-bool ControlClient::from_daemon(const msghdr& msg, const sockaddr_nl& from) const noexcept {
+bool ControlClient::from_daemon(const msghdr& msg, const sockaddr_nl& from) {
     if (msg.msg_namelen != sizeof from || from.nl_pid != daemon_.port_id || from.nl_groups != 0)
         return false;
     for (const cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
@@ -130,7 +130,12 @@ bool ControlClient::from_daemon(const msghdr& msg, const sockaddr_nl& from) cons
         ucred u{};
         std::memcpy(&u, CMSG_DATA(c), sizeof u);
         // The kernel fills these from the sending process; only root could forge them.
-        return u.pid == daemon_.pid && u.uid == daemon_.uid;
+        if (daemon_.published) return u.pid == daemon_.pid && u.uid == daemon_.uid;
+        if (u.pid != privileged_pid_) {
+            if (!privileged_process(u.pid)) return false;
+            privileged_pid_ = u.pid; // one look at /proc per answer, not per message
+        }
+        return true;
     }
     return false;
 }

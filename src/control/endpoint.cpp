@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <system_error>
 #include <thread>
@@ -53,14 +54,14 @@ std::string errno_text(int e) {
 
 void make_dir(const std::string& dir) {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-        throw std::runtime_error("control channel: cannot create " + dir + ": " +
-                                 errno_text(errno));
+        throw EndpointUnavailable("control channel: cannot create " + dir + ": " +
+                                  errno_text(errno));
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        throw std::runtime_error("control channel: " + dir + " is not a directory");
+        throw EndpointUnavailable("control channel: " + dir + " is not a directory");
     if (st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-        throw std::runtime_error("control channel: " + dir +
-                                 " must belong to this user and be writable by no one else");
+        throw EndpointUnavailable("control channel: " + dir +
+                                  " must belong to this user and be writable by no one else");
 }
 
 } // namespace
@@ -103,7 +104,8 @@ EndpointPublisher::EndpointPublisher(const std::string& dir, std::uint32_t contr
     lock_.reset(::open(lock.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
     // Readable by all (whatever the umask, UMask=0077 in the unit): nflowctl tests the lock.
     if (!lock_ || ::fchmod(lock_.get(), 0644) != 0)
-        throw std::runtime_error("control channel: cannot open " + lock + ": " + errno_text(errno));
+        throw EndpointUnavailable("control channel: cannot open " + lock + ": " +
+                                  errno_text(errno));
     // nflowctl takes the lock shared for an instant to see whether it is held: retry briefly.
     for (int attempt = 0; attempt < 40; ++attempt) {
         if (::flock(lock_.get(), LOCK_EX | LOCK_NB) == 0) return;
@@ -153,12 +155,16 @@ ControlEndpoint read_endpoint(const std::string& dir, std::uint32_t control_id) 
     const std::string path = endpoint_path(dir, control_id);
     const std::string not_running = "nflowd is not running (no daemon with control id " +
                                     std::to_string(control_id) + " in this network namespace: ";
+    // No file at all: a daemon that could not publish (or none); the client then checks the
+    // answers' sender instead (privileged_process).
+    const ControlEndpoint unpublished{control_id, 0, 0, false};
     struct stat d {};
-    if (::lstat(dir.c_str(), &d) != 0) unreachable(not_running + dir + " is missing)");
+    if (::lstat(dir.c_str(), &d) != 0) return unpublished;
     if (!trusted_dir(dir, d))
         unreachable("not trusting " + dir + ": it must be root's and writable by no one else");
     UniqueFd f(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!f) unreachable(not_running + path + ": " + errno_text(errno) + ")");
+    if (!f && errno == ENOENT) return unpublished;
+    if (!f) unreachable("cannot open " + path + ": " + errno_text(errno));
     struct stat st {};
     if (::fstat(f.get(), &st) != 0 || !trusted_file(st, d) || st.st_size > 4096)
         unreachable("not trusting " + path + ": it must be root's and writable by no one else");
@@ -170,6 +176,34 @@ ControlEndpoint read_endpoint(const std::string& dir, std::uint32_t control_id) 
     if (!daemon_holds_lock(path))
         unreachable(not_running + path + " was left by a daemon that stopped)");
     return e;
+}
+
+bool privileged_process(pid_t pid) {
+    if (pid <= 0) return false;
+    const std::string proc = "/proc/" + std::to_string(pid);
+    // Capabilities count only in our user namespace: anyone may make one of their own.
+    char mine[64] = {}, theirs[64] = {};
+    if (::readlink("/proc/self/ns/user", mine, sizeof mine - 1) <= 0 ||
+        ::readlink((proc + "/ns/user").c_str(), theirs, sizeof theirs - 1) <= 0 ||
+        std::string_view(mine) != std::string_view(theirs))
+        return false;
+    std::ifstream status(proc + "/status");
+    constexpr std::uint64_t kNetAdmin = std::uint64_t{1} << 12; // CAP_NET_ADMIN
+    bool root = false;
+    std::uint64_t permitted = 0;
+    for (std::string line; std::getline(status, line);) {
+        std::istringstream fields(line);
+        std::string key;
+        fields >> key;
+        if (key == "Uid:") {
+            uid_t real = 1;
+            fields >> real;
+            root = real == 0;
+        } else if (key == "CapPrm:") {
+            fields >> std::hex >> permitted;
+        }
+    }
+    return root || (permitted & kNetAdmin) != 0;
 }
 
 } // namespace nflowd

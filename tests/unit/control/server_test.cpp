@@ -676,8 +676,10 @@ TEST(ControlEndpointFile, PublishedLockedAndCheckedBeforeUse) {
         EXPECT_EQ(read_endpoint(dir, 77), e);
         // A second daemon with this control id in this namespace stops at the lock.
         EXPECT_THROW(EndpointPublisher(dir, 77), std::runtime_error);
-        EXPECT_EQ(refusal([&] { read_endpoint(dir, 78); }).kind(),
-                  ControlClientError::Kind::unreachable);
+        // No file: the control id itself, and the sender must prove its privilege instead.
+        const auto none = read_endpoint(dir, 78);
+        EXPECT_FALSE(none.published);
+        EXPECT_EQ(none.port_id, 78u);
         // Writable by others: planted, not believed.
         ::chmod(pub.path().c_str(), 0666);
         EXPECT_NE(std::string(refusal([&] { read_endpoint(dir, 77); }).what()).find("not trusting"),
@@ -751,6 +753,44 @@ TEST(ControlEndpointFile, ADirectoryRootGaveAwayIsTrustedOneInTmpIsNot) {
         std::filesystem::remove_all(dir);
     }
     std::filesystem::remove_all(tmpl);
+}
+
+TEST(ControlEndpointFile, UnpublishedDaemonMustHoldCapNetAdmin) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to become nobody";
+    EXPECT_TRUE(privileged_process(::getpid())); // root
+    EXPECT_FALSE(privileged_process(0));
+    // nobody without capabilities, answering on the port id nflowctl falls back to: ignored.
+    const std::uint32_t port = unique_port();
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+            ::setresuid(65534, 65534, 65534) != 0)
+            ::_exit(1);
+        FakeHandler h;
+        ControlServerConfig cfg;
+        cfg.port_id = port;
+        ControlServer server(cfg);
+        [[maybe_unused]] auto w = ::write(ready[1], "x", 1);
+        server.serve_pending(3000, h);
+        ::_exit(0);
+    }
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    EXPECT_FALSE(privileged_process(child));
+    ControlClient client(ControlEndpoint{port, 0, 0, false}, 500);
+    EXPECT_EQ(refusal([&] { client.list(); }).kind(), ControlClientError::Kind::unreachable);
+    EXPECT_GE(client.foreign(), 1u);
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ::close(ready[0]);
+    ::close(ready[1]);
+    // The same from a privileged server (this process, root) is believed.
+    FakeHandler h;
+    Running r(h);
+    ControlClient trusted(ControlEndpoint{r.port(), 0, 0, false}, 2000);
+    EXPECT_EQ(trusted.list().size(), 3u);
 }
 
 } // namespace
