@@ -5,7 +5,8 @@
 #      `nflowctl set inactive_timeout 27` changes the real daemon, nothing of the
 #      impostor's is printed or believed
 #   F  nobody floods (tiny receive buffers, 64 `list` requests per socket, never reads) and
-#      reads big answers one message every 2 s: root's `nflowctl list` answers within 3 s
+#      reads big answers one message every 2 s, as does a --control_group member (user
+#      daemon, by its uid's group) with `flows`: root's `nflowctl list` answers within 3 s
 #      each time, and SIGTERM ends nflowd within 5 s, exit 0, every flow at the collector
 #   P  `nflowctl flows` as nobody: exit 1, "permission denied"
 #   N  two daemons with the default control id in two namespaces, each reached by the
@@ -102,18 +103,18 @@ elif mode == "flooder":
         held.append(s)
         time.sleep(0.5)
     time.sleep(max(0, deadline - time.monotonic()))
-elif mode == "slow":
-    # Asks for the biggest answers it may have and reads one message every 2 s.
+elif mode in ("slow", "slowflows"):
+    # Asks for the biggest answers it may have (statistics; the flow dump if it is in
+    # --control_group) and reads one message every 2 s.
     port = daemon_port()
     s = sock(rcvbuf=4096)
     log("ready")
     seq = 0
     while time.monotonic() < deadline:
-        for req in (V1 + attr(3, b"\1"), V1 + attr(3, b"\2")):
+        reqs = [(0x104, V1)] if mode == "slowflows" else [(0x103, V1 + attr(3, b"\1")), (0x103, V1 + attr(3, b"\2")), (0x100, V1)]
+        for typ, req in reqs:
             seq += 1
-            s.sendto(msg(0x103, seq, req), (port, 0))
-        s.sendto(msg(0x100, seq + 1, V1), (port, 0))
-        seq += 1
+            s.sendto(msg(typ, seq, req), (port, 0))
         s.settimeout(2)
         try:
             s.recv(1 << 16)
@@ -133,7 +134,7 @@ netns_bg "$NS_ROUTER" "$WORK/imp.out" "$WORK/imp.err" "${AS_NOBODY[@]}" "$PY" "$
     impostor "$CID" "$NOBODY/impostor.log"
 netns_wait_for "$NOBODY/impostor.log" ready 50 || { cat "$WORK/imp.err" >&2; exit 1; }
 netns_start_nflowd "$NS_ROUTER" "$WORK/nflowd.log" --group "$GROUP" --control-id "$CID" \
-    --destination 127.0.0.1:12055 --inactive_timeout 60 --debug 1
+    --destination 127.0.0.1:12055 --inactive_timeout 60 --control-group daemon --debug 1
 pass "nflowd started while port id $CID is squatted: $(grep -o 'control channel: .*' "$WORK/nflowd.log" || true)"
 CTL_RC=0
 ctl set inactive_timeout 27 >"$WORK/set.out" 2>"$WORK/set.err" || CTL_RC=$?
@@ -156,8 +157,12 @@ pass "nobody flows: exit $rc, $(cat "$WORK/p.err")"
 
 echo "== F: $FLOWS flows in the cache, then nobody floods and reads slowly"
 netns_udp "$NS_CLIENT" "$SERVER_IP" "$DPORT" "$FLOWS" 10
-for role in flooder slow; do
-    netns_bg "$NS_ROUTER" "$WORK/$role.out" "$WORK/$role.err" "${AS_NOBODY[@]}" "$PY" "$WORK/attack.py" \
+chmod 777 "$NOBODY" # the daemon user logs there too
+for role in flooder slow slowflows; do
+    who=("${AS_NOBODY[@]}")
+    # A member by its uid's group (daemon), whatever gid it runs with.
+    [[ $role == slowflows ]] && who=(setpriv --reuid=daemon --regid=nogroup --clear-groups)
+    netns_bg "$NS_ROUTER" "$WORK/$role.out" "$WORK/$role.err" "${who[@]}" "$PY" "$WORK/attack.py" \
         "$role" "$CID" "$NOBODY/$role.log"
     netns_wait_for "$NOBODY/$role.log" ready 50 || { cat "$WORK/$role.err" >&2; exit 1; }
 done
@@ -175,6 +180,10 @@ for ((i = 0; i < 6; i++)); do
 done
 pass "root's list during the attack: worst $worst ms"
 ctl stats | grep '^control' || true
+# Counted; and the group member's dumps were served (denied is P's alone).
+ctl stats --json | python3 -c 'import json, sys; c = json.load(sys.stdin)["control"]
+sys.exit(0 if c["slow_peers"] > 0 and c["throttled"] > 0 and c["denied"] == 1 else 1)' ||
+    fail "the attack is not counted as it should: $(ctl stats | grep '^control')"
 t0=$(ms_now)
 kill -TERM "$NFLOWD_PID"
 rc=0
