@@ -82,6 +82,10 @@ struct ControlServerConfig {
     int reply_deadline_ms = 5000;
     // A peer whose receive buffer stays full this long is dropped for that reply.
     int stall_ms = 100;
+    // The same for uid 0, trusted not to attack its own daemon: a whole-cache dump to a root
+    // nflowctl on a loaded router may take long and be descheduled, and must not be cut.
+    int root_reply_deadline_ms = 60000;
+    int root_stall_ms = 2000;
     // Time the serving thread may wait on full buffers per non-root uid: refilled per second,
     // capped at one second's worth; an empty allowance means replies that do not fit are dropped.
     int wait_allowance_ms = 200;

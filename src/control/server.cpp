@@ -248,8 +248,9 @@ void ControlServer::handle(ControlHandler& handler, std::span<const std::byte> d
         refuse(d, peer, *creds);
         return;
     }
-    Delivery to{peer, creds->uid,
-                std::chrono::steady_clock::now() + milliseconds(config_.reply_deadline_ms)};
+    const int deadline =
+        creds->uid == 0 ? config_.root_reply_deadline_ms : config_.reply_deadline_ms;
+    Delivery to{peer, creds->uid, std::chrono::steady_clock::now() + milliseconds(deadline)};
     try {
         answer(handler, r, d.seq, to);
     } catch (const ControlError& e) {
@@ -337,7 +338,8 @@ bool ControlServer::send(Delivery& to, std::span<const std::byte> message) {
     addr.nl_pid = to.peer;
     // The stall clock starts at each message: a peer that reads is given time, one that does
     // not is dropped after stall_ms, whatever the deadline.
-    const auto stall_end = std::chrono::steady_clock::now() + milliseconds(config_.stall_ms);
+    const int stall = to.uid == 0 ? config_.root_stall_ms : config_.stall_ms;
+    const auto stall_end = std::chrono::steady_clock::now() + milliseconds(stall);
     for (int attempt = 0; attempt < 100000; ++attempt) {
         const ssize_t n = ::sendto(fd(), message.data(), message.size(), MSG_DONTWAIT,
                                    reinterpret_cast<const sockaddr*>(&addr), sizeof addr);

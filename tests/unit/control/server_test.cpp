@@ -490,13 +490,49 @@ double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// A child process that becomes nobody and runs fn(ready_fd) (fn writes a byte there when
+// the attack is under way); killed when the test is done with it.
+struct NobodyChild {
+    explicit NobodyChild(const std::function<void(int)>& fn) {
+        int ready[2];
+        EXPECT_EQ(::pipe(ready), 0);
+        pid = ::fork();
+        if (pid == 0) {
+            if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+                ::setresuid(65534, 65534, 65534) != 0)
+                ::_exit(1);
+            fn(ready[1]);
+            ::sleep(30); // keeps its sockets, unread, until killed
+            ::_exit(0);
+        }
+        char c = 0;
+        EXPECT_EQ(::read(ready[0], &c, 1), 1) << "the attacker did not start";
+        ::close(ready[0]);
+        ::close(ready[1]);
+    }
+    ~NobodyChild() {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+    }
+    pid_t pid = -1;
+};
+
+void say_ready(int fd) {
+    [[maybe_unused]] auto w = ::write(fd, "x", 1);
+}
+
 TEST(ControlAttack, UnreadRequestsDoNotStallTheServer) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to become nobody";
     FakeHandler h;
     make_list_big(h);
     Running r(h);
-    RawPeer flooder(256); // the kernel's minimum receive buffer
-    for (std::uint32_t i = 0; i < 64; ++i)
-        ASSERT_TRUE(flooder.send(r.port(), request(Command::list), i));
+    const auto port = r.port();
+    NobodyChild flooder([port](int ready) {
+        RawPeer p(256); // the kernel's minimum receive buffer
+        for (std::uint32_t i = 0; i < 64; ++i) p.send(port, request(Command::list), i);
+        say_ready(ready);
+        ::sleep(30);
+    });
     const auto start = Clock::now();
     ControlClient c(r.endpoint(), 5000);
     EXPECT_EQ(c.list().size(), 400u);
@@ -507,19 +543,47 @@ TEST(ControlAttack, UnreadRequestsDoNotStallTheServer) {
     EXPECT_EQ(s.throttled, 64u - 32u); // the port id's budget: 32 requests a second
 }
 
-TEST(ControlAttack, ReplyDeadlineBoundsAReaderThatIsJustFastEnough) {
+TEST(ControlAttack, ManySocketsOfOneUidShareItsWaitAllowance) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to become nobody";
     FakeHandler h;
-    h.flow_count = 200000; // about 900 messages
+    make_list_big(h);
+    Running r(h);
+    const auto port = r.port();
+    // 20 port ids, one unread request each: each a new peer, 100 ms of stall apiece without
+    // the allowance its uid shares (200 ms a second, a second banked at most).
+    NobodyChild flooder([port](int ready) {
+        std::vector<std::unique_ptr<RawPeer>> peers;
+        for (std::uint32_t i = 0; i < 20; ++i) {
+            peers.push_back(std::make_unique<RawPeer>(256));
+            peers.back()->send(port, request(Command::list), i);
+        }
+        say_ready(ready);
+        ::sleep(30);
+    });
+    const auto start = Clock::now();
+    ControlClient c(r.endpoint(), 5000);
+    EXPECT_EQ(c.list().size(), 400u);
+    // Without the allowance: 20 x 100 ms before root is answered.
+    EXPECT_LT(seconds_since(start), 0.5);
+    EXPECT_EQ(r.server->stats().slow_peers, 20u);
+}
+
+TEST(ControlAttack, ReplyDeadlineBoundsAReaderThatIsJustFastEnough) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to become nobody";
+    FakeHandler h;
+    h.stats_text.clear(); // about 4 MB: over 100 messages
+    for (int i = 0; i < 200000; ++i) h.stats_text += "worker " + std::to_string(i) + ": idle\n";
     ControlServerConfig cfg;
     cfg.reply_deadline_ms = 600;
     Running r(h, cfg);
-    RawPeer slow(65536);
-    ASSERT_TRUE(slow.send(r.port(), request(Command::flows), 1));
-    std::atomic<bool> done{false};
+    const auto port = r.port();
     // Reads a message every 50 ms: never stalls long enough to be dropped for that alone.
-    std::thread reader([&] {
-        for (int i = 0; i < 80 && !done; ++i) {
-            slow.read_one(50);
+    NobodyChild slow([port](int ready) {
+        RawPeer p(65536);
+        p.send(port, request(Command::stats), 1);
+        say_ready(ready);
+        for (int i = 0; i < 80; ++i) {
+            p.read_one(50);
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     });
@@ -527,11 +591,9 @@ TEST(ControlAttack, ReplyDeadlineBoundsAReaderThatIsJustFastEnough) {
     const auto start = Clock::now();
     ControlClient c(r.endpoint(), 5000);
     EXPECT_EQ(c.list().size(), 3u);
-    // Before: the dump went on at the reader's pace, 900 x 50 ms.
+    // Before: the answer went on at the reader's pace, over 100 x 50 ms.
     EXPECT_LT(seconds_since(start), 1.5);
     EXPECT_GE(r.server->stats().slow_peers, 1u);
-    done = true;
-    reader.join();
 }
 
 TEST(ControlAttack, StopIsSeenBetweenMessages) {
