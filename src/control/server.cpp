@@ -24,7 +24,8 @@ namespace {
 // looked at between datagrams).
 constexpr int kBurst = 64;
 // Entries the per-second budget maps may hold: a peer opening socket after socket cannot
-// grow them further; beyond, requests from new port ids are refused until the next second.
+// grow them further; beyond, new port ids and uids are refused until the next second (root's
+// port ids excepted).
 constexpr std::size_t kMaxTracked = 4096;
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
@@ -161,12 +162,23 @@ void ControlServer::new_second(SteadyTime now) {
 
 bool ControlServer::within_budget(std::uint32_t peer, const std::optional<PeerCredentials>& creds) {
     new_second(std::chrono::steady_clock::now());
-    const bool known_port = per_port_.contains(peer);
-    if (!known_port && per_port_.size() >= kMaxTracked) return false;
-    if (++per_port_[peer] > config_.port_budget) return false;
-    // Root is trusted not to starve its own daemon: only other uids share a budget.
-    if (creds && creds->uid != 0 && ++per_uid_[creds->uid] > config_.uid_budget) return false;
-    return true;
+    // Root is trusted not to starve its own daemon: only other uids share a budget, and a
+    // flooder filling the tables cannot keep root's new port ids out.
+    const bool root = creds && creds->uid == 0;
+    if (creds && !root) {
+        auto u = per_uid_.find(creds->uid);
+        if (u == per_uid_.end()) {
+            if (per_uid_.size() >= kMaxTracked) return false;
+            u = per_uid_.emplace(creds->uid, 0).first;
+        }
+        if (++u->second > config_.uid_budget) return false;
+    }
+    auto p = per_port_.find(peer);
+    if (p == per_port_.end()) {
+        if (per_port_.size() >= kMaxTracked) return root;
+        p = per_port_.emplace(peer, 0).first;
+    }
+    return ++p->second <= config_.port_budget;
 }
 
 std::size_t ControlServer::serve_pending(int timeout_ms, ControlHandler& handler) {
