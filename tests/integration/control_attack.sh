@@ -8,7 +8,7 @@
 #      reads big answers one message every 2 s, as does a --control_group member (user
 #      daemon, by its uid's group) with `flows`: root's `nflowctl list` answers within 3 s
 #      each time, and SIGTERM ends nflowd within 5 s, exit 0, every flow at the collector
-#   P  `nflowctl flows` as nobody: exit 1, "permission denied"
+#   P  `nflowctl flows` as nobody: exit 1, "permission denied"; no control character printed
 #   N  two daemons with the default control id in two namespaces, each reached by the
 #      nflowctl run in its own
 # usage: control_attack.sh PATH/TO/nflowd PATH/TO/nflowctl PATH/TO/v5_collector.py
@@ -154,6 +154,9 @@ in_router "${AS_NOBODY[@]}" "$NFLOWCTL" -i "$CID" flows >"$WORK/p.out" 2>"$WORK/
 ((rc == 1)) && grep -q "permission denied: flows needs uid 0" "$WORK/p.err" ||
     fail "nobody flows: exit $rc: $(cat "$WORK/p.out" "$WORK/p.err")"
 pass "nobody flows: exit $rc, $(cat "$WORK/p.err")"
+# What nflowctl prints has no control characters, even where it echoes a name back.
+ctl get $'\e]0;x\a\e[2J' >"$WORK/esc.out" 2>&1 || true
+grep -q $'[\x01-\x09\x0b-\x1f\x7f]' "$WORK/esc.out" && fail "control characters printed: $(cat -v "$WORK/esc.out")"
 
 echo "== F: $FLOWS flows in the cache, then nobody floods and reads slowly"
 netns_udp "$NS_CLIENT" "$SERVER_IP" "$DPORT" "$FLOWS" 10
