@@ -352,6 +352,9 @@ bool ControlServer::send(Delivery& to, std::span<const std::byte> message) {
     // not is dropped after stall_ms, whatever the deadline.
     const int stall = to.uid == 0 ? config_.root_stall_ms : config_.stall_ms;
     const auto stall_end = std::chrono::steady_clock::now() + milliseconds(stall);
+    // Between messages too: a reader fast enough never to fill its buffer must not keep a
+    // stopping daemon answering it (an error reply, wait == false, goes out regardless).
+    if (to.wait && stopping()) return false;
     for (int attempt = 0; attempt < 100000; ++attempt) {
         const ssize_t n = ::sendto(fd(), message.data(), message.size(), MSG_DONTWAIT,
                                    reinterpret_cast<const sockaddr*>(&addr), sizeof addr);

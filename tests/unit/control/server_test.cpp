@@ -622,6 +622,36 @@ TEST(ControlAttack, StopIsSeenBetweenMessages) {
     reader.join();
 }
 
+TEST(ControlAttack, StopEndsABigReplyToAFastReader) {
+    FakeHandler h;
+    h.flow_count = 3000000; // a dump that takes seconds, read as fast as it comes
+    ControlServerConfig cfg;
+    cfg.port_id = unique_port();
+    ControlServer server(cfg);
+    UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
+    std::atomic<std::uint64_t> seen{0};
+    std::thread serving([&] { server.serve(stop.get(), h); });
+    std::thread reader([&] {
+        ControlClient c({server.port_id(), ::getpid(), ::geteuid()}, 1000);
+        try {
+            c.flows(
+                0, ctl::FlowSort::none, [](std::uint64_t, Nanos) {},
+                [&](const FlowRecord&) { ++seen; });
+        } catch (const ControlClientError&) {
+        }
+    });
+    for (int i = 0; i < 500 && seen < 1000; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_GE(seen, 1000u) << "the dump did not start";
+    const auto start = Clock::now();
+    const std::uint64_t one = 1;
+    ASSERT_EQ(::write(stop.get(), &one, sizeof one), 8);
+    serving.join();
+    EXPECT_LT(seconds_since(start), 0.2);
+    reader.join();
+    EXPECT_LT(seen, 3000000u);
+}
+
 TEST(ControlAttack, BudgetPerPortIdAndPerUid) {
     FakeHandler h;
     ControlServerConfig cfg;
