@@ -7,10 +7,12 @@
 #include "nflowd/control_server.hpp"
 #include "nflowd/controller.hpp"
 #include "nflowd/log.hpp"
+#include "nflowd/pidfile.hpp"
 #include "nflowd/pipeline.hpp"
 #include "nflowd/unique_fd.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,7 +39,6 @@ class Daemon final : private SourceStats {
     void reset_stats() override;
 
     void bind_sources();
-    void write_pidfile();
     void log_started();
     void reload();
     bool handle_signal(); // false: stop
@@ -59,7 +60,7 @@ class Daemon final : private SourceStats {
     std::vector<std::unique_ptr<Reader>> readers_;
     std::unique_ptr<Controller> controller_;
     std::thread control_thread_;
-    bool pidfile_written_ = false;
+    std::optional<Pidfile> pidfile_; // last: removed first, once the control thread stopped
 };
 
 } // namespace nflowd

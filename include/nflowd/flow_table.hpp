@@ -24,6 +24,9 @@ struct FlowTableConfig {
 
 constexpr std::size_t kMinHashsize = 256;
 
+// How a flow dump ranks flows: most bytes, most packets, or earliest start first.
+enum class FlowRank : std::uint8_t { start, bytes, packets };
+
 struct FlowTableStats {
     std::uint64_t searched = 0; // chain entries walked by lookups
     std::uint64_t found = 0;    // lookups that hit an active flow
@@ -107,6 +110,11 @@ class FlowTable {
     template <class Fn> void for_each(Fn&& fn) const {
         for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next) fn(to_record(at(i)));
     }
+    // The first `n` flows in `rank` order, unordered among themselves (every flow when n is
+    // 0): one pass over the slab front to back reading the ranked fields, a bounded heap of
+    // (score, id), and `n` records copied at the end. For flow dumps, which must cost the
+    // worker little however many flows it holds.
+    std::vector<FlowRecord> top(std::size_t n, FlowRank rank) const;
 
   private:
     friend struct FlowTableTestPeer; // reaches counter limits without 2^32 packets
@@ -145,6 +153,7 @@ class FlowTable {
     }
 
     static FlowRecord to_record(const Entry& e) noexcept;
+    template <class Score> std::vector<FlowRecord> top_by(std::size_t n, Score score) const;
 
     std::uint32_t bucket_of(const FlowKey& key) const noexcept;
     std::uint32_t allocate() noexcept;

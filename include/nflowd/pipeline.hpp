@@ -117,8 +117,7 @@ class Pipeline final : public PipelineControl {
     void set_sndbuf(int sndbuf) override;
     void set_pacing(const PacingConfig& pacing) override;
     void flush() override; // export every active flow now
-    // A copy of every active flow (for flow dumps); each worker copies its own shard.
-    std::vector<FlowRecord> active_flows() override;
+    FlowSelection select_flows(std::size_t top, FlowRank rank) override;
     // Zeroes every counter stats() reports (`set flush 2`); active flows and their peak
     // restart from the table's content.
     void reset_stats() override;

@@ -14,6 +14,11 @@ namespace nflowd {
 
 struct PipelineStats;
 
+struct FlowSelection {
+    std::uint64_t total = 0;       // active flows in every shard
+    std::vector<FlowRecord> flows; // at most `top` per shard, unordered
+};
+
 // Each setter is applied by the owning thread between batches and returns once it is in
 // effect. Setters throw only on allocation failure; the Controller then restores the rest.
 class PipelineControl {
@@ -28,7 +33,9 @@ class PipelineControl {
     virtual void set_sndbuf(int sndbuf) = 0;
     virtual void set_pacing(const PacingConfig& pacing) = 0;
     virtual void flush() = 0; // export every active flow now
-    virtual std::vector<FlowRecord> active_flows() = 0;
+    // The first `top` flows of each shard in `rank` order (every flow when top is 0), chosen
+    // by each worker in its own shard (FlowTable::top): O(flows) reads, O(top) copies.
+    virtual FlowSelection select_flows(std::size_t top, FlowRank rank) = 0;
     virtual void reset_stats() = 0; // the zero of `flush 2`
     virtual PipelineStats stats() const = 0;
 };

@@ -301,4 +301,49 @@ std::size_t FlowTable::memory_bytes() const noexcept {
            chunks_.capacity() * sizeof(chunks_[0]) + buckets_.capacity() * sizeof(buckets_[0]);
 }
 
+template <class Score> std::vector<FlowRecord> FlowTable::top_by(std::size_t n, Score score) const {
+    using Ranked = std::pair<std::uint64_t, std::uint32_t>; // score, slab id
+    // A min-heap on the score: its front is the weakest flow kept, the one to beat.
+    const auto stronger = [](const Ranked& a, const Ranked& b) { return a.first > b.first; };
+    std::vector<Ranked> heap;
+    heap.reserve(std::min<std::size_t>(n, count_));
+    for (std::uint32_t i = 0; i < used_; ++i) {
+        const Entry& e = at(i);
+        if (!e.in_use) continue;
+        const Ranked r{score(e), i};
+        if (heap.size() < n) {
+            heap.push_back(r);
+            std::push_heap(heap.begin(), heap.end(), stronger);
+        } else if (r.first > heap.front().first) {
+            std::pop_heap(heap.begin(), heap.end(), stronger);
+            heap.back() = r;
+            std::push_heap(heap.begin(), heap.end(), stronger);
+        }
+    }
+    std::vector<FlowRecord> out;
+    out.reserve(heap.size());
+    for (const auto& r : heap) out.push_back(to_record(at(r.second)));
+    return out;
+}
+
+std::vector<FlowRecord> FlowTable::top(std::size_t n, FlowRank rank) const {
+    if (n == 0) {
+        std::vector<FlowRecord> all;
+        all.reserve(count_);
+        for (std::uint32_t i = 0; i < used_; ++i)
+            if (const Entry& e = at(i); e.in_use) all.push_back(to_record(e));
+        return all;
+    }
+    // Ties fall to the second field, as nflowctl's sort orders them.
+    switch (rank) {
+    case FlowRank::bytes:
+        return top_by(n, [](const Entry& e) { return std::uint64_t{e.octets} << 32 | e.packets; });
+    case FlowRank::packets:
+        return top_by(n, [](const Entry& e) { return std::uint64_t{e.packets} << 32 | e.octets; });
+    case FlowRank::start:
+        break;
+    }
+    return top_by(n, [](const Entry& e) { return ~static_cast<std::uint64_t>(e.first); });
+}
+
 } // namespace nflowd

@@ -2,6 +2,7 @@
 #include "nflowd/nflog_source.hpp"
 
 #include "nflowd/clock.hpp"
+#include "nflowd/net_admin.hpp"
 #include "nflowd/netlink_align.hpp"
 
 #include <arpa/inet.h>
@@ -201,6 +202,9 @@ NflogSource::NflogSource(const NflogConfig& cfg) : group_(cfg.group) {
         throw std::invalid_argument("NFLOG group " + std::to_string(group_) +
                                     ": nlbufsiz must be at most 131072");
 
+    // From the socket's creation on: the kernel checks CAP_NET_ADMIN against the opener's
+    // credentials as well as the sender's for every config message.
+    const NetAdminScope net_admin;
     sock_.reset(mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!sock_) throw_group_error(group_, errno, "cannot open netfilter netlink socket");
     if (cfg.rcvbuf > 0) {
@@ -272,6 +276,7 @@ void NflogSource::unbind() {
     alignas(nlmsghdr) std::array<char, 128> msg{};
     nlmsghdr* nlh = nflog_nlmsg_put_header(msg.data(), NFULNL_MSG_CONFIG, AF_UNSPEC, group_);
     nflog_attr_put_cfg_cmd(nlh, NFULNL_CFG_CMD_UNBIND);
+    const NetAdminScope net_admin;
     send_config(nlh, "UNBIND");
 }
 

@@ -117,6 +117,29 @@ const std::vector<Step>& steps() {
     return s;
 }
 
+bool by_bytes(const FlowRecord& a, const FlowRecord& b) {
+    return a.octets != b.octets ? a.octets > b.octets : a.packets > b.packets;
+}
+bool by_packets(const FlowRecord& a, const FlowRecord& b) {
+    return a.packets != b.packets ? a.packets > b.packets : a.octets > b.octets;
+}
+bool by_start(const FlowRecord& a, const FlowRecord& b) {
+    return a.first < b.first; // start order across the shards
+}
+
+// The shards rank by the same fields (FlowRank) as the final order here.
+std::pair<FlowRank, bool (*)(const FlowRecord&, const FlowRecord&)> flow_order(ctl::FlowSort s) {
+    switch (s) {
+    case ctl::FlowSort::bytes:
+        return {FlowRank::bytes, by_bytes};
+    case ctl::FlowSort::packets:
+        return {FlowRank::packets, by_packets};
+    case ctl::FlowSort::none:
+        break;
+    }
+    return {FlowRank::start, by_start};
+}
+
 } // namespace
 
 Controller::Controller(Config config, Nanos started, ControllerParts parts)
@@ -257,21 +280,13 @@ void Controller::reset_stats() {
 }
 
 FlowDump Controller::flows(std::uint32_t top, ctl::FlowSort sort) {
+    const auto [rank, by] = flow_order(sort);
+    auto selection = parts_.pipeline.select_flows(top, rank);
     FlowDump d;
-    d.flows = parts_.pipeline.active_flows();
+    d.flows = std::move(selection.flows);
     d.now = wall_time();
-    d.total = d.flows.size();
-    const auto by = [sort](const FlowRecord& a, const FlowRecord& b) {
-        switch (sort) {
-        case ctl::FlowSort::bytes:
-            return a.octets != b.octets ? a.octets > b.octets : a.packets > b.packets;
-        case ctl::FlowSort::packets:
-            return a.packets != b.packets ? a.packets > b.packets : a.octets > b.octets;
-        case ctl::FlowSort::none:
-            break;
-        }
-        return a.first < b.first; // start order across the shards
-    };
+    d.total = selection.total;
+    // Each shard sent its own first `top`; the first `top` of all are among them.
     if (top != 0 && top < d.flows.size()) {
         std::partial_sort(d.flows.begin(), d.flows.begin() + top, d.flows.end(), by);
         d.flows.resize(top);

@@ -9,7 +9,6 @@
 
 #include <csignal>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <system_error>
 #include <thread>
@@ -52,12 +51,6 @@ std::string join_groups(const std::vector<std::uint16_t>& groups) {
     std::string s;
     for (auto g : groups) s += (s.empty() ? "" : ",") + std::to_string(g);
     return s;
-}
-
-bool process_is_nflowd(long pid) {
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    return comm && std::getline(comm, name) && name == "nflowd";
 }
 
 } // namespace
@@ -112,6 +105,8 @@ struct Daemon::Reader {
 Daemon::Daemon(Config config, std::vector<std::string> argv)
     : start_(std::move(config)), argv_(std::move(argv)),
       log_("nflowd", start_.log == "syslog", start_.debug), started_(wall_time()) {
+    // First, before any thread: threads inherit the capability sets of the one creating them.
+    if (start_.user.empty()) log_.log(LogLevel::notice, restrict_capabilities());
     const sigset_t sigs = daemon_signals();
     ::pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     signal_fd_.reset(::signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
@@ -127,7 +122,6 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
         [](const std::vector<Destination>& d, int sndbuf) { return CollectorSet(d, sndbuf); },
         [this] { return std::optional(control_->stats()); }};
     controller_ = std::make_unique<Controller>(start_, started_, std::move(parts));
-    if (!start_.user.empty()) log_.log(LogLevel::notice, drop_privileges(start_.user));
 }
 
 // Every group is bound before any thread starts: a refused group stops start-up cleanly.
@@ -136,9 +130,13 @@ void Daemon::bind_sources() {
     for (auto g : start_.groups)
         sources.emplace_back(NflogConfig{g, start_.snaplen, start_.qthreshold, start_.qtimeout,
                                          start_.nlbufsiz, start_.rcvbuf});
-    write_pidfile();
+    if (!start_.pidfile.empty()) pidfile_.emplace(start_.pidfile);
+    CollectorSet collectors(start_.destinations, start_.sndbuf);
+    // Before the pipeline's threads exist: the capability sets and no_new_privs that
+    // drop_privileges changes are the calling thread's, inherited by threads created later.
+    if (!start_.user.empty()) log_.log(LogLevel::notice, drop_privileges(start_.user));
     pipeline_ = std::make_unique<Pipeline>(pipeline_config(start_, started_), clock_,
-                                           CollectorSet(start_.destinations, start_.sndbuf));
+                                           std::move(collectors));
     for (std::size_t i = 0; i < sources.size(); ++i)
         readers_.push_back(std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i),
                                                     held_batch_wait(start_.qtimeout)));
@@ -146,22 +144,6 @@ void Daemon::bind_sources() {
 
 Daemon::~Daemon() {
     stop_control();
-    if (pidfile_written_) ::unlink(start_.pidfile.c_str());
-}
-
-void Daemon::write_pidfile() {
-    if (start_.pidfile.empty()) return;
-    {
-        std::ifstream old(start_.pidfile);
-        long pid = 0;
-        if (old >> pid && pid > 0 && pid != ::getpid() && process_is_nflowd(pid))
-            throw std::runtime_error("--pidfile: " + start_.pidfile +
-                                     " names a running nflowd (PID " + std::to_string(pid) + ")");
-    }
-    std::ofstream f(start_.pidfile, std::ios::trunc);
-    if (!(f << ::getpid() << "\n"))
-        throw std::runtime_error("--pidfile: cannot write " + start_.pidfile);
-    pidfile_written_ = true;
 }
 
 void Daemon::log_started() {

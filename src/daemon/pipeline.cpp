@@ -1,6 +1,7 @@
 #include "nflowd/pipeline.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <future>
 #include <utility>
 
@@ -311,9 +312,23 @@ void Pipeline::on_workers(const std::function<void(Worker&)>& fn) {
         for (auto& w : workers_) fn(*w);
         return;
     }
+    // Every posted task refers to `fn` and to the caller's frame: all of them must have run
+    // before this returns, even when one throws (bad_alloc in a rehash or a dump).
     std::vector<std::future<void>> done;
-    for (auto& w : workers_) done.push_back(post(w->mailbox, w->wake, *w, fn));
-    for (auto& d : done) d.get();
+    std::exception_ptr first;
+    try {
+        for (auto& w : workers_) done.push_back(post(w->mailbox, w->wake, *w, fn));
+    } catch (...) {
+        first = std::current_exception();
+    }
+    for (auto& d : done) {
+        try {
+            d.get();
+        } catch (...) {
+            if (!first) first = std::current_exception();
+        }
+    }
+    if (first) std::rethrow_exception(first);
 }
 
 void Pipeline::on_exporter(const std::function<void(Exporter&)>& fn) {
@@ -391,15 +406,14 @@ void Pipeline::flush() {
     });
 }
 
-std::vector<FlowRecord> Pipeline::active_flows() {
+FlowSelection Pipeline::select_flows(std::size_t top, FlowRank rank) {
     std::mutex m;
-    std::vector<FlowRecord> out;
+    FlowSelection out;
     on_workers([&](Worker& w) {
-        std::vector<FlowRecord> mine;
-        mine.reserve(w.table.size());
-        w.table.for_each([&](const FlowRecord& r) { mine.push_back(r); });
+        auto mine = w.table.top(top, rank);
         std::lock_guard lock(m);
-        out.insert(out.end(), mine.begin(), mine.end());
+        out.total += w.table.size();
+        out.flows.insert(out.flows.end(), mine.begin(), mine.end());
     });
     return out;
 }

@@ -1,5 +1,6 @@
 #include "nflowd/collector_set.hpp"
 
+#include "nflowd/net_admin.hpp"
 #include "nflowd/number.hpp"
 
 #include <arpa/inet.h>
@@ -129,7 +130,11 @@ int read_sndbuf(int fd, const std::string& dest) {
 // SO_SNDBUFFORCE ignores net.core.wmem_max but needs CAP_NET_ADMIN; without it the plain
 // option still works, capped by wmem_max. The kernel doubles the value and reports that.
 int apply_sndbuf(int fd, int sndbuf, const std::string& dest) {
-    if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0 &&
+    const auto force = [&] {
+        const NetAdminScope net_admin;
+        return setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) == 0;
+    };
+    if (sndbuf > 0 && !force() &&
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) != 0)
         throw_errno(errno, dest, "setsockopt(SO_SNDBUF)");
     return read_sndbuf(fd, dest);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # contrib/ stays usable: nflowd.service has the restart, reload and hardening settings the
-# package promises and passes `systemd-analyze verify` with no output (pointed at this
+# package promises, a system call filter that lets nflowd manage its capabilities and
+# pidfile, and passes `systemd-analyze verify` with no output (pointed at this
 # build's nflowd and man pages); nflowd.conf, with every "#name = value" line uncommented,
 # is accepted by nflowd (values included), and names every option of `nflowd --help`.
 # Skips (77) without systemd-analyze.
@@ -52,6 +53,24 @@ for line in "${want[@]}"; do
     grep -qxF -- "$line" "$UNIT" || fail "nflowd.service lacks '$line'"
 done
 command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze missing" >&2; exit 77; }
+# nflowd lowers its own capability sets (capget, capset) and sets no_new_privs (prctl): the
+# unit's system call filter must keep allowing them, or the daemon dies at start.
+filter=$(sed -n 's/^SystemCallFilter=//p' "$UNIT")
+# Groups name other groups: expand them, a few levels deep (systemd nests two at most).
+groups=$filter allowed="" seen=""
+for _ in 1 2 3 4; do
+    seen+=" $groups"
+    # shellcheck disable=SC2086 # one argument per group
+    listed=$(systemd-analyze syscall-filter --no-pager $groups 2>/dev/null |
+        awk '$1 !~ /^#/ { print $1 }')
+    allowed+=$'\n'$(grep -v '^@' <<<"$listed" || true)
+    groups=$(grep '^@' <<<"$listed" | sort -u | grep -vxF -f <(xargs -n1 <<<"$seen") |
+        xargs || true)
+    [[ -n $groups ]] || break
+done
+for call in capget capset prctl openat unlinkat; do
+    grep -qx "$call" <<<"$allowed" || fail "SystemCallFilter=$filter does not allow $call"
+done
 # The unit as installed, but with this build's binary, and the man pages of this tree for
 # its Documentation= lines (systemd-analyze runs man to check them).
 mkdir -p "$WORK/man/man8" "$WORK/man/man5" "$WORK/unit"

@@ -115,6 +115,36 @@ TEST(FlowTable, AccountsPacketsOfOneFlowIntoOneRecord) {
     EXPECT_EQ(s.peak, 1U);
 }
 
+TEST(FlowTable, TopRanksByBytesPacketsOrStartWithoutCopyingTheRest) {
+    FlowTable t(config());
+    std::vector<FlowRecord> exported;
+    // Flow n: n packets of 100 bytes, started at kT0 + n ms; flow 7 has one big packet.
+    for (std::uint32_t n = 1; n <= 20; ++n)
+        for (std::uint32_t p = 0; p < n; ++p)
+            ASSERT_TRUE(t.add(make_packet(make_key(n), kT0 + Nanos(n + p) * kMs), exported));
+    ASSERT_TRUE(t.add(make_packet(make_key(100), kT0 + 50 * kMs, 5000), exported));
+    const auto srcs = [](std::vector<FlowRecord> v) {
+        std::vector<std::uint32_t> out;
+        for (const auto& r : v) out.push_back(r.key.src_addr - 0x0a000000U);
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    EXPECT_EQ(srcs(t.top(3, FlowRank::packets)), (std::vector<std::uint32_t>{18, 19, 20}));
+    EXPECT_EQ(srcs(t.top(3, FlowRank::bytes)), (std::vector<std::uint32_t>{19, 20, 100}));
+    EXPECT_EQ(srcs(t.top(2, FlowRank::start)), (std::vector<std::uint32_t>{1, 2}));
+    EXPECT_EQ(t.top(0, FlowRank::bytes).size(), 21u);
+    EXPECT_EQ(t.top(50, FlowRank::bytes).size(), 21u);
+    // Expired flows leave holes in the slab that the ranking skips.
+    FlowTable holes(config(30 * kMs));
+    for (std::uint32_t n : {1, 3, 2, 4}) // in time order: odd flows at kT0, even 40 ms later
+        ASSERT_TRUE(holes.add(make_packet(make_key(n), kT0 + (n % 2 ? 0 : 40) * kMs, n), exported));
+    holes.expire(kT0 + 35 * kMs, exported); // flows 1 and 3, idle since kT0
+    EXPECT_EQ(srcs(holes.top(5, FlowRank::bytes)), (std::vector<std::uint32_t>{2, 4}));
+    EXPECT_EQ(srcs(holes.top(0, FlowRank::bytes)), (std::vector<std::uint32_t>{2, 4}));
+    t.flush(exported); // an empty table has nothing to rank
+    EXPECT_TRUE(t.top(5, FlowRank::packets).empty());
+}
+
 TEST(FlowTable, KeyFieldsEachSeparateFlows) {
     FlowTable t(config());
     std::vector<FlowRecord> out;

@@ -32,7 +32,9 @@ class FakePipeline final : public PipelineControl {
         call("pacing(" + std::to_string(p.rate) + ")");
     }
     void flush() override { call("flush()"); }
-    std::vector<FlowRecord> active_flows() override { return flows; }
+    // Every flow, as a pipeline of one shard with more than `top` flows would not: the
+    // Controller must cut to `top` itself.
+    FlowSelection select_flows(std::size_t, FlowRank) override { return {flows.size(), flows}; }
     void reset_stats() override { call("reset_stats()"); }
     PipelineStats stats() const override { return stats_; }
 

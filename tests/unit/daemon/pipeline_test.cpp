@@ -143,6 +143,42 @@ TEST(Pipeline, FlushExportsActiveFlowsAtOnce) {
     EXPECT_FALSE(collector.receive(100).has_value()); // nothing left to export twice
 }
 
+TEST(Pipeline, EachShardSelectsItsTopFlows) {
+    test::UdpCollector collector;
+    Clock clock(Clock::Mode::wall);
+    PipelineConfig pc;
+    pc.workers = 2;
+    pc.v5.boot_time = wall_time();
+    Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
+    auto& d = pipeline.dispatcher(0);
+    // Flow f carries f + 1 packets of 100 bytes: the biggest flows are the last ones.
+    constexpr std::uint32_t kFlows = 300;
+    std::uint64_t packets = 0;
+    for (std::uint32_t f = 0; f < kFlows; ++f)
+        for (std::uint32_t p = 0; p <= f; ++p, ++packets) {
+            d.dispatch(test::ipv4_packet(0x0a000001, 0x0a100000 + f, 17, 5000, 53, 100),
+                       PacketMeta{wall_time(), 1, 2});
+            if (packets % 200 == 199) d.publish(); // batches, as a reader sends them
+        }
+    d.publish();
+    // Until every worker has taken its packets into its table.
+    for (int i = 0; i < 300 && pipeline.stats().total().packets < packets; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const auto top = pipeline.select_flows(5, FlowRank::packets);
+    EXPECT_EQ(top.total, kFlows);
+    ASSERT_GE(top.flows.size(), 5u);
+    ASSERT_LE(top.flows.size(), 10u); // at most 5 from each of the 2 shards
+    std::vector<std::uint32_t> best;
+    for (const auto& r : top.flows) best.push_back(r.packets);
+    std::sort(best.rbegin(), best.rend());
+    EXPECT_EQ(std::vector<std::uint32_t>(best.begin(), best.begin() + 5),
+              (std::vector<std::uint32_t>{300, 299, 298, 297, 296}));
+    const auto all = pipeline.select_flows(0, FlowRank::packets);
+    EXPECT_EQ(all.total, kFlows);
+    EXPECT_EQ(all.flows.size(), kFlows);
+    pipeline.finish();
+}
+
 TEST(Pipeline, AggregationChangeAppliesToLaterPackets) {
     test::UdpCollector collector;
     Clock clock(Clock::Mode::packets);
