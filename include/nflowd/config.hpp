@@ -60,7 +60,7 @@ struct Config {
     std::string log = "stderr"; // or "syslog"
     std::string config_file;
     std::uint32_t control_id = 0x6e666c77; // "nflw"
-    // --control_group: besides root, members (by primary gid) may change settings.
+    // --control_group: besides root, members (the uid's groups) may change settings, dump flows.
     std::optional<std::uint32_t> control_group;
     std::string control_group_text; // as given: a group name or a number
     std::string user;               // --user: drop root for this user once bound

@@ -1,7 +1,8 @@
 // nflowctl's end of the control channel: one request, the daemon's (possibly multi-part)
-// answer, accepted only from the daemon's port id; failures sorted by what the user can do.
+// answer, accepted only from the daemon's port id, pid and uid; failures sorted for the user.
 #pragma once
 
+#include "nflowd/control_endpoint.hpp"
 #include "nflowd/control_protocol.hpp"
 
 #include <cstdint>
@@ -13,6 +14,8 @@
 #include <vector>
 
 struct mnl_socket;
+struct msghdr;
+struct sockaddr_nl;
 
 // Error idiom (control client): every failure throws ControlClientError (a std::runtime_error
 // with a Kind and an errno), which nflowctl maps to its exit status.
@@ -37,9 +40,11 @@ class ControlClientError : public std::runtime_error {
 
 class ControlClient {
   public:
-    // A NETLINK_USERSOCK socket with a kernel-chosen port id. `timeout_ms` bounds the wait
-    // for each reply message.
-    explicit ControlClient(std::uint32_t daemon_port, int timeout_ms = 5000);
+    // A NETLINK_USERSOCK socket with a kernel-chosen port id and SO_PASSCRED: a datagram
+    // counts only if it comes from daemon.port_id with the kernel-checked pid and uid of
+    // daemon (anyone may send to our port, and anyone may hold a port id). `timeout_ms`
+    // bounds the wait for each reply message.
+    explicit ControlClient(const ControlEndpoint& daemon, int timeout_ms = 5000);
     ~ControlClient();
     ControlClient(const ControlClient&) = delete;
     ControlClient& operator=(const ControlClient&) = delete;
@@ -70,10 +75,18 @@ class ControlClient {
         void operator()(mnl_socket* s) const noexcept;
     };
     void send(std::span<const std::byte> datagram);
-    // The next datagram from the daemon's port (others are dropped); empty on timeout.
+    // The next datagram from the daemon (others are dropped, counted); empty on timeout.
     std::span<const std::byte> receive();
+    bool from_daemon(const msghdr& msg, const sockaddr_nl& from);
 
-    std::uint32_t daemon_port_;
+  public:
+    // Datagrams dropped because they did not come from the daemon.
+    std::uint64_t foreign() const noexcept { return foreign_; }
+
+  private:
+    ControlEndpoint daemon_;
+    std::uint64_t foreign_ = 0;
+    pid_t privileged_pid_ = 0; // unpublished daemon: the sender already found privileged
     int timeout_ms_;
     std::unique_ptr<mnl_socket, SocketCloser> sock_;
     std::vector<std::byte> buf_;

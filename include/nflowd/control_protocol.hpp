@@ -53,6 +53,11 @@ enum class Command : std::uint16_t {
 constexpr bool changes_state(Command c) noexcept {
     return c == Command::set || c == Command::flush;
 }
+// What only uid 0 or the control group may ask: changes, and the flow dump (every forwarded
+// connection of the router, which conntrack too keeps to root).
+constexpr bool needs_privilege(Command c) noexcept {
+    return changes_state(c) || c == Command::flows;
+}
 std::string_view command_name(Command c) noexcept;
 
 // Top-level attributes.

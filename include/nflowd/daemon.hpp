@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nflowd/config.hpp"
+#include "nflowd/control_endpoint.hpp"
 #include "nflowd/control_server.hpp"
 #include "nflowd/controller.hpp"
 #include "nflowd/log.hpp"
@@ -52,7 +53,8 @@ class Daemon final : private SourceStats {
     UniqueFd signal_fd_;
     UniqueFd stop_fd_; // eventfd: readers and the control thread stop when it is readable
     // Bound first: a second nflowd with the same --control_id stops before it touches the
-    // groups or the pidfile of the one running.
+    // groups or the pidfile of the one running. The endpoint file outlives the socket.
+    std::unique_ptr<EndpointPublisher> endpoint_;
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<Pipeline> pipeline_;
     std::vector<std::unique_ptr<Reader>> readers_;

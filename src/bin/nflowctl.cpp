@@ -3,6 +3,7 @@
 // Error idiom: everything throws, main() alone catches: UsageError exits 2,
 // ControlClientError 1 or 3, any other std::exception 1.
 #include "nflowd/control_client.hpp"
+#include "nflowd/control_endpoint.hpp"
 #include "nflowd/control_protocol.hpp"
 #include "nflowd/number.hpp"
 
@@ -43,12 +44,14 @@ constexpr const char* kUsage =
     "                              statistics, as /proc/net/stat/ipt_netflow showed them;\n"
     "                              --prometheus: the Prometheus text format\n"
     "  flows [--top N] [--sort bytes|packets]\n"
-    "                              the flows in the cache, as ipt_netflow_flows\n"
+    "                              the flows in the cache, as ipt_netflow_flows (root or\n"
+    "                              --control_group)\n"
     "  flush [1|2]                 export every flow now; 2 also zeroes the statistics, as\n"
     "                              `set flush 2` (root or --control_group)\n"
     "\n"
     "Options:\n"
-    "  -i, --control-id PORTID     the daemon's --control_id (default 1852206199)\n"
+    "  -i, --control-id PORTID     the daemon's --control_id (default 1852206199); its real\n"
+    "                              port id and pid are read from /run/nflowd\n"
     "  -t, --timeout SECONDS       how long to wait for each answer (default 5)\n"
     "  -h, --help                  this text\n"
     "  -V, --version               print the version\n"
@@ -70,8 +73,32 @@ std::uint64_t parse_number(std::string_view what, std::string_view v, std::uint6
     return *n;
 }
 
+// Whatever the daemon (or anything else) sent goes to a terminal: control characters (C0,
+// DEL, and C1 as UTF-8) are dropped so that no escape sequence reaches it. keep_lines keeps
+// newlines and tabs (statistics text).
+std::string printable(std::string_view in, bool keep_lines = false) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        const auto c = static_cast<unsigned char>(in[i]);
+        if (keep_lines && (c == '\n' || c == '\t')) {
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            continue;
+        } else if (c == 0xc2 && i + 1 < in.size() &&
+                   static_cast<unsigned char>(in[i + 1]) >= 0x80 &&
+                   static_cast<unsigned char>(in[i + 1]) <= 0x9f) {
+            ++i; // U+0080..U+009F
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 void print_knobs(const std::vector<ctl::KnobValue>& knobs) {
-    for (const auto& k : knobs) std::cout << k.name << " = " << k.value << "\n";
+    for (const auto& k : knobs)
+        std::cout << printable(k.name) << " = " << printable(k.value) << "\n";
 }
 
 std::string address(std::uint32_t host_order) {
@@ -308,34 +335,39 @@ Invocation parse_command_line(int argc, char** argv) {
     return inv;
 }
 
+// The daemon of this network namespace and control id, as it published itself.
+ControlClient connect(const Invocation& inv) {
+    return ControlClient(nflowd::read_endpoint(nflowd::ctl::kRuntimeDir, inv.port), inv.timeout_ms);
+}
+
 // Validates the command's arguments, then asks the daemon.
 int execute(const Invocation& inv) {
     const auto& rest = inv.rest;
     const auto& command = inv.command;
     if (command == "set") {
         const auto changes = set_changes(rest);
-        ControlClient client(inv.port, inv.timeout_ms);
+        auto client = connect(inv);
         print_knobs(client.set(changes));
     } else if (command == "get") {
         if (rest.empty()) throw UsageError("get: name at least one knob");
-        ControlClient client(inv.port, inv.timeout_ms);
+        auto client = connect(inv);
         print_knobs(client.get(rest));
     } else if (command == "list") {
         if (!rest.empty()) throw UsageError("list: unexpected argument \"" + rest[0] + "\"");
-        ControlClient client(inv.port, inv.timeout_ms);
+        auto client = connect(inv);
         print_knobs(client.list());
     } else if (command == "flush") {
         const std::uint8_t level = flush_level(rest);
-        ControlClient client(inv.port, inv.timeout_ms);
+        auto client = connect(inv);
         client.flush(level);
         std::cout << "flush = " << int{level} << "\n";
     } else if (command == "stats") {
         const auto format = stats_format(rest);
-        ControlClient client(inv.port, inv.timeout_ms);
-        std::cout << client.stats(format);
+        auto client = connect(inv);
+        std::cout << printable(client.stats(format), true);
     } else if (command == "flows") {
         const auto query = flows_query(rest);
-        ControlClient client(inv.port, inv.timeout_ms);
+        auto client = connect(inv);
         run_flows(client, query);
     } else {
         throw UsageError("unknown command \"" + command + "\"");
@@ -368,10 +400,10 @@ int main(int argc, char* argv[]) {
         return kExitUsage;
     } catch (const ControlClientError& e) {
         std::cout.flush();
-        std::cerr << "nflowctl: " << e.what() << "\n";
+        std::cerr << "nflowctl: " << printable(e.what()) << "\n";
         return e.kind() == ControlClientError::Kind::unreachable ? kExitUnreachable : kExitRefused;
     } catch (const std::exception& e) {
-        std::cerr << "nflowctl: " << e.what() << "\n";
+        std::cerr << "nflowctl: " << printable(e.what()) << "\n";
         return kExitRefused;
     }
 }

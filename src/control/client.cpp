@@ -20,7 +20,7 @@ constexpr int kRcvbuf = 1 << 20; // a flow dump streams; a deep buffer means few
 
 std::string not_running(std::uint32_t port) {
     return "nflowd is not running (nothing listens on netlink port id " + std::to_string(port) +
-           "; is -i the daemon's --control_id?)";
+           ")";
 }
 
 } // namespace
@@ -29,8 +29,8 @@ void ControlClient::SocketCloser::operator()(mnl_socket* s) const noexcept {
     mnl_socket_close(s);
 }
 
-ControlClient::ControlClient(std::uint32_t daemon_port, int timeout_ms)
-    : daemon_port_(daemon_port), timeout_ms_(timeout_ms), buf_(ctl::kReplyBufferSize),
+ControlClient::ControlClient(const ControlEndpoint& daemon, int timeout_ms)
+    : daemon_(daemon), timeout_ms_(timeout_ms), buf_(ctl::kReplyBufferSize),
       seq_(
           static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
     sock_.reset(mnl_socket_open2(NETLINK_USERSOCK, SOCK_CLOEXEC));
@@ -41,6 +41,11 @@ ControlClient::ControlClient(std::uint32_t daemon_port, int timeout_ms)
     if (mnl_socket_bind(sock_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
         throw ControlClientError(Kind::unreachable, errno,
                                  std::string("cannot bind a netlink socket: ") +
+                                     std::strerror(errno));
+    const int one = 1;
+    if (setsockopt(mnl_socket_get_fd(sock_.get()), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0)
+        throw ControlClientError(Kind::unreachable, errno,
+                                 std::string("cannot ask for sender credentials: ") +
                                      std::strerror(errno));
     const int size = kRcvbuf;
     // Best effort: the default buffer works too, only with more round trips.
@@ -56,14 +61,14 @@ std::uint32_t ControlClient::port_id() const noexcept {
 void ControlClient::send(std::span<const std::byte> datagram) {
     sockaddr_nl to{};
     to.nl_family = AF_NETLINK;
-    to.nl_pid = daemon_port_;
+    to.nl_pid = daemon_.port_id;
     for (;;) {
         const ssize_t n = ::sendto(mnl_socket_get_fd(sock_.get()), datagram.data(), datagram.size(),
                                    0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
         if (n >= 0) return;
         if (errno == EINTR) continue;
         if (errno == ECONNREFUSED)
-            throw ControlClientError(Kind::unreachable, errno, not_running(daemon_port_));
+            throw ControlClientError(Kind::unreachable, errno, not_running(daemon_.port_id));
         throw ControlClientError(Kind::unreachable, errno,
                                  "cannot send to nflowd: " + std::string(std::strerror(errno)));
     }
@@ -81,9 +86,16 @@ std::span<const std::byte> ControlClient::receive() {
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return {};
         sockaddr_nl from{};
-        socklen_t from_len = sizeof from;
-        const ssize_t n = ::recvfrom(fd, buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC,
-                                     reinterpret_cast<sockaddr*>(&from), &from_len);
+        iovec iov{buf_.data(), buf_.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+        msghdr msg{};
+        msg.msg_name = &from;
+        msg.msg_namelen = sizeof from;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
             if (errno == ENOBUFS)
@@ -94,14 +106,38 @@ std::span<const std::byte> ControlClient::receive() {
                                      "cannot receive from nflowd: " +
                                          std::string(std::strerror(errno)));
         }
-        // Anyone may send to our port: only the daemon's port id is listened to.
-        if (from_len != sizeof from || from.nl_pid != daemon_port_ || from.nl_groups != 0) continue;
+        // Anyone may send to our port: only the daemon is listened to.
+        if (!from_daemon(msg, from)) {
+            ++foreign_;
+            continue;
+        }
         if (static_cast<std::size_t>(n) > buf_.size())
             throw ControlClientError(Kind::protocol, EMSGSIZE,
                                      "reply from nflowd larger than " +
                                          std::to_string(buf_.size()) + " bytes");
         return std::span<const std::byte>(buf_).first(static_cast<std::size_t>(n));
     }
+}
+
+bool ControlClient::from_daemon(const msghdr& msg, const sockaddr_nl& from) {
+    if (msg.msg_namelen != sizeof from || from.nl_pid != daemon_.port_id || from.nl_groups != 0)
+        return false;
+    for (const cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+         c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(c))) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS ||
+            c->cmsg_len < CMSG_LEN(sizeof(ucred)))
+            continue;
+        ucred u{};
+        std::memcpy(&u, CMSG_DATA(c), sizeof u);
+        // The kernel fills these from the sending process; only root could forge them.
+        if (daemon_.published) return u.pid == daemon_.pid && u.uid == daemon_.uid;
+        if (u.pid != privileged_pid_) {
+            if (!privileged_process(u.pid)) return false;
+            privileged_pid_ = u.pid; // one look at /proc per answer, not per message
+        }
+        return true;
+    }
+    return false;
 }
 
 void ControlClient::transact(const ctl::Request& request,
@@ -120,7 +156,7 @@ void ControlClient::transact(const ctl::Request& request,
         if (data.empty())
             throw ControlClientError(Kind::unreachable, ETIMEDOUT,
                                      "no answer from nflowd (netlink port id " +
-                                         std::to_string(daemon_port_) + ") within " +
+                                         std::to_string(daemon_.port_id) + ") within " +
                                          std::to_string(timeout_ms_) + " ms");
         std::optional<ControlClientError> error;
         const auto malformed = ctl::decode_replies(data, [&](ctl::Reply&& r) {

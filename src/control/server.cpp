@@ -2,10 +2,13 @@
 
 #include "nflowd/clock.hpp"
 
+#include <grp.h>
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,8 +20,15 @@ namespace nflowd {
 
 namespace {
 
-// Datagrams answered per wake-up before the stop flag is looked at again.
+// Datagrams answered per wake-up before poll() looks at the stop request again (it is also
+// looked at between datagrams).
 constexpr int kBurst = 64;
+// Entries the per-second budget maps may hold: a peer opening socket after socket cannot
+// grow them further; beyond, new port ids and uids are refused until the next second (root's
+// port ids excepted).
+constexpr std::size_t kMaxTracked = 4096;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
 
 std::string describe_peer(std::uint32_t port, const std::optional<PeerCredentials>& c) {
     if (!c) return "port " + std::to_string(port) + " (no credentials)";
@@ -27,8 +37,39 @@ std::string describe_peer(std::uint32_t port, const std::optional<PeerCredential
 
 } // namespace
 
-bool may_change(const PeerCredentials& peer, std::optional<gid_t> write_group) noexcept {
-    return peer.uid == 0 || (write_group && peer.gid == *write_group);
+std::vector<gid_t> groups_of_uid(uid_t uid) {
+    long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buf(static_cast<std::size_t>(size > 0 ? size : 16384));
+    passwd pw{};
+    passwd* found = nullptr;
+    for (int attempt = 0; attempt < 6; ++attempt) {
+        const int e = ::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
+        if (e != ERANGE) break;
+        buf.resize(buf.size() * 2);
+    }
+    if (found == nullptr) return {}; // no such user: member of nothing
+    int n = 64;
+    std::vector<gid_t> groups;
+    for (int attempt = 0; attempt < 6; ++attempt) {
+        groups.resize(static_cast<std::size_t>(n));
+        const int want = n;
+        if (::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) >= 0) {
+            groups.resize(static_cast<std::size_t>(n));
+            return groups;
+        }
+        n = std::max(n, want * 2);
+    }
+    return {pw.pw_gid};
+}
+
+bool may_change(const PeerCredentials& peer, std::optional<gid_t> write_group,
+                const GroupLookup& groups_of) {
+    if (peer.uid == 0) return true;
+    if (!write_group || !groups_of) return false;
+    // The uid is the kernel's; the gid in the credentials is only one the sender holds now
+    // (a setgid program's, say), so membership is the user database's word for that uid.
+    const auto groups = groups_of(peer.uid);
+    return std::find(groups.begin(), groups.end(), *write_group) != groups.end();
 }
 
 void ControlServer::SocketCloser::operator()(mnl_socket* s) const noexcept {
@@ -42,23 +83,28 @@ ControlServer::ControlServer(const ControlServerConfig& config)
         throw std::system_error(errno, std::generic_category(), "control channel: netlink socket");
     if (mnl_socket_bind(sock_.get(), 0, static_cast<pid_t>(config_.port_id)) < 0) {
         const int e = errno;
-        if (e == EADDRINUSE)
+        if (e == EADDRINUSE && config_.fallback_port) {
+            // Squatted (anyone may bind any port id): the kernel picks a free one, which the
+            // daemon publishes with its pid for nflowctl.
+            if (mnl_socket_bind(sock_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+                throw std::system_error(errno, std::generic_category(),
+                                        "control channel: cannot bind a netlink port id");
+            fallback_ = true;
+        } else if (e == EADDRINUSE)
             throw std::runtime_error(
                 "control channel: netlink port id " + std::to_string(config_.port_id) +
                 " is already in use (is another nflowd running? choose another with "
                 "--control_id)");
-        throw std::system_error(e, std::generic_category(),
-                                "control channel: cannot bind netlink port id " +
-                                    std::to_string(config_.port_id));
+        else
+            throw std::system_error(e, std::generic_category(),
+                                    "control channel: cannot bind netlink port id " +
+                                        std::to_string(config_.port_id));
     }
     // The kernel then attaches the sender's real pid/uid/gid to every request: the only
     // basis for deciding who may change settings, since anyone can send to this port.
     const int one = 1;
     if (setsockopt(fd(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0)
         throw std::system_error(errno, std::generic_category(), "control channel: SO_PASSCRED");
-    timeval tv{config_.send_timeout_ms / 1000, (config_.send_timeout_ms % 1000) * 1000};
-    if (setsockopt(fd(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
-        throw std::system_error(errno, std::generic_category(), "control channel: SO_SNDTIMEO");
 }
 
 ControlServer::~ControlServer() = default;
@@ -67,21 +113,72 @@ int ControlServer::fd() const noexcept {
     return mnl_socket_get_fd(sock_.get());
 }
 
+std::uint32_t ControlServer::port_id() const noexcept {
+    return mnl_socket_get_portid(sock_.get());
+}
+
 ControlServerStats ControlServer::stats() const noexcept {
     constexpr auto r = std::memory_order_relaxed;
-    return {counters_.requests.load(r), counters_.errors.load(r), counters_.denied.load(r),
-            counters_.ignored.load(r), counters_.send_failures.load(r)};
+    return {counters_.requests.load(r),      counters_.errors.load(r),
+            counters_.denied.load(r),        counters_.ignored.load(r),
+            counters_.send_failures.load(r), counters_.slow_peers.load(r),
+            counters_.throttled.load(r)};
 }
 
 void ControlServer::serve(int stop_fd, ControlHandler& handler) {
+    stop_fd_ = stop_fd;
     for (;;) {
         pollfd fds[2] = {{fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
         const int n = ::poll(fds, 2, -1);
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR) {
+            stop_fd_ = -1;
             throw std::system_error(errno, std::generic_category(), "control channel: poll");
-        if (n > 0 && fds[1].revents) return;
+        }
+        if ((n > 0 && fds[1].revents) || stopping()) break;
         if (n > 0 && fds[0].revents) drain(handler);
     }
+    stop_fd_ = -1;
+}
+
+bool ControlServer::stopping() const noexcept {
+    if (stop_fd_ < 0) return false;
+    pollfd p{stop_fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+}
+
+void ControlServer::new_second(SteadyTime now) {
+    if (now - window_start_ < std::chrono::seconds(1)) return;
+    window_start_ = now;
+    per_port_.clear();
+    per_uid_.clear();
+    stalled_.clear();
+    // Refilled by one second's allowance, capped at a second's worth; full ones are forgotten.
+    const microseconds refill = milliseconds(config_.wait_allowance_ms);
+    for (auto it = allowance_.begin(); it != allowance_.end();) {
+        it->second = std::min<microseconds>(it->second + refill, milliseconds(1000));
+        it = it->second >= milliseconds(1000) ? allowance_.erase(it) : std::next(it);
+    }
+}
+
+bool ControlServer::within_budget(std::uint32_t peer, const std::optional<PeerCredentials>& creds) {
+    new_second(std::chrono::steady_clock::now());
+    // Root is trusted not to starve its own daemon: only other uids share a budget, and a
+    // flooder filling the tables cannot keep root's new port ids out.
+    const bool root = creds && creds->uid == 0;
+    if (creds && !root) {
+        auto u = per_uid_.find(creds->uid);
+        if (u == per_uid_.end()) {
+            if (per_uid_.size() >= kMaxTracked) return false;
+            u = per_uid_.emplace(creds->uid, 0).first;
+        }
+        if (++u->second > config_.uid_budget) return false;
+    }
+    auto p = per_port_.find(peer);
+    if (p == per_port_.end()) {
+        if (per_port_.size() >= kMaxTracked) return root;
+        p = per_port_.emplace(peer, 0).first;
+    }
+    return ++p->second <= config_.port_budget;
 }
 
 std::size_t ControlServer::serve_pending(int timeout_ms, ControlHandler& handler) {
@@ -92,7 +189,7 @@ std::size_t ControlServer::serve_pending(int timeout_ms, ControlHandler& handler
 
 std::size_t ControlServer::drain(ControlHandler& handler) {
     std::size_t handled = 0;
-    for (int i = 0; i < kBurst; ++i) {
+    for (int i = 0; i < kBurst && !stopping(); ++i) {
         sockaddr_nl addr{};
         iovec iov{buf_.data(), buf_.size()};
         alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
@@ -134,6 +231,11 @@ std::size_t ControlServer::drain(ControlHandler& handler) {
 void ControlServer::handle(ControlHandler& handler, std::span<const std::byte> data,
                            std::size_t size, std::uint32_t peer,
                            const std::optional<PeerCredentials>& creds) {
+    // Before decoding: a flooder's excess costs a map lookup, not a reply.
+    if (!within_budget(peer, creds)) {
+        counters_.throttled.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     const auto d = ctl::decode_request(data, size);
     if (d.ignore) {
         counters_.ignored.fetch_add(1, std::memory_order_relaxed);
@@ -153,22 +255,16 @@ void ControlServer::handle(ControlHandler& handler, std::span<const std::byte> d
         send_error(d, peer, EPERM, "permission denied: request without sender credentials");
         return;
     }
-    if (ctl::changes_state(r.command) && !may_change(*creds, config_.write_group)) {
-        counters_.denied.fetch_add(1, std::memory_order_relaxed);
-        std::string who = "uid 0";
-        if (config_.write_group) who += " or group " + std::to_string(*config_.write_group);
-        if (config_.log)
-            config_.log->log_limited(LogLevel::notice, "control denied",
-                                     "control: " + std::string(ctl::command_name(r.command)) +
-                                         " refused for " + describe_peer(peer, creds));
-        send_error(d, peer, EPERM,
-                   "permission denied: " + std::string(ctl::command_name(r.command)) + " needs " +
-                       who + ", you are uid " + std::to_string(creds->uid) + " gid " +
-                       std::to_string(creds->gid));
+    if (ctl::needs_privilege(r.command) &&
+        !may_change(*creds, config_.write_group, config_.groups_of)) {
+        refuse(d, peer, *creds);
         return;
     }
+    const int deadline =
+        creds->uid == 0 ? config_.root_reply_deadline_ms : config_.reply_deadline_ms;
+    Delivery to{peer, creds->uid, std::chrono::steady_clock::now() + milliseconds(deadline)};
     try {
-        answer(handler, r, d.seq, peer);
+        answer(handler, r, d.seq, to);
     } catch (const ControlError& e) {
         send_error(d, peer, e.error(), e.what());
     } catch (const std::exception& e) {
@@ -176,8 +272,23 @@ void ControlServer::handle(ControlHandler& handler, std::span<const std::byte> d
     }
 }
 
+void ControlServer::refuse(const ctl::DecodedRequest& d, std::uint32_t peer,
+                           const PeerCredentials& creds) {
+    const auto command = std::string(ctl::command_name(d.request->command));
+    counters_.denied.fetch_add(1, std::memory_order_relaxed);
+    std::string who = "uid 0";
+    if (config_.write_group) who += " or a member of group " + std::to_string(*config_.write_group);
+    if (config_.log)
+        config_.log->log_limited(LogLevel::notice, "control denied",
+                                 "control: " + command + " refused for " +
+                                     describe_peer(peer, creds));
+    send_error(d, peer, EPERM,
+               "permission denied: " + command + " needs " + who + ", you are uid " +
+                   std::to_string(creds.uid));
+}
+
 void ControlServer::answer(ControlHandler& handler, const ctl::Request& r, std::uint32_t seq,
-                           std::uint32_t peer) {
+                           Delivery& to) {
     // Everything is computed before the first message goes out: a refusal is then a single
     // error reply, never data followed by an error.
     std::vector<ctl::KnobValue> knobs;
@@ -204,12 +315,12 @@ void ControlServer::answer(ControlHandler& handler, const ctl::Request& r, std::
         break;
     }
 
-    std::pair<ControlServer*, std::uint32_t> ctx{this, peer};
+    std::pair<ControlServer*, Delivery*> ctx{this, &to};
     ctl::ReplyWriter w(
-        r.command, seq, peer,
+        r.command, seq, to.peer,
         [](void* self, std::span<const std::byte> m) {
-            auto& [server, to] = *static_cast<std::pair<ControlServer*, std::uint32_t>*>(self);
-            return server->send(to, m, true);
+            auto& [server, delivery] = *static_cast<std::pair<ControlServer*, Delivery*>*>(self);
+            return server->send(*delivery, m);
         },
         &ctx);
     for (const auto& k : knobs)
@@ -228,22 +339,46 @@ void ControlServer::send_error(const ctl::DecodedRequest& d, std::uint32_t peer,
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     const auto m = ctl::encode_error(d.seq, peer, d, error, message);
     // Never waited for: a peer that sends garbage and does not read its errors must not be
-    // able to hold the serving thread for a send timeout per datagram.
-    if (!send(peer, m, false)) counters_.send_failures.fetch_add(1, std::memory_order_relaxed);
+    // able to hold the serving thread at all.
+    Delivery to{peer, 0, std::chrono::steady_clock::now(), false};
+    if (!send(to, m)) counters_.send_failures.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool ControlServer::send(std::uint32_t peer, std::span<const std::byte> message, bool wait) {
-    sockaddr_nl to{};
-    to.nl_family = AF_NETLINK;
-    to.nl_pid = peer;
-    for (int attempt = 0; attempt < 8; ++attempt) {
-        // Blocking with SO_SNDTIMEO: a big dump waits for the client to read (netlink flow
-        // control) instead of being dropped, and a client that stops reading is given up.
-        const ssize_t n = ::sendto(fd(), message.data(), message.size(), wait ? 0 : MSG_DONTWAIT,
-                                   reinterpret_cast<const sockaddr*>(&to), sizeof to);
+bool ControlServer::send(Delivery& to, std::span<const std::byte> message) {
+    sockaddr_nl addr{};
+    addr.nl_family = AF_NETLINK;
+    addr.nl_pid = to.peer;
+    // The stall clock starts at each message: a peer that reads is given time, one that does
+    // not is dropped after stall_ms, whatever the deadline.
+    const int stall = to.uid == 0 ? config_.root_stall_ms : config_.stall_ms;
+    const auto stall_end = std::chrono::steady_clock::now() + milliseconds(stall);
+    // Between messages too: a reader fast enough never to fill its buffer must not keep a
+    // stopping daemon answering it (an error reply, wait == false, goes out regardless).
+    if (to.wait && stopping()) return false;
+    for (int attempt = 0; attempt < 100000; ++attempt) {
+        const ssize_t n = ::sendto(fd(), message.data(), message.size(), MSG_DONTWAIT,
+                                   reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
         if (n == static_cast<ssize_t>(message.size())) return true;
         if (n < 0 && errno == EINTR) continue;
-        return false;
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false; // peer gone
+        const auto now = std::chrono::steady_clock::now();
+        // Root's allowance is unlimited: only the deadline and the stall limit hold it.
+        auto allowance = to.uid == 0
+                             ? milliseconds(1000)
+                             : allowance_.try_emplace(to.uid, milliseconds(1000)).first->second;
+        if (!to.wait || stalled_.contains(to.peer) || now >= to.deadline || now >= stall_end ||
+            allowance <= microseconds(0) || stopping()) {
+            counters_.slow_peers.fetch_add(1, std::memory_order_relaxed);
+            // The rest of this peer's (and uid's) replies this second are not waited for.
+            if (stalled_.size() < kMaxTracked) stalled_.insert(to.peer);
+            if (to.uid != 0) allowance_[to.uid] = microseconds(0);
+            return false;
+        }
+        pollfd p{stop_fd_, POLLIN, 0};
+        ::poll(&p, stop_fd_ < 0 ? 0 : 1, 1); // 1 ms, or less when a stop is requested
+        if (to.uid != 0)
+            allowance_[to.uid] -=
+                std::chrono::duration_cast<microseconds>(std::chrono::steady_clock::now() - now);
     }
     return false;
 }

@@ -1,5 +1,6 @@
 #include "nflowd/daemon.hpp"
 
+#include "nflowd/daemon_control.hpp"
 #include "nflowd/privileges.hpp"
 
 #include <poll.h>
@@ -112,11 +113,9 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!signal_fd_ || !stop_fd_)
         throw std::system_error(errno, std::generic_category(), "signalfd/eventfd");
-    ControlServerConfig cc;
-    cc.port_id = start_.control_id;
-    if (start_.control_group) cc.write_group = static_cast<gid_t>(*start_.control_group);
-    cc.log = &log_;
-    control_ = std::make_unique<ControlServer>(cc);
+    auto control = open_daemon_control(start_, log_);
+    endpoint_ = std::move(control.endpoint);
+    control_ = std::move(control.server);
     bind_sources();
     ControllerParts parts{
         *pipeline_, *this, log_,
@@ -188,9 +187,11 @@ int Daemon::run() {
     }
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(stop_fd_.get(), &one, sizeof one);
-    for (auto& r : readers_) r->thread.join();
-    // Before finish(): a request in progress may still be waiting on the pipeline's threads.
+    // The control thread sees the stop between datagrams, between reply messages and while
+    // it waits on a slow reader, so this join lasts at most the handler call in progress
+    // (which may be waiting on the pipeline's threads: hence before finish()).
     stop_control();
+    for (auto& r : readers_) r->thread.join();
     pipeline_->finish();
     const auto s = pipeline_->stats();
     log_.log(LogLevel::notice, "stopped: " + std::to_string(s.exporter.flows) +

@@ -105,10 +105,10 @@ void add_daemon(Defs& t) {
     t.push_back(make_option(
         {"control_id", "PORTID", "netlink port id of the control channel", false, Opt::control_id},
         U32{1, 0x7fffffff, "must be a port id 1-2147483647"}, NFLOWD_FIELD(control_id)));
-    t.push_back(
-        make_option({"control_group", "GROUP", "may nflowctl set/flush besides root (name or gid)",
-                     false, Opt::control_group},
-                    GroupCodec{}, NFLOWD_FIELD(control_group), NFLOWD_FIELD(control_group_text)));
+    t.push_back(make_option(
+        {"control_group", "GROUP", "may nflowctl set/flush/flows besides root (name or gid)", false,
+         Opt::control_group},
+        GroupCodec{}, NFLOWD_FIELD(control_group), NFLOWD_FIELD(control_group_text)));
     t.push_back(make_option(
         {"config", "FILE", "read options from FILE (key = value, same names)", false, Opt::config},
         TextCodec{}, NFLOWD_FIELD(config_file)));

@@ -214,6 +214,9 @@ const auto kControl = std::to_array<Item<ControlServerStats>>({
     {"errors {}", "errors", [](K k) -> Value { return k.errors; }},
     {"denied {}", "denied", [](K k) -> Value { return k.denied; }},
     {"ignored {}", "ignored", [](K k) -> Value { return k.ignored; }},
+    {"send failures {}", "send_failures", [](K k) -> Value { return k.send_failures; }},
+    {"slow peers {}", "slow_peers", [](K k) -> Value { return k.slow_peers; }},
+    {"throttled {}", "throttled", [](K k) -> Value { return k.throttled; }},
 });
 
 std::string text_value(Show show, const Value& v) {
