@@ -1,5 +1,6 @@
 // The UDP side of export: one connected socket per collector, every datagram to each of
-// them, per-collector counters. A dead collector never blocks or slows the others.
+// them, per-collector counters. A dead or unreachable collector never blocks or slows the
+// others, and one with no route yet is kept and retried, never refused.
 #pragma once
 
 #include "nflowd/stats_fields.hpp"
@@ -36,6 +37,7 @@ struct CollectorStats {
     std::uint64_t bytes = 0;
     std::uint64_t err_buffer_full = 0; // EAGAIN/ENOBUFS: our send buffer is full
     std::uint64_t err_refused = 0;     // ECONNREFUSED: port unreachable came back
+    std::uint64_t err_unreachable = 0; // no route (connect or send failed), network down
     std::uint64_t err_other = 0;
     int sndbuf = 0; // SO_SNDBUF as the kernel reports it (a setting, not a counter)
 
@@ -49,6 +51,8 @@ struct CollectorStats {
               "Sends refused because the socket buffer was full"},
             F{"errors_refused", &CollectorStats::err_refused, c, "errors",
               "Sends refused by the destination (port unreachable)"},
+            F{"errors_unreachable", &CollectorStats::err_unreachable, c, "errors",
+              "Datagrams not sent because no route led to the destination"},
             F{"errors_other", &CollectorStats::err_other, c, "errors", "Other send errors"},
         };
     }
@@ -57,10 +61,14 @@ struct CollectorStats {
 class CollectorSet {
   public:
     // Opens one non-blocking UDP socket per destination; sndbuf > 0 sets SO_SNDBUF (forced
-    // when privileged). Throws std::system_error naming the destination on failure.
+    // when privileged). Throws std::system_error naming the destination when a socket cannot
+    // be made or set up. A destination that cannot be connected (no route yet) is kept: it is
+    // not a bad configuration, and send() connects it once a route appears.
     CollectorSet(std::vector<Destination> destinations, int sndbuf);
 
     // Sends to every collector. Returns how many accepted it (0 = the datagram is lost).
+    // An unconnected collector is connected first; if that fails the datagram is counted
+    // unreachable for it. After an unreachable error it is connected afresh at the next send.
     std::size_t send(std::span<const std::byte> datagram) noexcept;
 
     void set_sndbuf(int sndbuf);
@@ -76,7 +84,10 @@ class CollectorSet {
         Destination dest;
         UniqueFd fd;
         CollectorStats stats;
+        bool connected = false;
     };
+    static bool connect_collector(Collector& c) noexcept;
+    static bool send_one(Collector& c, std::span<const std::byte> datagram) noexcept;
     std::vector<Collector> collectors_;
 };
 

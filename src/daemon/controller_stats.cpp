@@ -66,13 +66,14 @@ void Controller::tick() {
 // group writes one line per interval, not one per datagram.
 void Controller::report_losses(const StatsReport& r) {
     for (const auto& c : r.pipeline.collectors) {
-        const auto errors = c.err_buffer_full + c.err_refused + c.err_other;
+        const auto errors = c.err_buffer_full + c.err_refused + c.err_unreachable + c.err_other;
         auto& seen = seen_errors_[c.destination];
         if (errors > seen)
             parts_.log.log_limited(LogLevel::error, "dest " + c.destination,
                                    "destination " + c.destination + ": " +
                                        std::to_string(errors - seen) + " send errors (refused " +
-                                       std::to_string(c.err_refused) + ", buffer full " +
+                                       std::to_string(c.err_refused) + ", unreachable " +
+                                       std::to_string(c.err_unreachable) + ", buffer full " +
                                        std::to_string(c.err_buffer_full) + ", other " +
                                        std::to_string(c.err_other) + " in total)");
         seen = errors;

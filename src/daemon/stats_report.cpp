@@ -203,6 +203,8 @@ const auto kDestination = std::to_array<Item<CollectorStats>>({
      Show::count, false, "errors"},
     {"refused {}", "refused", [](C c) -> Value { return c.err_refused; }, Show::count, false,
      "errors"},
+    {"unreachable {}", "unreachable", [](C c) -> Value { return c.err_unreachable; }, Show::count,
+     false, "errors"},
     {"other {}", "other", [](C c) -> Value { return c.err_other; }, Show::count, false, "errors"},
     {"sndbuf {}", "sndbuf",
      [](C c) -> Value { return static_cast<std::uint64_t>(std::max(c.sndbuf, 0)); }},

@@ -119,6 +119,11 @@ Destination parse_entry(std::string_view entry) {
     throw std::system_error(err, std::generic_category(), "collector " + dest + ": " + what);
 }
 
+// No route now, or an ICMP error saying so for an earlier datagram.
+bool unreachable(int err) noexcept {
+    return err == ENETUNREACH || err == EHOSTUNREACH || err == ENETDOWN || err == EHOSTDOWN;
+}
+
 int read_sndbuf(int fd, const std::string& dest) {
     int v = 0;
     socklen_t len = sizeof v;
@@ -166,47 +171,82 @@ CollectorSet::CollectorSet(std::vector<Destination> destinations, int sndbuf) {
         UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP));
         if (!fd) throw_errno(errno, dest.text, "socket");
         const int effective = apply_sndbuf(fd.get(), sndbuf, dest.text);
-        // Connected, so the kernel hands back ICMP port unreachable as ECONNREFUSED and the
-        // route lookup is done once rather than per datagram.
-        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&dest.addr), dest.addr_len) != 0)
-            throw_errno(errno, dest.text, "connect");
         CollectorStats stats;
         stats.destination = dest.text;
         stats.sndbuf = effective;
         collectors_.push_back({std::move(dest), std::move(fd), std::move(stats)});
+        // A failure here is a route that is not there yet (a router at boot): the collector
+        // stays, unconnected, and send() tries again.
+        connect_collector(collectors_.back());
     }
+}
+
+// Connected, so the kernel hands back ICMP port unreachable as ECONNREFUSED and the route
+// lookup is done once rather than per datagram. Disconnecting first (AF_UNSPEC) forgets the
+// source address the last route chose: a route that comes back through another interface
+// gets that interface's address. An attempt costs one route lookup, what a send to an
+// unrouted address costs anyway, so it is made at every datagram until it succeeds: export
+// resumes with the first datagram after the route appears.
+bool CollectorSet::connect_collector(Collector& c) noexcept {
+    if (c.connected) {
+        sockaddr unspec{};
+        unspec.sa_family = AF_UNSPEC;
+        ::connect(c.fd.get(), &unspec, sizeof unspec);
+        c.connected = false;
+    }
+    c.connected = ::connect(c.fd.get(), reinterpret_cast<const sockaddr*>(&c.dest.addr),
+                            c.dest.addr_len) == 0;
+    return c.connected;
 }
 
 std::size_t CollectorSet::send(std::span<const std::byte> datagram) noexcept {
     std::size_t accepted = 0;
     for (auto& c : collectors_) {
-        // ECONNREFUSED reports the ICMP answer to an earlier datagram (that one was lost at
-        // the collector) and sends nothing; reporting clears it, so one retry sends this
-        // datagram to a collector that has come back. A second refusal: it is still down.
-        ssize_t n = -1;
-        int err = 0;
-        for (int refusals = 0;;) {
-            n = ::send(c.fd.get(), datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n >= 0) break;
-            err = errno;
-            if (err == EINTR) continue;
-            if (err != ECONNREFUSED) break;
-            ++c.stats.err_refused;
-            if (++refusals == 2) break;
-        }
-        if (n >= 0 && static_cast<std::size_t>(n) == datagram.size()) {
-            ++accepted;
-            ++c.stats.datagrams;
-            c.stats.bytes += datagram.size();
+        if (!c.connected && !connect_collector(c)) {
+            ++c.stats.err_unreachable; // lost for this collector; the sequence still moves on
             continue;
         }
-        if (n >= 0) err = EMSGSIZE;
-        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
-            ++c.stats.err_buffer_full;
-        else if (err != ECONNREFUSED) // refusals are already counted above
-            ++c.stats.err_other;
+        if (send_one(c, datagram)) ++accepted;
     }
     return accepted;
+}
+
+bool CollectorSet::send_one(Collector& c, std::span<const std::byte> datagram) noexcept {
+    // ECONNREFUSED, and EHOSTUNREACH or ENETUNREACH from an ICMP error, report the answer
+    // to an earlier datagram (lost at or on the way to the collector) and send nothing;
+    // reporting clears them, so one retry sends this datagram to a collector that is back.
+    // An unreachable error from the route lookup itself has the socket connected afresh
+    // (the route may have moved); if that fails, no route leads there now.
+    ssize_t n = -1;
+    int err = 0;
+    for (int attempts = 0; attempts < 2; ++attempts) {
+        n = ::send(c.fd.get(), datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) break;
+        err = errno;
+        if (err == EINTR) {
+            --attempts;
+            continue;
+        }
+        if (err == ECONNREFUSED) {
+            ++c.stats.err_refused;
+        } else if (unreachable(err)) {
+            ++c.stats.err_unreachable;
+            if (!connect_collector(c)) break;
+        } else {
+            break;
+        }
+    }
+    if (n >= 0 && static_cast<std::size_t>(n) == datagram.size()) {
+        ++c.stats.datagrams;
+        c.stats.bytes += datagram.size();
+        return true;
+    }
+    if (n >= 0) err = EMSGSIZE;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
+        ++c.stats.err_buffer_full;
+    else if (err != ECONNREFUSED && !unreachable(err)) // those are counted above
+        ++c.stats.err_other;
+    return false;
 }
 
 void CollectorSet::set_sndbuf(int sndbuf) {

@@ -207,7 +207,7 @@ TEST(OfflineSummary, KeyValueLinesInOrder) {
                                  "peak_flows: 6\ndatagrams: 0\nlost_flows: 0\nseconds: 2\n"
                                  "packets_per_second: 5\n"
                                  "collector 127.0.0.1:2055: datagrams 2, bytes 0, buffer_full 0, "
-                                 "refused 0, other 0\n");
+                                 "refused 0, unreachable 0, other 0\n");
 }
 
 } // namespace

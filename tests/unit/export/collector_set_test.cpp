@@ -1,5 +1,6 @@
 #include "nflowd/collector_set.hpp"
 
+#include "fresh_netns.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -199,8 +200,8 @@ TEST(CollectorSet, Ipv6LoopbackCollectorReceives) {
 
 TEST(CollectorSet, SocketSetupFailureNamesTheDestination) {
     Destination d;
-    d.addr.ss_family = AF_INET;
-    d.addr_len = 1; // too short for connect()
+    d.addr.ss_family = AF_MAX + 1; // no such address family: socket() fails
+    d.addr_len = sizeof(sockaddr_in);
     d.text = "192.0.2.99:2055";
     std::vector<Destination> ds;
     ds.push_back(d);
@@ -210,6 +211,95 @@ TEST(CollectorSet, SocketSetupFailureNamesTheDestination) {
     } catch (const std::system_error& e) {
         EXPECT_NE(std::string(e.what()).find("192.0.2.99:2055"), std::string::npos) << e.what();
     }
+}
+
+// connect() refuses the limited broadcast address without SO_BROADCAST (EACCES): a
+// destination that cannot be connected, reproducible without privileges.
+TEST(CollectorSet, ADestinationThatCannotBeConnectedIsKeptAndCounted) {
+    Receiver live;
+    std::optional<CollectorSet> set;
+    ASSERT_NO_THROW(set.emplace(parse_destinations("255.255.255.255:9," + live.address()), 0));
+    ASSERT_EQ(set->size(), 2U);
+    const auto dg = payload(64, 5);
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(set->send(dg), 1U);
+        EXPECT_EQ(live.receive(1000), dg);
+    }
+    const auto st = set->stats();
+    EXPECT_EQ(st[0].destination, "255.255.255.255:9");
+    EXPECT_EQ(st[0].err_unreachable, 3U);
+    EXPECT_EQ(st[0].datagrams, 0U);
+    EXPECT_EQ(st[0].err_other + st[0].err_refused + st[0].err_buffer_full, 0U);
+    EXPECT_EQ(st[1].datagrams, 3U);
+    EXPECT_EQ(st[1].err_unreachable, 0U);
+}
+
+// In a fresh network namespace lo is down: 127.0.0.1 has no route, as a collector's subnet
+// has none on a router whose routing daemon has not started yet.
+TEST(CollectorSet, NoRouteAtStartIsRetriedAndExportResumesWhenTheRouteAppears) {
+    const bool ran = test::in_fresh_netns([] {
+        std::optional<CollectorSet> set;
+        ASSERT_NO_THROW(set.emplace(parse_destinations("127.0.0.1:2055"), 0));
+        const auto lost = payload(70, 1);
+        for (int i = 0; i < 4; ++i) EXPECT_EQ(set->send(lost), 0U);
+        EXPECT_EQ(set->stats()[0].err_unreachable, 4U);
+        EXPECT_EQ(set->stats()[0].err_other, 0U);
+
+        test::set_loopback(true);
+        Receiver r(2055);
+        const auto dg = payload(80, 2);
+        EXPECT_EQ(set->send(dg), 1U);
+        EXPECT_EQ(r.receive(1000), dg);
+        EXPECT_FALSE(r.receive(50)) << "a datagram sent while unreachable was delivered later";
+        const auto st = set->stats()[0];
+        EXPECT_EQ(st.datagrams, 1U);
+        EXPECT_EQ(st.bytes, 80U);
+        EXPECT_EQ(st.err_unreachable, 4U);
+    });
+    if (!ran) GTEST_SKIP() << "no network namespaces (needs CAP_SYS_ADMIN)";
+}
+
+// A socket bound to the wildcard address: receives what is sent to an alias of lo.
+UniqueFd bound_any(std::uint16_t port) {
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    if (!fd || ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
+        throw std::runtime_error("bind");
+    return fd;
+}
+
+std::size_t received_bytes(const UniqueFd& fd, int timeout_ms) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) return 0;
+    std::array<std::byte, 2048> buf{};
+    const auto n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+TEST(CollectorSet, ARouteThatGoesAwayIsCountedAndExportResumesWhenItComesBack) {
+    const bool ran = test::in_fresh_netns([] {
+        test::set_loopback(true);
+        test::add_lo_alias("lo:9", "10.9.9.9");
+        const UniqueFd rx = bound_any(2055);
+        CollectorSet set(parse_destinations("10.9.9.9:2055"), 0);
+        EXPECT_EQ(set.send(payload(60, 3)), 1U);
+        EXPECT_EQ(received_bytes(rx, 1000), 60U);
+
+        test::remove_lo_alias("lo:9");
+        EXPECT_EQ(set.send(payload(61, 3)), 0U);
+        EXPECT_EQ(set.send(payload(62, 3)), 0U);
+        EXPECT_EQ(set.stats()[0].err_unreachable, 2U);
+        EXPECT_EQ(set.stats()[0].err_other, 0U);
+
+        test::add_lo_alias("lo:9", "10.9.9.9");
+        EXPECT_EQ(set.send(payload(63, 4)), 1U);
+        EXPECT_EQ(received_bytes(rx, 1000), 63U);
+        EXPECT_EQ(set.stats()[0].datagrams, 2U);
+        EXPECT_EQ(set.stats()[0].err_unreachable, 2U);
+    });
+    if (!ran) GTEST_SKIP() << "no network namespaces (needs CAP_SYS_ADMIN)";
 }
 
 TEST(CollectorSet, OversizedDatagramIsCountedAsOtherError) {

@@ -1,5 +1,6 @@
 #include "nflowd/exporter.hpp"
 
+#include "fresh_netns.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -224,6 +225,33 @@ TEST(Exporter, NewPacingAppliesToTheNextDatagram) {
     ex.add(records(30 * 5), kBoot);
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.5);
     EXPECT_EQ(ex.stats().datagrams, 6U);
+}
+
+// The v5 sequence counts the flows the exporter sent, whoever received them: a collector
+// that was unreachable sees, in its first datagram, a sequence that says how many flows it
+// missed, as after any lost datagram.
+TEST(Exporter, FlowsLostToAnUnreachableCollectorShowAsASequenceGapThere) {
+    const bool ran = test::in_fresh_netns([] {
+        Exporter ex(V5Params{.boot_time = kBoot}, collectors_for("127.0.0.1:2055"), kNoPacing);
+        ex.add(records(30), kBoot); // a full datagram, sent at once: no route, lost
+        ex.add(records(7), kBoot);
+        ex.finish(kBoot);
+        EXPECT_EQ(ex.stats().datagrams, 2U);
+        EXPECT_EQ(ex.stats().lost_datagrams, 2U);
+        EXPECT_EQ(ex.stats().lost_flows, 37U);
+        EXPECT_EQ(ex.collectors().stats()[0].err_unreachable, 2U);
+
+        test::set_loopback(true);
+        Receiver r(2055);
+        ex.add(records(4), kBoot);
+        ex.finish(kBoot);
+        const auto h = recv_header(r);
+        ASSERT_TRUE(h);
+        EXPECT_EQ(h->count, 4U);
+        EXPECT_EQ(h->sequence, 37U);
+        EXPECT_EQ(ex.stats().lost_flows, 37U);
+    });
+    if (!ran) GTEST_SKIP() << "no network namespaces (needs CAP_SYS_ADMIN)";
 }
 
 } // namespace
