@@ -89,6 +89,7 @@ constexpr auto kCollector = std::to_array<CollectorFigure>({
     {"bytes", &CollectorStats::bytes},
     {"buffer_full", &CollectorStats::err_buffer_full},
     {"refused", &CollectorStats::err_refused},
+    {"unreachable", &CollectorStats::err_unreachable},
     {"other", &CollectorStats::err_other},
 });
 
