@@ -72,7 +72,7 @@ struct Fixture {
                 [this](const std::vector<Destination>& d, int sndbuf) {
                     ++opened;
                     if (refuse_destinations)
-                        throw std::system_error(ENETUNREACH, std::generic_category(),
+                        throw std::system_error(EMFILE, std::generic_category(),
                                                 "destination " + d.at(0).text);
                     return CollectorSet(d, sndbuf);
                 },
