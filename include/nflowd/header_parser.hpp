@@ -17,14 +17,24 @@ struct PacketMeta {
     Nanos time = 0;
     std::uint32_t in_if = kUnknownIfindex;
     std::uint32_t out_if = kUnknownIfindex;
+    // The whole IP packet's length as the capture layer knows it (a pcap record's original
+    // length less its link header), 0 when unknown. Only a BIG TCP packet needs it: its IPv4
+    // total length is 0. NFLOG reports no original length (no NFULA_* attribute for it) and
+    // copies at most ~64 KiB, so live capture never knows a BIG TCP packet's length.
+    std::uint32_t wire_len = 0;
 };
+
+// IPv4 packets above this length cannot be sent on an Ethernet link with the standard MTU:
+// GRO/GSO/TSO merged them (or the link uses jumbo frames). Counted as `oversize`.
+constexpr std::uint32_t kEthernetMtu = 1500;
 
 enum class ParseResult : std::uint8_t {
     accounted, // full L3+L4 header seen
     fragment,  // non-first fragment: accounted with ports 0
-    truncated, // capture cut inside the L4 header: accounted with ports 0
+    truncated, // capture cut inside the IP options or the L4 header: accounted with ports 0
     ipv6,      // recognised, not accounted (NetFlow v5 carries IPv4 only)
-    invalid,   // not accounted: bad version, IHL < 5, total length < header, cut in IP header
+    invalid,   // not accounted: bad version, IHL < 5, total length < header, cut in fixed header
+    unknown_length, // BIG TCP (IPv4 total length 0) with no wire_len: not accounted, counted
 };
 
 constexpr bool is_accounted(ParseResult r) noexcept {
@@ -39,6 +49,8 @@ struct ParseStats {
     std::uint64_t truncated = 0;
     std::uint64_t ipv6 = 0;
     std::uint64_t invalid = 0;
+    std::uint64_t unknown_length = 0; // packets = accounted + ipv6 + invalid + unknown_length
+    std::uint64_t oversize = 0;       // accounted packets longer than kEthernetMtu
 
     static constexpr auto fields() {
         using F = StatField<ParseStats>;
@@ -49,15 +61,20 @@ struct ParseStats {
               "Packets accounted, fragments and truncated ones included"},
             F{"fragments", &ParseStats::fragments, c, "packets", "IP fragments"},
             F{"truncated", &ParseStats::truncated, c, "packets",
-              "Packets captured too short for their transport header"},
+              "Packets captured too short for their IP options or transport header"},
             F{"ipv6_skipped", &ParseStats::ipv6, c, "packets", "IPv6 packets, not exported by v5"},
             F{"invalid", &ParseStats::invalid, c, "packets", "Packets that are not valid IP"},
+            F{"unknown_length", &ParseStats::unknown_length, c, "packets",
+              "BIG TCP packets (IPv4 total length 0) whose length the capture does not give"},
+            F{"oversize", &ParseStats::oversize, c, "packets",
+              "Accounted packets longer than 1500 bytes: merged by GRO/GSO/TSO, or jumbo frames"},
         };
     }
 };
 
 // Parses an IP packet starting at bytes[0] (no link-layer header). Never reads past
 // bytes.size(). On an accounted result `out` is filled; otherwise it is left unspecified.
+// out.octets is the IP total length field, or meta.wire_len for a BIG TCP packet.
 ParseResult parse_ip_packet(std::span<const std::byte> bytes, const PacketMeta& meta,
                             PacketInfo& out) noexcept;
 

@@ -234,6 +234,12 @@ bool PcapSource::next(std::span<const std::byte>& ip, PacketMeta& meta) {
         }
         meta.time = static_cast<Nanos>(hdr->ts.tv_sec) * kNanosPerSecond +
                     static_cast<Nanos>(hdr->ts.tv_usec);
+        // The record's original length less the link header: a BIG TCP packet's only length
+        // (its IPv4 total length is 0). An NFLOG record's length is its TLVs', not the packet's.
+        const auto link_header = static_cast<std::size_t>(ip.data() - frame.data());
+        meta.wire_len = linktype_ != DLT_NFLOG && hdr->len > link_header
+                            ? static_cast<std::uint32_t>(hdr->len - link_header)
+                            : 0;
         return true;
     }
 }

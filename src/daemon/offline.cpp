@@ -72,6 +72,8 @@ const auto kSummary = std::to_array<SummaryLine>({
     {"truncated", [](P s, T) { return s.parse.truncated; }},
     {"fragments", [](P s, T) { return s.parse.fragments; }},
     {"ipv6", [](P s, T) { return s.parse.ipv6; }},
+    {"unknown_length", [](P s, T) { return s.parse.unknown_length; }},
+    {"oversize", [](P s, T) { return s.parse.oversize; }},
     {"maxflows_dropped", [](P, T t) { return t.dropped_packets; }},
     {"flows", [](P s, T) { return s.exporter.flows; }},
     {"peak_flows", [](P, T t) { return t.peak; }},

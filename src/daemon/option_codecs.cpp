@@ -54,7 +54,7 @@ std::size_t threads_or_cpus(std::size_t threads) noexcept {
 }
 
 Nanos SecondsCodec::parse(std::string_view name, std::string_view text) const {
-    const auto s = number(name, text, 1, 100'000'000, "must be a positive number of seconds");
+    const auto s = number(name, text, 1, hi, what);
     return static_cast<Nanos>(s) * kNanosPerSecond;
 }
 

@@ -33,8 +33,11 @@ template <class T> struct UnsignedCodec {
     std::string format(const T& v) const { return std::to_string(v); }
 };
 
+// Whole seconds, stored as Nanos; within [1, hi].
 struct SecondsCodec {
     using type = Nanos;
+    std::uint64_t hi;
+    std::string_view what; // the error: "must be 1-4294967 seconds"
     Nanos parse(std::string_view name, std::string_view text) const;
     std::string format(const Nanos& v) const;
 };

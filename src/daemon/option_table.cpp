@@ -15,6 +15,11 @@ using U32 = UnsignedCodec<std::uint32_t>;
 using Size = UnsignedCodec<std::size_t>;
 using Int = UnsignedCodec<int>;
 
+// A v5 record's First and Last are 32-bit milliseconds of uptime: a flow kept longer than
+// 2^32 ms (49.7 days) would wrap them, so no timeout may be longer than 4294967 s.
+constexpr SecondsCodec kV5Seconds{std::numeric_limits<std::uint32_t>::max() / 1000,
+                                  "must be 1-4294967 seconds"};
+
 // Member accessors: one generic lambda serves a const and a non-const Config.
 #define NFLOWD_FIELD(member)                                                                       \
     [](auto& c) -> auto& {                                                                         \
@@ -62,10 +67,10 @@ void add_cache(Defs& t) {
         NFLOWD_FIELD(table.maxflows)));
     t.push_back(make_option({"inactive_timeout", "SECONDS", "export a flow idle this long", true,
                              Opt::inactive_timeout},
-                            SecondsCodec{}, NFLOWD_FIELD(table.inactive_timeout)));
+                            kV5Seconds, NFLOWD_FIELD(table.inactive_timeout)));
     t.push_back(make_option(
         {"active_timeout", "SECONDS", "export a flow this old", true, Opt::active_timeout},
-        SecondsCodec{}, NFLOWD_FIELD(table.active_timeout)));
+        kV5Seconds, NFLOWD_FIELD(table.active_timeout)));
     t.push_back(make_option(
         {"aggregation", "RULES", "e.g. 10.0.0.0/8=16,80-89=80", true, Opt::aggregation},
         AggregationCodec{}, NFLOWD_FIELD(aggregation), NFLOWD_FIELD(aggregation_text), "none"));

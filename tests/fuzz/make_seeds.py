@@ -68,6 +68,13 @@ def main():
     for name, p in PACKETS.items():
         write("header_parser", name, p)
         write("header_parser", name + "_cut64", p[:64])
+    # Parser-only seeds: BIG TCP (total length 0; an odd size makes the target pass a capture
+    # length), IGMP (type in the destination port) and a capture cut inside the IP options.
+    big_tcp = ipv4(6, TCP + b"z", total=0)
+    write("header_parser", "big_tcp", big_tcp if len(big_tcp) % 2 else big_tcp + b"z")
+    write("header_parser", "igmp_query", ipv4(2, struct.pack("!BBH4s", 0x11, 100, 0, b"\0" * 4),
+                                              ihl=6))
+    write("header_parser", "opts_cut", ipv4(17, UDP, ihl=15)[:30])
     write("nflog_batch", "one", nflog_msg(0, PACKETS["tcp_syn"]))
     write("nflog_batch", "batch", b"".join(
         nflog_msg(i, p) for i, p in enumerate(PACKETS.values())))

@@ -416,12 +416,36 @@ TEST(PcapSource, EthernetMicrosecondFile) {
     EXPECT_EQ(got[0].ip, ipv4_udp());
     EXPECT_EQ(got[0].meta.time, 1700000000LL * kNanosPerSecond + 123456000);
     EXPECT_EQ(got[0].meta.in_if, kUnknownIfindex);
+    EXPECT_EQ(got[0].meta.wire_len, ipv4_udp().size());
     EXPECT_EQ(got[1].ip.size(), 114U);
+    EXPECT_EQ(got[1].meta.wire_len, 1436U); // the original length less the Ethernet header
     EXPECT_EQ(got[1].meta.time, 1700000002LL * kNanosPerSecond + 999999000);
     EXPECT_EQ(got[2].ip, ipv6_udp());
     EXPECT_EQ(src.stats().frames, 5U);
     EXPECT_EQ(src.stats().non_ip, 1U);
     EXPECT_EQ(src.stats().malformed, 1U);
+}
+
+// A BIG TCP packet captured on an interface (tcpdump -i eth0 after GRO): its IPv4 total
+// length is 0, the record's original length is the only length there is.
+TEST(PcapSource, OriginalLengthLessTheLinkHeaderIsTheWireLength) {
+    TempDir dir;
+    const std::string eth = dir.file("big.pcap");
+    Bytes frame = ethernet(ipv4_udp(200));
+    frame.resize(128);
+    write_pcap(eth, DLT_EN10MB, {{frame, 1700000000, 0, 190014}}, false);
+    PcapSource eth_src(eth);
+    const auto got = read_all(eth_src);
+    ASSERT_EQ(got.size(), 1U);
+    EXPECT_EQ(got[0].meta.wire_len, 190000U);
+
+    // NFLOG records: their length is the TLVs', so the packet's stays unknown.
+    const std::string nfl = dir.file("nflog.pcap");
+    write_pcap(nfl, DLT_NFLOG, {{nflog(ipv4_udp()), 1700000000, 0, 100000}}, false);
+    PcapSource nfl_src(nfl);
+    const auto nf = read_all(nfl_src);
+    ASSERT_EQ(nf.size(), 1U);
+    EXPECT_EQ(nf[0].meta.wire_len, 0U);
 }
 
 TEST(PcapSource, NflogNanosecondFile) {

@@ -27,9 +27,9 @@ TEST(Config, DefaultsAreIptNetflows) {
 
 TEST(Config, BadValueNamesTheOptionAndTheValue) {
     EXPECT_EQ(error_of({"--group", "5", "--active_timeout", "abc"}),
-              "--active_timeout: must be a positive number of seconds, got \"abc\"");
+              "--active_timeout: must be 1-4294967 seconds, got \"abc\"");
     EXPECT_EQ(error_of({"--group", "5", "--inactive_timeout=0"}),
-              "--inactive_timeout: must be a positive number of seconds, got \"0\"");
+              "--inactive_timeout: must be 1-4294967 seconds, got \"0\"");
     EXPECT_EQ(error_of({"--group", "5", "--hashsize", "100"}),
               "--hashsize: must be 256-268435456 buckets, got \"100\"");
     EXPECT_EQ(error_of({"--group", "70000"}).rfind("--group: ", 0), 0u);

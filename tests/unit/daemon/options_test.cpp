@@ -141,6 +141,24 @@ TEST(Options, FileValuesFailLikeCommandLineValues) {
     EXPECT_EQ(error_of({"--group", "5", "--read", ""}), "--read: needs a file name");
 }
 
+// NetFlow v5's First and Last are 32-bit milliseconds: a flow kept past 2^32 ms (49.7 days)
+// would wrap them, so a longer timeout is refused like any out-of-range value.
+TEST(Options, TimeoutsStopAtWhatV5CanCarry) {
+    for (const std::string name : {"active_timeout", "inactive_timeout"}) {
+        SCOPED_TRACE(name);
+        EXPECT_EQ(error_of({"--group", "5", "--" + name, "4294967"}), "");
+        EXPECT_EQ(error_of({"--group", "5", "--" + name, "4294968"}),
+                  "--" + name + ": must be 1-4294967 seconds, got \"4294968\"");
+        EXPECT_EQ(error_of({"--group", "5", "--" + name, "100000000"}),
+                  "--" + name + ": must be 1-4294967 seconds, got \"100000000\"");
+        Config c = default_config();
+        apply_option(c, name, "4294967");
+        EXPECT_THROW(apply_option(c, name, "4294968"), ConfigError); // nflowctl set, SIGHUP
+    }
+    EXPECT_EQ(parse({"--group", "5", "--active_timeout", "4294967"}).config.table.active_timeout,
+              Nanos{4'294'967} * kNanosPerSecond);
+}
+
 TEST(Options, ControlGroupKeepsTheNameAndComparesTheGid) {
     Config a = default_config();
     apply_option(a, "control_group", "0");

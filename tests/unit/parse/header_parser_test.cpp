@@ -14,6 +14,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace nflowd {
@@ -22,6 +23,7 @@ namespace {
 using Bytes = std::vector<std::byte>;
 
 constexpr std::uint8_t kIcmp = 1;
+constexpr std::uint8_t kIgmp = 2;
 constexpr std::uint8_t kTcp = 6;
 constexpr std::uint8_t kUdp = 17;
 constexpr std::uint8_t kGre = 47;
@@ -461,8 +463,9 @@ TEST(HeaderParser, CaptureEndingAtIpHeaderIsTruncatedForPortProtocols) {
     }
 }
 
-// Every prefix of a valid packet: below the IP header it is invalid, inside the ports (or the
-// TCP flags byte) truncated, after that accounted; octets is always the total length field.
+// Every prefix of a valid packet: below the fixed IP header it is invalid, inside the IP
+// options, the ports (or the TCP flags byte) truncated, after that accounted; octets is always
+// the total length field.
 struct SweepCase {
     std::string name;
     Bytes packet;
@@ -502,11 +505,11 @@ TEST(HeaderParser, EveryCaptureCutOfValidPacketsFollowsTheRules) {
         for (std::size_t len = 0; len <= c.packet.size(); ++len) {
             SCOPED_TRACE(c.name + " cut at " + std::to_string(len));
             const auto p = parse(std::span(c.packet).first(len));
-            if (len < c.header_len) {
+            if (len < 20) {
                 EXPECT_EQ(p.result, ParseResult::invalid);
                 continue;
             }
-            const bool whole = len - c.header_len >= c.l4_needed;
+            const bool whole = len >= c.header_len && len - c.header_len >= c.l4_needed;
             EXPECT_EQ(p.result, whole ? ParseResult::accounted : ParseResult::truncated);
             EXPECT_EQ(p.info.octets, total);
             EXPECT_EQ(p.info.key.src_port, whole ? c.src_port : 0);
@@ -516,15 +519,15 @@ TEST(HeaderParser, EveryCaptureCutOfValidPacketsFollowsTheRules) {
     }
 }
 
-TEST(HeaderParser, EveryCaptureCutOfANonFirstFragmentIsFragmentOnceIpHeaderIsIn) {
+TEST(HeaderParser, EveryCaptureCutOfANonFirstFragmentIsFragmentOnceFixedHeaderIsIn) {
     const Bytes b =
         Ipv4{.ihl = 6, .flags_fragment = 64, .protocol = kUdp, .payload = with_data({}, 60)}
             .build();
     for (std::size_t len = 0; len <= b.size(); ++len) {
         SCOPED_TRACE(len);
         const auto p = parse(std::span(b).first(len));
-        EXPECT_EQ(p.result, len < 24 ? ParseResult::invalid : ParseResult::fragment);
-        if (len >= 24) {
+        EXPECT_EQ(p.result, len < 20 ? ParseResult::invalid : ParseResult::fragment);
+        if (len >= 20) {
             EXPECT_EQ(p.info.octets, 84U);
         }
     }
@@ -600,6 +603,164 @@ TEST(HeaderParser, CaptureShorterThanFixedIpHeaderIsInvalid) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Offloads (GRO/GSO/TSO, BIG TCP), IP options cut, IGMP: ipt_NETFLOW's accounting
+
+// A capture as NFLOG delivers it: the first `snaplen` bytes, plus the length the capture layer
+// knows (0: unknown, as with NFLOG).
+ParseResult parse_counted(HeaderParser& parser, const Bytes& b, std::size_t snaplen,
+                          std::uint32_t wire_len, PacketInfo& info) {
+    PacketMeta meta = kMeta;
+    meta.wire_len = wire_len;
+    return parser.parse(std::span(b).first(std::min(snaplen, b.size())), meta, info);
+}
+
+TEST(HeaderParserOffload, GsoSizedPacketCutAtSnaplenIsAccountedWholeAndCountedOversize) {
+    // A GRO-merged super-packet: one NFLOG packet for ~44 wire packets, 128 bytes captured.
+    HeaderParser parser;
+    PacketInfo info;
+    const Bytes b = Ipv4{.total_length = 64000,
+                         .protocol = kTcp,
+                         .payload = with_data(tcp(443, 50000, kTcpAck), 200)}
+                        .build();
+    ASSERT_EQ(parse_counted(parser, b, 128, 0, info), ParseResult::accounted);
+    EXPECT_EQ(info.octets, 64000U);
+    EXPECT_EQ(info.key.src_port, 443);
+    EXPECT_EQ(info.key.dst_port, 50000);
+    EXPECT_EQ(info.tcp_flags, kTcpAck);
+    EXPECT_EQ(parser.stats().accounted, 1U);
+    EXPECT_EQ(parser.stats().oversize, 1U);
+}
+
+TEST(HeaderParserOffload, OversizeStartsAboveTheEthernetMtu) {
+    HeaderParser parser;
+    PacketInfo info;
+    for (const unsigned len : {40U, 1500U, 1501U, 9000U}) {
+        const Bytes b = Ipv4{.total_length = static_cast<std::uint16_t>(len),
+                             .protocol = kUdp,
+                             .payload = udp(1, 2)}
+                            .build();
+        ASSERT_EQ(parse_counted(parser, b, 128, 0, info), ParseResult::accounted);
+    }
+    const Bytes frag = Ipv4{.total_length = 4000, .flags_fragment = 8, .protocol = kUdp}.build();
+    ASSERT_EQ(parse_counted(parser, frag, 128, 0, info), ParseResult::fragment);
+    EXPECT_EQ(parser.stats().oversize, 3U); // 1501, 9000 and the fragment
+}
+
+TEST(HeaderParserOffload, BigTcpPacketIsAccountedWithTheCaptureLayersLength) {
+    // BIG TCP (Linux 6.3+): a 185,000-byte GRO packet, IPv4 total length 0.
+    HeaderParser parser;
+    PacketInfo info;
+    const Bytes b = Ipv4{.total_length = 0,
+                         .protocol = kTcp,
+                         .payload = with_data(tcp(5201, 40000, kTcpAck | kTcpPsh), 300)}
+                        .build();
+    ASSERT_EQ(parse_counted(parser, b, 128, 185000, info), ParseResult::accounted);
+    EXPECT_EQ(info.octets, 185000U);
+    EXPECT_EQ(info.key.src_port, 5201);
+    EXPECT_EQ(info.key.dst_port, 40000);
+    EXPECT_EQ(info.tcp_flags, kTcpAck | kTcpPsh);
+    EXPECT_EQ(parser.stats().accounted, 1U);
+    EXPECT_EQ(parser.stats().oversize, 1U);
+    EXPECT_EQ(parser.stats().unknown_length, 0U);
+    EXPECT_EQ(parser.stats().invalid, 0U);
+}
+
+TEST(HeaderParserOffload, BigTcpPacketOfUnknownLengthIsCountedNotDropped) {
+    // NFLOG gives no original length and copies at most ~64 KiB: the length is unknown.
+    HeaderParser parser;
+    PacketInfo info;
+    const Bytes b = Ipv4{.total_length = 0,
+                         .protocol = kTcp,
+                         .payload = with_data(tcp(5201, 40000, kTcpAck), 300)}
+                        .build();
+    EXPECT_EQ(parse_counted(parser, b, 128, 0, info), ParseResult::unknown_length);
+    EXPECT_FALSE(is_accounted(ParseResult::unknown_length));
+    const ParseStats& s = parser.stats();
+    EXPECT_EQ(s.packets, 1U);
+    EXPECT_EQ(s.unknown_length, 1U);
+    EXPECT_EQ(s.invalid, 0U);
+    EXPECT_EQ(s.accounted, 0U);
+    EXPECT_EQ(s.oversize, 0U);
+    EXPECT_EQ(s.packets, s.accounted + s.ipv6 + s.invalid + s.unknown_length);
+}
+
+TEST(HeaderParserOffload, ZeroTotalLengthIsBigTcpOnlyForTcpAboveSixtyFourKiB) {
+    // The kernel zeroes the field only for GSO TCP that does not fit 16 bits (iph_totlen()).
+    const Bytes udp0 = Ipv4{.total_length = 0, .protocol = kUdp, .payload = udp(1, 2)}.build();
+    const Bytes tcp0 = Ipv4{.total_length = 0, .protocol = kTcp, .payload = tcp(1, 2, 0)}.build();
+    PacketMeta meta = kMeta;
+    meta.wire_len = 100000;
+    EXPECT_EQ(parse(udp0, meta).result, ParseResult::invalid);
+    EXPECT_EQ(parse(udp0).result, ParseResult::invalid);
+    meta.wire_len = 65535;
+    EXPECT_EQ(parse(tcp0, meta).result, ParseResult::invalid);
+    meta.wire_len = 65536;
+    const auto p = parse(std::span(tcp0).first(20), meta);
+    ASSERT_EQ(p.result, ParseResult::truncated);
+    EXPECT_EQ(p.info.octets, 65536U);
+}
+
+TEST(HeaderParserOffload, WireLenNeverOverridesANonZeroTotalLength) {
+    PacketMeta meta = kMeta;
+    meta.wire_len = 1514; // e.g. a pcap's original length, link header included by mistake
+    const auto p = parse(Ipv4{.protocol = kUdp, .payload = udp(1, 2)}.build(), meta);
+    ASSERT_EQ(p.result, ParseResult::accounted);
+    EXPECT_EQ(p.info.octets, 28U);
+}
+
+TEST(HeaderParser, PacketCutInsideItsIpOptionsIsAccountedAsTruncated) {
+    // 12 bytes of options (IHL 8), 24 bytes captured: everything but the ports is known.
+    HeaderParser parser;
+    PacketInfo info;
+    const Bytes b =
+        Ipv4{.ihl = 8, .tos = 0xb8, .protocol = kUdp, .payload = with_data(udp(53, 53), 100)}
+            .build();
+    ASSERT_EQ(parse_counted(parser, b, 24, 0, info), ParseResult::truncated);
+    EXPECT_EQ(info.key.src_addr, 0x0a000001U);
+    EXPECT_EQ(info.key.dst_addr, 0xc0a80102U);
+    EXPECT_EQ(info.key.protocol, kUdp);
+    EXPECT_EQ(info.key.tos, 0xb8);
+    EXPECT_EQ(info.key.src_port, 0);
+    EXPECT_EQ(info.key.dst_port, 0);
+    EXPECT_EQ(info.key.in_if, kMeta.in_if);
+    EXPECT_EQ(info.out_if, kMeta.out_if);
+    EXPECT_EQ(info.octets, 140U);
+    EXPECT_EQ(parser.stats().truncated, 1U);
+    EXPECT_EQ(parser.stats().accounted, 1U);
+    EXPECT_EQ(parser.stats().invalid, 0U);
+}
+
+TEST(HeaderParser, IgmpTypeIsTheDestinationPortHighByte) {
+    // ipt_NETFLOW on x86: the type byte in the port field's first (most significant) byte.
+    const std::array<std::pair<unsigned, std::uint16_t>, 4> cases{{
+        {0x11, 0x1100}, // membership query
+        {0x16, 0x1600}, // v2 membership report
+        {0x17, 0x1700}, // v2 leave group
+        {0x22, 0x2200}, // v3 membership report
+    }};
+    HeaderParser parser;
+    for (const auto& [type, port] : cases) {
+        SCOPED_TRACE(type);
+        PacketInfo info;
+        // IGMP travels with a Router Alert option (IHL 6); byte 1 is the max response time.
+        const Bytes b = Ipv4{.ihl = 6, .protocol = kIgmp, .payload = icmp(type, 100)}.build();
+        ASSERT_EQ(parse_counted(parser, b, 128, 0, info), ParseResult::accounted);
+        EXPECT_EQ(info.key.dst_port, port);
+        EXPECT_EQ(info.key.src_port, 0);
+        EXPECT_EQ(info.octets, 32U);
+    }
+    EXPECT_EQ(parser.stats().accounted, 4U);
+}
+
+TEST(HeaderParser, IgmpCutBeforeItsTypeIsTruncated) {
+    const Bytes b = Ipv4{.protocol = kIgmp, .payload = icmp(0x11, 0)}.build();
+    const auto p = parse(std::span(b).first(20));
+    ASSERT_EQ(p.result, ParseResult::truncated);
+    EXPECT_EQ(p.info.key.dst_port, 0);
+    EXPECT_EQ(parse(std::span(b).first(21)).info.key.dst_port, 0x1100);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Hostile headers
 
 TEST(HeaderParser, TotalLengthBiggerThanCaptureIsAccountedWithTheField) {
@@ -611,10 +772,12 @@ TEST(HeaderParser, TotalLengthBiggerThanCaptureIsAccountedWithTheField) {
     EXPECT_EQ(p.info.tcp_flags, kTcpAck);
 }
 
-TEST(HeaderParser, MaxIhlWithOnlyTwentyBytesCapturedIsInvalid) {
-    const Bytes b = Ipv4{.ihl = 15, .protocol = kUdp}.build();
-    EXPECT_EQ(parse(std::span(b).first(20)).result, ParseResult::invalid);
-    EXPECT_EQ(parse(std::span(b).first(59)).result, ParseResult::invalid);
+TEST(HeaderParser, MaxIhlWithOnlyTwentyBytesCapturedIsTruncated) {
+    const Bytes b = Ipv4{.ihl = 15, .protocol = kUdp, .payload = udp(1, 2)}.build();
+    EXPECT_EQ(parse(std::span(b).first(19)).result, ParseResult::invalid);
+    EXPECT_EQ(parse(std::span(b).first(20)).result, ParseResult::truncated);
+    EXPECT_EQ(parse(std::span(b).first(59)).result, ParseResult::truncated);
+    EXPECT_EQ(parse(std::span(b).first(64)).result, ParseResult::accounted);
 }
 
 TEST(HeaderParser, IhlPointingPastTotalLengthIsInvalidEvenIfCaptured) {
@@ -701,7 +864,9 @@ TEST(HeaderParserStats, CountsEveryOutcome) {
     EXPECT_EQ(s.truncated, 1U);
     EXPECT_EQ(s.ipv6, 1U);
     EXPECT_EQ(s.invalid, 2U);
-    EXPECT_EQ(s.packets, s.accounted + s.ipv6 + s.invalid);
+    EXPECT_EQ(s.unknown_length, 0U);
+    EXPECT_EQ(s.oversize, 0U);
+    EXPECT_EQ(s.packets, s.accounted + s.ipv6 + s.invalid + s.unknown_length);
 }
 
 TEST(HeaderParserStats, ParseGivesTheSameAnswerAsTheFreeFunction) {
@@ -725,10 +890,22 @@ TEST(HeaderParserStats, ResetClearsCounters) {
 }
 
 TEST(HeaderParserStats, PlusEqualsSumsEveryCounter) {
-    ParseStats a{
-        .packets = 10, .accounted = 6, .fragments = 1, .truncated = 2, .ipv6 = 3, .invalid = 1};
-    const ParseStats b{
-        .packets = 5, .accounted = 4, .fragments = 2, .truncated = 1, .ipv6 = 0, .invalid = 1};
+    ParseStats a{.packets = 10,
+                 .accounted = 6,
+                 .fragments = 1,
+                 .truncated = 2,
+                 .ipv6 = 3,
+                 .invalid = 1,
+                 .unknown_length = 1,
+                 .oversize = 4};
+    const ParseStats b{.packets = 5,
+                       .accounted = 4,
+                       .fragments = 2,
+                       .truncated = 1,
+                       .ipv6 = 0,
+                       .invalid = 1,
+                       .unknown_length = 2,
+                       .oversize = 3};
     ParseStats& r = (a += b);
     EXPECT_EQ(&r, &a);
     EXPECT_EQ(a.packets, 15U);
@@ -737,6 +914,8 @@ TEST(HeaderParserStats, PlusEqualsSumsEveryCounter) {
     EXPECT_EQ(a.truncated, 3U);
     EXPECT_EQ(a.ipv6, 3U);
     EXPECT_EQ(a.invalid, 2U);
+    EXPECT_EQ(a.unknown_length, 3U);
+    EXPECT_EQ(a.oversize, 7U);
 }
 
 } // namespace
