@@ -286,6 +286,69 @@ TEST(NflogMalformed, MissingPayloadCountedAndSeqConsumed) {
     EXPECT_EQ(r.stats.malformed, 2U);
     EXPECT_EQ(r.stats.messages, 4U);
     EXPECT_EQ(r.stats.lost, 0U);
+    // Logged by the kernel, numbered, never accounted: lost packets with no gap to show them.
+    EXPECT_EQ(r.stats.lost_packets, 2U);
+}
+
+TEST(NflogLostPackets, GapsAndUnusableMessagesEachCountedOnce) {
+    Batch b;
+    b.add(Msg().seq(0)).add(Msg().seq(3));              // 1 and 2 never arrived
+    b.add(Msg().seq(4).type(0x1234));                   // foreign type: its number unread...
+    b.add(Msg().seq(5)).add(Msg().seq(6).no_payload()); // ...so the gap before 5 counts it
+    const Result r = parse(b.bytes(), NflogSeqTracker{0});
+    EXPECT_EQ(r.delivered, 3U);
+    EXPECT_EQ(r.stats.lost, 3U);
+    EXPECT_EQ(r.stats.lost_packets, 4U);
+    // Every numbered message is either delivered or in lost_packets.
+    EXPECT_EQ(r.stats.packets + r.stats.lost_packets, 7U);
+}
+
+// A stop collects a socket's worth of batches ahead of the UNBIND's ACK; none may be cut at
+// the receive buffer's size (it used to keep only the first 256 KiB).
+TEST(NflogBacklog, HandsOutEveryDatagramWhole) {
+    NflogBacklog backlog;
+    std::vector<Batch> batches(8);
+    std::uint32_t seq = 0;
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+        // About 115 KiB each, 900 KiB in all; odd sizes check the alignment padding.
+        for (int k = 0; k < 800; ++k) batches[i].add(Msg().seq(seq++).len(101 + i));
+        if (i % 2 == 0) batches[i].done();
+        backlog.push(batches[i].bytes());
+        total += batches[i].bytes().size();
+    }
+    ASSERT_GT(total, 256U * 1024U * 2U);
+    NflogSeqTracker tracker{0};
+    NflogStats stats;
+    std::size_t delivered = 0;
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+        ASSERT_FALSE(backlog.empty());
+        const auto d = backlog.pop();
+        ASSERT_EQ(d.size(), batches[i].bytes().size());
+        ASSERT_EQ(std::memcmp(d.data(), batches[i].bytes().data(), d.size()), 0);
+        delivered += parse_nflog_batch(d, kRecvTime, tracker, stats, [](auto, const auto&) {});
+    }
+    EXPECT_TRUE(backlog.empty());
+    EXPECT_TRUE(backlog.pop().empty());
+    EXPECT_EQ(delivered, seq);
+    EXPECT_EQ(stats.lost_packets, 0U);
+    EXPECT_EQ(stats.malformed, 0U);
+}
+
+TEST(NflogBacklog, StartsOverOnceEmptied) {
+    NflogBacklog backlog;
+    Batch a;
+    a.add(Msg().seq(0).len(33));
+    backlog.push(a.bytes());
+    EXPECT_EQ(backlog.pop().size(), a.bytes().size());
+    EXPECT_TRUE(backlog.empty());
+    Batch b;
+    b.add(Msg().seq(1).len(77)).add(Msg().seq(2));
+    backlog.push(b.bytes());
+    const auto d = backlog.pop();
+    ASSERT_EQ(d.size(), b.bytes().size());
+    EXPECT_EQ(std::memcmp(d.data(), b.bytes().data(), d.size()), 0);
+    EXPECT_TRUE(backlog.empty());
 }
 
 TEST(NflogMalformed, BadAttributeLength) {
