@@ -102,13 +102,20 @@ class NflogSeqTracker {
         }
         next_ = seq + 1;
         synced_ = true;
+        overrun_ = false;
         return lost;
     }
+
+    // The socket reported an overrun: what it dropped is counted by the next number's gap.
+    void overrun() noexcept { overrun_ = true; }
+    // An overrun with no number after it yet: what it dropped shows in no gap.
+    bool unnumbered_overrun() const noexcept { return overrun_; }
 
   private:
     static constexpr std::uint32_t kMaxGap = 0x8000'0000U;
     std::uint32_t next_ = 0;
     bool synced_ = false;
+    bool overrun_ = false;
 };
 
 namespace detail {
@@ -200,6 +207,9 @@ class NflogSource {
     std::size_t queue_capacity() const noexcept;
 
     const NflogStats& stats() const noexcept { return stats_; }
+    // At stop: an overrun came after the last message received, so the packets it dropped
+    // are in no count (only a later sequence number could say how many there were).
+    bool unnumbered_overrun() const noexcept { return seq_.unnumbered_overrun(); }
 
     // Releases the group at shutdown and delivers through fn every packet queued ahead of
     // the kernel's ACK, including the batch it was still holding for qthreshold/qtimeout: after

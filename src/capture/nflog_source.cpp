@@ -345,6 +345,7 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what, NotAck not_ack) {
             if (errno == EINTR) continue;
             if (errno == ENOBUFS) {
                 ++stats_.enobufs;
+                seq_.overrun();
                 continue;
             }
             if (errno != EAGAIN) throw std::system_error(errno, std::generic_category(), what);
@@ -386,6 +387,7 @@ std::span<const std::byte> NflogSource::recv_batch(Nanos& recv_time, bool& idle)
         }
         if (errno == ENOBUFS) {
             ++stats_.enobufs;
+            seq_.overrun();
             return {};
         }
         throw std::system_error(errno, std::generic_category(),

@@ -215,7 +215,13 @@ int Daemon::run() {
     const auto s = pipeline_->stats();
     // Over the whole run, not since `set flush 2`: the line sums up the process.
     std::uint64_t lost_packets = 0;
-    for (const auto& r : readers_) lost_packets += r->source.stats().lost_packets;
+    for (const auto& r : readers_) {
+        lost_packets += r->source.stats().lost_packets;
+        if (r->source.unnumbered_overrun())
+            log_.log(LogLevel::error, "NFLOG group " + std::to_string(r->source.group()) +
+                                          ": an overrun after the last message received; "
+                                          "the packets it dropped are not in the count");
+    }
     log_.log(LogLevel::notice, "stopped: " + std::to_string(s.exporter.flows) +
                                    " flows exported, " + std::to_string(s.exporter.lost_flows) +
                                    " flows lost, " + std::to_string(lost_packets) +
