@@ -17,7 +17,6 @@
 
 #include <libnetfilter_log/libnetfilter_log.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <climits>
@@ -131,9 +130,8 @@ namespace {
         return false;
     }
     // The number is consumed even if the rest of the message is unusable: counting it as
-    // lost too would count the message twice.
-    // A message that did not get this far consumed no number: the next one counts it in its
-    // gap, so it is in lost_packets exactly once.
+    // lost too would count the message twice. A message that did not get this far consumed
+    // no number, so the next one's gap counts it: each is in lost_packets exactly once.
     if (tb[NFULA_SEQ] != nullptr) {
         bool reset = false;
         const std::uint32_t gap = seq.observe(attr_be32(tb[NFULA_SEQ]), reset);
