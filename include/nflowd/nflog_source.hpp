@@ -48,6 +48,10 @@ struct NflogStats {
     std::uint64_t seq_resets = 0; // sequence jumped backwards / implausibly far
     std::uint64_t kernel_timestamps = 0; // packets that carried NFULA_TIMESTAMP
     std::uint64_t bad_timestamps = 0;    // kernel timestamps > 5 s from receipt, replaced by it
+    // Packets the kernel logged and nflowd never accounted: every sequence gap (overruns,
+    // messages cut or unreadable) and numbered messages without a payload. One message is one
+    // packet, so this is exact up to the last message received.
+    std::uint64_t lost_packets = 0;
 
     static constexpr auto fields() {
         using F = StatField<NflogStats>;
@@ -67,6 +71,8 @@ struct NflogStats {
               "Packets that carried a kernel timestamp"},
             F{"bad_timestamps", &NflogStats::bad_timestamps, c, "packets",
               "Kernel timestamps more than 5 s from the receive time, replaced by it"},
+            F{"lost_packets", &NflogStats::lost_packets, c, "packets",
+              "Packets the kernel logged that were never accounted"},
         };
     }
 };
@@ -96,13 +102,20 @@ class NflogSeqTracker {
         }
         next_ = seq + 1;
         synced_ = true;
+        overrun_ = false;
         return lost;
     }
+
+    // The socket reported an overrun: what it dropped is counted by the next number's gap.
+    void overrun() noexcept { overrun_ = true; }
+    // An overrun with no number after it yet: what it dropped shows in no gap.
+    bool unnumbered_overrun() const noexcept { return overrun_; }
 
   private:
     static constexpr std::uint32_t kMaxGap = 0x8000'0000U;
     std::uint32_t next_ = 0;
     bool synced_ = false;
+    bool overrun_ = false;
 };
 
 namespace detail {
@@ -130,6 +143,31 @@ std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time
         const_cast<void*>(static_cast<const void*>(std::addressof(fn))));
 }
 
+// Datagrams that arrived while a config request waited for its ACK, handed out one per
+// receive in arrival order. Each keeps its own size: none is cut at the receive buffer's.
+class NflogBacklog {
+  public:
+    void push(std::span<const std::byte> datagram);
+    // The oldest datagram not yet handed out (netlink-aligned), empty when there is none. It
+    // stays valid until the next push() or pop().
+    std::span<const std::byte> pop() noexcept;
+    bool empty() const noexcept { return next_ == sizes_.size(); }
+
+  private:
+    std::vector<std::byte> bytes_; // the datagrams back to back, each at an aligned offset
+    std::vector<std::size_t> sizes_;
+    std::size_t next_ = 0; // index of the next datagram to hand out
+    std::size_t at_ = 0;   // its offset in bytes_
+};
+
+// What one receive did. `idle`: nothing was waiting (EAGAIN); an overrun or EINTR is not idle,
+// since more may be queued behind it.
+struct NflogReceived {
+    std::size_t packets = 0; // delivered to the callback
+    std::size_t bytes = 0;   // size of the datagram read
+    bool idle = true;
+};
+
 class NflogSource {
   public:
     // Opens a netfilter netlink socket and binds `cfg.group` with the settings above. Throws
@@ -152,29 +190,59 @@ class NflogSource {
     // a sequence gap once the next message arrives). Other socket errors throw
     // std::system_error: the socket is unusable then.
     template <class Fn> std::size_t receive(Fn&& fn) {
-        Nanos now = 0;
-        const std::span<const std::byte> batch = recv_batch(now);
-        if (batch.empty()) return 0;
-        return parse_nflog_batch(batch, now, seq_, stats_, std::forward<Fn>(fn));
+        return receive_batch(std::forward<Fn>(fn)).packets;
     }
+    // The same, telling an empty socket from a batch that held no packet (see NflogReceived).
+    template <class Fn> NflogReceived receive_batch(Fn&& fn) {
+        Nanos now = 0;
+        NflogReceived r;
+        const std::span<const std::byte> batch = recv_batch(now, r.idle);
+        if (batch.empty()) return r;
+        r.bytes = batch.size();
+        r.packets = parse_nflog_batch(batch, now, seq_, stats_, std::forward<Fn>(fn));
+        return r;
+    }
+    // Bytes of datagrams the socket can hold at most (its receive buffer plus the one batch
+    // the kernel may queue past it): reading that much reads everything queued before.
+    std::size_t queue_capacity() const noexcept;
 
     const NflogStats& stats() const noexcept { return stats_; }
+    // At stop: an overrun came after the last message received, so the packets it dropped
+    // are in no count (only a later sequence number could say how many there were).
+    bool unnumbered_overrun() const noexcept { return seq_.unnumbered_overrun(); }
 
-    // Releases the group at shutdown and collects the batch the kernel was still holding,
-    // so packets logged just before a stop are delivered by the next receive() calls.
-    // Throws std::system_error if the kernel refuses.
-    void unbind();
+    // Releases the group at shutdown and delivers through fn every packet queued ahead of
+    // the kernel's ACK, including the batch it was still holding for qthreshold/qtimeout: after
+    // the ACK the group sends nothing more, so nothing logged for it stays unread. Read the
+    // socket empty first (receive_batch), so that the held batch and the ACK find room.
+    // Throws std::system_error if the kernel refuses (no CAP_NET_ADMIN) or never answers.
+    template <class Fn> void unbind(Fn&& fn) {
+        using F = std::remove_reference_t<Fn>;
+        unbind([](void* ctx, std::span<const std::byte> ip,
+                  const PacketMeta& meta) { (*static_cast<F*>(ctx))(ip, meta); },
+               const_cast<void*>(static_cast<const void*>(std::addressof(fn))));
+    }
 
   private:
     struct SocketCloser {
         void operator()(mnl_socket* s) const noexcept;
     };
 
-    // Returns the next datagram (empty if none) and the time it was received.
-    std::span<const std::byte> recv_batch(Nanos& recv_time);
+    // Where send_config puts datagrams that are not its ACK: parsed and delivered through
+    // `fn` at once, or kept in backlog_ for receive() when `fn` is null.
+    struct NotAck { // no member initializers: `= {}` below needs the aggregate complete
+        detail::NflogPacketFn fn;
+        void* ctx;
+    };
+
+    // Returns the next datagram (empty if none) and the time it was received; `idle` is set
+    // when the socket had nothing (EAGAIN).
+    std::span<const std::byte> recv_batch(Nanos& recv_time, bool& idle);
+    void unbind(detail::NflogPacketFn fn, void* ctx);
     void configure(const NflogConfig& cfg);
     // Sends one config message and waits for its ACK; throws std::system_error(kernel errno).
-    void send_config(nlmsghdr* nlh, const char* what);
+    void send_config(nlmsghdr* nlh, const char* what, NotAck not_ack = {});
+    void on_not_ack(std::span<const std::byte> datagram, NotAck not_ack);
 
     std::unique_ptr<mnl_socket, SocketCloser> sock_;
     std::uint16_t group_ = 0;
@@ -183,7 +251,7 @@ class NflogSource {
     // of <= 64 KiB payload), so 256 KiB never truncates.
     std::vector<std::byte> buf_;
     // Packets that arrived while the constructor waited for ACKs; delivered first.
-    std::vector<std::byte> pending_;
+    NflogBacklog backlog_;
     NflogSeqTracker seq_{0};
     NflogStats stats_;
 };

@@ -17,9 +17,9 @@
 
 #include <libnetfilter_log/libnetfilter_log.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -130,16 +130,21 @@ namespace {
         return false;
     }
     // The number is consumed even if the rest of the message is unusable: counting it as
-    // lost too would count the message twice.
+    // lost too would count the message twice. A message that did not get this far consumed
+    // no number, so the next one's gap counts it: each is in lost_packets exactly once.
     if (tb[NFULA_SEQ] != nullptr) {
         bool reset = false;
-        stats.lost += seq.observe(attr_be32(tb[NFULA_SEQ]), reset);
+        const std::uint32_t gap = seq.observe(attr_be32(tb[NFULA_SEQ]), reset);
+        stats.lost += gap;
+        stats.lost_packets += gap;
         stats.seq_resets += reset ? 1U : 0U;
     }
     const nlattr* payload = tb[NFULA_PAYLOAD];
     const std::size_t payload_len = payload ? mnl_attr_get_payload_len(payload) : 0;
     if (payload_len == 0) {
+        // A packet the kernel logged that cannot be accounted: no gap will ever show it.
         ++stats.malformed;
+        ++stats.lost_packets;
         return false;
     }
     PacketMeta meta;
@@ -188,6 +193,28 @@ std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos r
     // resynchronise past them.
     if (off < buffer.size()) ++stats.malformed;
     return delivered;
+}
+
+void NflogBacklog::push(std::span<const std::byte> datagram) {
+    if (empty()) { // everything handed out: start over instead of growing
+        bytes_.clear();
+        sizes_.clear();
+        next_ = 0;
+        at_ = 0;
+    }
+    // Padded so that the next datagram starts netlink-aligned, as the parser requires.
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + netlink_align(datagram.size()));
+    std::memcpy(bytes_.data() + at, datagram.data(), datagram.size());
+    sizes_.push_back(datagram.size());
+}
+
+std::span<const std::byte> NflogBacklog::pop() noexcept {
+    if (empty()) return {};
+    const std::span<const std::byte> d(bytes_.data() + at_, sizes_[next_]);
+    at_ += netlink_align(sizes_[next_]);
+    ++next_;
+    return d;
 }
 
 void NflogSource::SocketCloser::operator()(mnl_socket* s) const noexcept {
@@ -270,30 +297,53 @@ void NflogSource::configure(const NflogConfig& cfg) {
     // No explicit UNBIND on destruction: closing the socket releases the group.
 }
 
-void NflogSource::unbind() {
+std::size_t NflogSource::queue_capacity() const noexcept {
+    int rcvbuf = 0;
+    socklen_t len = sizeof rcvbuf;
+    if (::getsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) != 0 || rcvbuf <= 0)
+        rcvbuf = INT_MAX; // unknown: read until the socket is empty
+    // The kernel queues one more datagram as long as the buffer is not yet over its limit.
+    return static_cast<std::size_t>(rcvbuf) + kRecvBufferSize;
+}
+
+void NflogSource::unbind(detail::NflogPacketFn fn, void* ctx) {
     // Destroying the instance makes the kernel send the batch it is still holding for
-    // qthreshold/qtimeout; it arrives before the ACK and is kept for receive().
+    // qthreshold/qtimeout; it arrives before the ACK, with anything still queued, and is
+    // delivered at once: a stop must not hold a socket's worth of packets in memory.
     alignas(nlmsghdr) std::array<char, 128> msg{};
     nlmsghdr* nlh = nflog_nlmsg_put_header(msg.data(), NFULNL_MSG_CONFIG, AF_UNSPEC, group_);
     nflog_attr_put_cfg_cmd(nlh, NFULNL_CFG_CMD_UNBIND);
     const NetAdminScope net_admin;
-    send_config(nlh, "UNBIND");
+    send_config(nlh, "UNBIND", NotAck{fn, ctx});
 }
 
-void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
+void NflogSource::on_not_ack(std::span<const std::byte> datagram, NotAck not_ack) {
+    if (not_ack.fn != nullptr)
+        detail::parse_nflog_batch(datagram, wall_time(), seq_, stats_, not_ack.fn, not_ack.ctx);
+    else
+        backlog_.push(datagram);
+}
+
+void NflogSource::send_config(nlmsghdr* nlh, const char* what, NotAck not_ack) {
     nlh->nlmsg_flags |= NLM_F_ACK;
     nlh->nlmsg_seq = ++config_seq_;
     if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0)
         throw std::system_error(errno, std::generic_category(), what);
 
     const int fd = mnl_socket_get_fd(sock_.get());
-    const Nanos deadline = steady_time() + kAckTimeoutMs * kNanosPerMilli;
+    // The ACK queues behind whatever was waiting, which may be a whole socket buffer: the
+    // timeout counts from the last datagram, and what may be read before it is bounded by
+    // twice what the socket holds (more means the ACK itself was lost to an overrun).
+    const Nanos timeout = kAckTimeoutMs * kNanosPerMilli;
+    Nanos deadline = steady_time() + timeout;
+    std::size_t budget = 2 * queue_capacity();
     for (;;) {
         const ssize_t n = ::recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == ENOBUFS) {
                 ++stats_.enobufs;
+                seq_.overrun();
                 continue;
             }
             if (errno != EAGAIN) throw std::system_error(errno, std::generic_category(), what);
@@ -306,12 +356,12 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
         const AckResult ack = read_ack(buf_.data(), static_cast<std::size_t>(n), config_seq_,
                                        mnl_socket_get_portid(sock_.get()));
         if (!ack.acked) {
-            // Packets logged between BIND and its ACK: keep them for the first receive(),
-            // padded so the next datagram stays netlink-aligned.
+            // Packets logged ahead of the ACK (after BIND, before UNBIND).
             const auto size = static_cast<std::size_t>(n);
-            const std::size_t at = pending_.size();
-            pending_.resize(at + netlink_align(size));
-            std::memcpy(pending_.data() + at, buf_.data(), size);
+            on_not_ack({buf_.data(), size}, not_ack);
+            if (size >= budget) throw std::system_error(ETIMEDOUT, std::generic_category(), what);
+            budget -= size;
+            deadline = steady_time() + timeout;
             continue;
         }
         if (ack.error != 0) throw std::system_error(ack.error, std::generic_category(), what);
@@ -319,22 +369,23 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what) {
     }
 }
 
-std::span<const std::byte> NflogSource::recv_batch(Nanos& recv_time) {
-    if (!pending_.empty()) {
-        // Moved into the receive buffer so that it lives until the next call, like a recv.
-        const std::size_t n = std::min(pending_.size(), buf_.size());
-        if (n < pending_.size()) ++stats_.malformed;
-        std::memcpy(buf_.data(), pending_.data(), n);
-        pending_ = {};
+std::span<const std::byte> NflogSource::recv_batch(Nanos& recv_time, bool& idle) {
+    idle = false;
+    if (!backlog_.empty()) {
         recv_time = wall_time();
-        return {buf_.data(), n};
+        return backlog_.pop();
     }
     // MSG_TRUNC makes recv report the datagram's real size, so a cut batch is noticed.
     const ssize_t n = ::recv(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return {};
+        if (errno == EINTR) return {};
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            idle = true;
+            return {};
+        }
         if (errno == ENOBUFS) {
             ++stats_.enobufs;
+            seq_.overrun();
             return {};
         }
         throw std::system_error(errno, std::generic_category(),

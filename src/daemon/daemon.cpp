@@ -19,8 +19,8 @@ namespace {
 
 // Batches a reader drains before looking at the stop flag again; bounds shutdown latency.
 constexpr int kBatchesPerWake = 64;
-// On stop, what is already queued in the socket is still accounted, up to this many batches.
-constexpr int kFinalDrainBatches = 4096;
+// On stop, reads that bring no datagram (overruns, EINTR) before the drain gives up.
+constexpr int kDrainMisses = 1024;
 
 // How long the kernel may still hold a batch: qtimeout (1/100 s) plus a margin, capped so a
 // stop never hangs on a huge setting.
@@ -74,19 +74,38 @@ struct Daemon::Reader {
             dispatcher.publish();
             snapshot();
         }
-        // SIGTERM: what the kernel already logged is still accounted, including the batch
-        // it holds back for qtimeout, which unbinding makes it send now.
+        stop(deliver);
+    }
+    // SIGTERM: every packet queued in the socket when the stop began is accounted, and so is
+    // the batch the kernel still holds for qtimeout, which unbinding makes it send now.
+    template <class Fn> void stop(Fn& deliver) {
+        // First the socket is read empty: a full buffer would drop the held batch and the
+        // UNBIND's ACK, and no later sequence number would ever count what was dropped.
+        drain(deliver);
         try {
-            source.unbind();
+            source.unbind(deliver); // everything up to the ACK; the group sends no more
         } catch (const std::system_error&) {
             // Without CAP_NET_ADMIN (--user) the kernel refuses; the batch then comes on its
             // own within qtimeout, so wait that long (bounded) before the last reads.
             std::this_thread::sleep_for(std::chrono::nanoseconds(held_batch_wait));
         }
-        for (int i = 0; i < kFinalDrainBatches && source.receive(deliver) != 0; ++i)
-            dispatcher.publish();
-        dispatcher.publish();
+        drain(deliver);
         snapshot();
+    }
+    // Reads until the socket is empty, or until as many bytes as it can hold were read (more
+    // can only have been logged after the stop began). Overruns do not end it: the datagrams
+    // behind one are still queued.
+    template <class Fn> void drain(Fn& deliver) {
+        const std::size_t capacity = source.queue_capacity();
+        std::size_t read = 0;
+        for (int misses = 0; read < capacity && misses < kDrainMisses;) {
+            const NflogReceived r = source.receive_batch(deliver);
+            if (r.idle) break;
+            if (r.bytes == 0) ++misses;
+            read += r.bytes;
+            dispatcher.publish();
+        }
+        dispatcher.publish();
     }
     void snapshot() {
         std::lock_guard lock(mutex);
@@ -194,9 +213,19 @@ int Daemon::run() {
     for (auto& r : readers_) r->thread.join();
     pipeline_->finish();
     const auto s = pipeline_->stats();
+    // Over the whole run, not since `set flush 2`: the line sums up the process.
+    std::uint64_t lost_packets = 0;
+    for (const auto& r : readers_) {
+        lost_packets += r->source.stats().lost_packets;
+        if (r->source.unnumbered_overrun())
+            log_.log(LogLevel::error, "NFLOG group " + std::to_string(r->source.group()) +
+                                          ": an overrun after the last message received; "
+                                          "the packets it dropped are not in the count");
+    }
     log_.log(LogLevel::notice, "stopped: " + std::to_string(s.exporter.flows) +
                                    " flows exported, " + std::to_string(s.exporter.lost_flows) +
-                                   " lost");
+                                   " flows lost, " + std::to_string(lost_packets) +
+                                   " packets lost");
     return 0;
 }
 

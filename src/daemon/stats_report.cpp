@@ -195,6 +195,8 @@ const auto kGroup = std::to_array<Item<GroupStats>>({
     {"enobufs {}", "enobufs", [](G g) -> Value { return g.nflog.enobufs; }},
     {"malformed {}", "malformed", [](G g) -> Value { return g.nflog.malformed; }},
     {"bad timestamps {}", "bad_timestamps", [](G g) -> Value { return g.nflog.bad_timestamps; }},
+    // Not "lost packets" in the text: scripts match "lost N" on this line.
+    {"unaccounted {}", "lost_packets", [](G g) -> Value { return g.nflog.lost_packets; }},
 });
 
 using C = const CollectorStats&;

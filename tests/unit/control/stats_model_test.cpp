@@ -182,7 +182,8 @@ TEST(StatsFormat, TextLinesComeFromTheLayout) {
              "\nworker 1: active 3, peak 0, hashsize 0, metric 0.00, searched 30, found 0, new 0, "
              "memory 0 KiB\n",
              "\nexport: flows 31, datagrams 0, bytes 1488, lost flows 0, lost datagrams 0\n",
-             "\ngroup 5: received 0, lost 2, enobufs 0, malformed 0, bad timestamps 0\n",
+             "\ngroup 5: received 0, lost 2, enobufs 0, malformed 0, bad timestamps 0, "
+             "unaccounted 0\n",
          })
         EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
 }
