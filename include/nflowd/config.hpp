@@ -39,7 +39,8 @@ struct Config {
     std::uint32_t qtimeout = NflogConfig{}.qtimeout;
     std::uint32_t nlbufsiz = NflogConfig{}.nlbufsiz;
     int rcvbuf = NflogConfig{}.rcvbuf;
-    std::size_t threads = 0; // 0 = number of CPUs
+    bool physdev = NflogConfig{}.physdev; // --physdev: bridge ports instead of the bridge
+    std::size_t threads = 0;              // 0 = number of CPUs
 
     // flow cache
     FlowTableConfig table;
@@ -84,6 +85,7 @@ enum class Opt : std::uint8_t {
     qtimeout,
     nlbufsiz,
     rcvbuf,
+    physdev,
     threads,
     hashsize,
     maxflows,

@@ -35,6 +35,9 @@ struct NflogConfig {
     // Socket receive buffer; a deep buffer absorbs bursts while the consumer is busy.
     // <= 0 keeps the system default.
     int rcvbuf = 64 * 1024 * 1024;
+    // Bridged packets: report the bridge ports (NFULA_IFINDEX_PHYS*) instead of the bridge,
+    // as ipt_NETFLOW built with its physdev option does. Unbridged packets are unaffected.
+    bool physdev = false;
 };
 
 struct NflogStats {
@@ -121,7 +124,8 @@ class NflogSeqTracker {
 namespace detail {
 using NflogPacketFn = void (*)(void* ctx, std::span<const std::byte> ip, const PacketMeta& meta);
 std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
-                              NflogSeqTracker& seq, NflogStats& stats, NflogPacketFn fn, void* ctx);
+                              NflogSeqTracker& seq, NflogStats& stats, bool physdev,
+                              NflogPacketFn fn, void* ctx);
 } // namespace detail
 
 // Walks one datagram of netlink messages as the kernel sends it (a batch of NFULNL_MSG_PACKET
@@ -129,14 +133,16 @@ std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time
 // length is checked against the buffer; anything inconsistent is counted as malformed and
 // skipped (a broken netlink header ends the walk, since the next one cannot be found).
 // `buffer` must be 4-byte aligned (netlink alignment); otherwise it is all malformed.
-// meta.time is the kernel's NFULA_TIMESTAMP when present, `recv_time` otherwise.
+// meta.time is the kernel's NFULA_TIMESTAMP when present, `recv_time` otherwise. The
+// ifindexes are the logical devices (a bridge, not its port) unless `physdev` (NflogConfig).
 // Returns the number of packets delivered. No allocation.
 template <class Fn>
 std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
-                              NflogSeqTracker& seq, NflogStats& stats, Fn&& fn) {
+                              NflogSeqTracker& seq, NflogStats& stats, Fn&& fn,
+                              bool physdev = false) {
     using F = std::remove_reference_t<Fn>;
     return detail::parse_nflog_batch(
-        buffer, recv_time, seq, stats,
+        buffer, recv_time, seq, stats, physdev,
         [](void* ctx, std::span<const std::byte> ip, const PacketMeta& meta) {
             (*static_cast<F*>(ctx))(ip, meta);
         },
@@ -199,7 +205,7 @@ class NflogSource {
         const std::span<const std::byte> batch = recv_batch(now, r.idle);
         if (batch.empty()) return r;
         r.bytes = batch.size();
-        r.packets = parse_nflog_batch(batch, now, seq_, stats_, std::forward<Fn>(fn));
+        r.packets = parse_nflog_batch(batch, now, seq_, stats_, std::forward<Fn>(fn), physdev_);
         return r;
     }
     // Bytes of datagrams the socket can hold at most (its receive buffer plus the one batch
@@ -246,6 +252,7 @@ class NflogSource {
 
     std::unique_ptr<mnl_socket, SocketCloser> sock_;
     std::uint16_t group_ = 0;
+    bool physdev_ = false;
     std::uint32_t config_seq_ = 0;
     // Holds a whole batch: the kernel caps a batch at max(nlbufsiz <= 128 KiB, one message
     // of <= 64 KiB payload), so 256 KiB never truncates.

@@ -38,7 +38,9 @@ class PcapSource {
     // Opens `path` ("-" = stdin). Supported link types: Ethernet (with 802.1Q/802.1ad tags),
     // Linux cooked SLL and SLL2, raw IP (DLT_RAW, IPV4, IPV6) and NFLOG. Throws
     // std::runtime_error naming the file and the reason (missing, not pcap, other link type).
-    explicit PcapSource(const std::string& path);
+    // `physdev`: NFLOG captures of bridged packets report the bridge ports, not the bridge
+    // (as NflogConfig::physdev does live).
+    explicit PcapSource(const std::string& path, bool physdev = false);
 
     // Reads the next frame carrying IP. `ip` points at the IP header (valid until the next
     // call); meta.time is the frame's timestamp, ifindexes are taken from NFLOG captures and
@@ -54,6 +56,7 @@ class PcapSource {
     };
     std::unique_ptr<pcap_t, Closer> pcap_;
     int linktype_ = 0;
+    bool physdev_ = false;
     PcapStats stats_;
 };
 
@@ -61,8 +64,9 @@ enum class LinkResult { ip, not_ip, malformed };
 
 // Extracts the IP payload of one link-layer frame (exposed for tests and the fuzzer) into
 // `ip`: LinkResult::ip, or not_ip for frames carrying no IP, or malformed when the frame is
-// cut short or inconsistent.
+// cut short or inconsistent. NFLOG's ifindexes: see PcapSource's `physdev`.
 LinkResult link_to_ip(int linktype, std::span<const std::byte> frame,
-                      std::span<const std::byte>& ip, PacketMeta& meta) noexcept;
+                      std::span<const std::byte>& ip, PacketMeta& meta,
+                      bool physdev = false) noexcept;
 
 } // namespace nflowd

@@ -39,10 +39,11 @@ std::uint32_t attr_be32(const nlattr* a) noexcept {
     return ntohl(mnl_attr_get_u32(a));
 }
 
-std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical) noexcept {
-    // Bridged packets carry the bridge as the logical device; the port is what an
-    // ipt_NETFLOW user expects to see, as the kernel module reported it.
-    if (tb[phys] != nullptr) return attr_be32(tb[phys]);
+std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical, bool physdev) noexcept {
+    // Bridged packets carry the bridge as the logical device and the port as the physical
+    // one. ipt_NETFLOW reports the logical device unless built with its physdev option, and
+    // a `tcpdump -i nflog:N` capture holds both: the choice is the user's, the same in --read.
+    if (physdev && tb[phys] != nullptr) return attr_be32(tb[phys]);
     if (tb[logical] != nullptr) return attr_be32(tb[logical]);
     return kUnknownIfindex;
 }
@@ -118,7 +119,8 @@ namespace {
 // payload. Returns whether a packet was delivered.
 [[gnu::always_inline]] inline bool deliver_message(const nlmsghdr* nlh, Nanos recv_time,
                                                    NflogSeqTracker& seq, NflogStats& stats,
-                                                   detail::NflogPacketFn fn, void* ctx) {
+                                                   bool physdev, detail::NflogPacketFn fn,
+                                                   void* ctx) {
     ++stats.messages;
     if (nlh->nlmsg_type != kPacketMsgType || mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) {
         ++stats.malformed;
@@ -158,8 +160,8 @@ namespace {
         else
             ++stats.bad_timestamps;
     }
-    meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV);
-    meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV);
+    meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV, physdev);
+    meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV, physdev);
     ++stats.packets;
     stats.bytes += payload_len;
     fn(ctx,
@@ -172,8 +174,8 @@ namespace {
 } // namespace
 
 std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
-                                      NflogSeqTracker& seq, NflogStats& stats, NflogPacketFn fn,
-                                      void* ctx) {
+                                      NflogSeqTracker& seq, NflogStats& stats, bool physdev,
+                                      NflogPacketFn fn, void* ctx) {
     ++stats.batches;
     if (buffer.empty()) return 0;
     // libmnl reads headers in place: a misaligned buffer would be undefined behaviour.
@@ -187,7 +189,7 @@ std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos r
          off += netlink_align(nlh->nlmsg_len)) {
         // NLMSG_DONE ends a multi-message batch; ACKs and NOOPs carry no packet.
         if (nlh->nlmsg_type < NLMSG_MIN_TYPE) continue;
-        if (deliver_message(nlh, recv_time, seq, stats, fn, ctx)) ++delivered;
+        if (deliver_message(nlh, recv_time, seq, stats, physdev, fn, ctx)) ++delivered;
     }
     // Bytes left that do not form a message: cut short or a lying length. The walk cannot
     // resynchronise past them.
@@ -221,7 +223,7 @@ void NflogSource::SocketCloser::operator()(mnl_socket* s) const noexcept {
     mnl_socket_close(s);
 }
 
-NflogSource::NflogSource(const NflogConfig& cfg) : group_(cfg.group) {
+NflogSource::NflogSource(const NflogConfig& cfg) : group_(cfg.group), physdev_(cfg.physdev) {
     if (cfg.snaplen == 0 || cfg.snaplen > kMaxSnaplen)
         throw std::invalid_argument("NFLOG group " + std::to_string(group_) +
                                     ": snaplen must be 1..65535");
@@ -319,7 +321,8 @@ void NflogSource::unbind(detail::NflogPacketFn fn, void* ctx) {
 
 void NflogSource::on_not_ack(std::span<const std::byte> datagram, NotAck not_ack) {
     if (not_ack.fn != nullptr)
-        detail::parse_nflog_batch(datagram, wall_time(), seq_, stats_, not_ack.fn, not_ack.ctx);
+        detail::parse_nflog_batch(datagram, wall_time(), seq_, stats_, physdev_, not_ack.fn,
+                                  not_ack.ctx);
     else
         backlog_.push(datagram);
 }

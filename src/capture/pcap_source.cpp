@@ -36,6 +36,8 @@ constexpr std::size_t kNflogTlvHeader = 4;
 
 constexpr std::uint16_t kNflogTlvIndev = 4;
 constexpr std::uint16_t kNflogTlvOutdev = 5;
+constexpr std::uint16_t kNflogTlvPhysindev = 6; // bridge ports, present only when bridged
+constexpr std::uint16_t kNflogTlvPhysoutdev = 7;
 constexpr std::uint16_t kNflogTlvPayload = 9;
 
 // NFLOG TLV headers are in the byte order of the host that captured them; libpcap swaps them
@@ -73,21 +75,56 @@ LinkResult ethertype_to_ip(std::span<const std::byte> frame, std::uint16_t type,
     return LinkResult::ip;
 }
 
-// The interface TLVs carry a big-endian ifindex.
-void nflog_interface(std::span<const std::byte> value, std::uint16_t type,
-                     PacketMeta& meta) noexcept {
-    ByteReader r(value);
-    const std::uint32_t ifindex = r.u32();
-    if (!r.ok()) return;
-    (type == kNflogTlvIndev ? meta.in_if : meta.out_if) = ifindex;
+// The interface TLVs carry a big-endian ifindex. The record holds both the bridge (logical)
+// and, when bridged, its port (physical): they land in meta only as NflogSource would report
+// them, so live and --read put the same packet in the same flow.
+struct NflogInterfaces {
+    std::uint32_t in = kUnknownIfindex;
+    std::uint32_t out = kUnknownIfindex;
+    std::uint32_t phys_in = kUnknownIfindex;
+    std::uint32_t phys_out = kUnknownIfindex;
+    bool has_phys_in = false;
+    bool has_phys_out = false;
+
+    void take(std::span<const std::byte> value, std::uint16_t type) noexcept {
+        ByteReader r(value);
+        const std::uint32_t ifindex = r.u32();
+        if (!r.ok()) return;
+        switch (type) {
+        case kNflogTlvIndev:
+            in = ifindex;
+            break;
+        case kNflogTlvOutdev:
+            out = ifindex;
+            break;
+        case kNflogTlvPhysindev:
+            phys_in = ifindex, has_phys_in = true;
+            break;
+        case kNflogTlvPhysoutdev:
+            phys_out = ifindex, has_phys_out = true;
+            break;
+        default:
+            break;
+        }
+    }
+    void apply(PacketMeta& meta, bool physdev) const noexcept {
+        meta.in_if = physdev && has_phys_in ? phys_in : in;
+        meta.out_if = physdev && has_phys_out ? phys_out : out;
+    }
+};
+
+bool is_interface_tlv(std::uint16_t type) noexcept {
+    return type == kNflogTlvIndev || type == kNflogTlvOutdev || type == kNflogTlvPhysindev ||
+           type == kNflogTlvPhysoutdev;
 }
 
 LinkResult nflog_to_ip(std::span<const std::byte> frame, std::span<const std::byte>& ip,
-                       PacketMeta& meta) noexcept {
+                       PacketMeta& meta, bool physdev) noexcept {
     if (frame.size() < kNflogHeader || std::to_integer<unsigned>(frame[1]) != 0)
         return LinkResult::malformed;
     std::size_t off = kNflogHeader;
     bool have_payload = false;
+    NflogInterfaces ifs;
     while (off + kNflogTlvHeader <= frame.size()) {
         const std::uint16_t len = load_host16(frame.data() + off);
         const std::uint16_t type = load_host16(frame.data() + off + 2);
@@ -100,11 +137,12 @@ LinkResult nflog_to_ip(std::span<const std::byte> frame, std::span<const std::by
             if (avail == 0) break;
             ip = frame.subspan(value_at, value_len < avail ? value_len : avail);
             have_payload = true;
-        } else if ((type == kNflogTlvIndev || type == kNflogTlvOutdev) && value_len >= 4) {
-            nflog_interface(frame.subspan(value_at), type, meta);
+        } else if (is_interface_tlv(type) && value_len >= 4) {
+            ifs.take(frame.subspan(value_at), type);
         }
         off += netlink_align(len);
     }
+    ifs.apply(meta, physdev);
     // tcpdump asks NFLOG for a packet copy, so a record without payload was cut or is garbage.
     if (!have_payload) return LinkResult::malformed;
     return is_ip_version(ip) ? LinkResult::ip : LinkResult::not_ip;
@@ -127,7 +165,7 @@ LinkResult raw_to_ip(std::span<const std::byte> frame, std::span<const std::byte
 } // namespace
 
 LinkResult link_to_ip(int linktype, std::span<const std::byte> frame,
-                      std::span<const std::byte>& ip, PacketMeta& meta) noexcept {
+                      std::span<const std::byte>& ip, PacketMeta& meta, bool physdev) noexcept {
     ip = {};
     meta.in_if = kUnknownIfindex;
     meta.out_if = kUnknownIfindex;
@@ -146,7 +184,7 @@ LinkResult link_to_ip(int linktype, std::span<const std::byte> frame,
     case DLT_IPV6:
         return raw_to_ip(frame, ip);
     case DLT_NFLOG:
-        return nflog_to_ip(frame, ip, meta);
+        return nflog_to_ip(frame, ip, meta, physdev);
     default:
         return LinkResult::not_ip;
     }
@@ -181,7 +219,7 @@ std::string display_name(const std::string& path) {
 }
 } // namespace
 
-PcapSource::PcapSource(const std::string& path) {
+PcapSource::PcapSource(const std::string& path, bool physdev) : physdev_(physdev) {
     char errbuf[PCAP_ERRBUF_SIZE] = {};
     // Our own FILE with a large buffer: libpcap reads each record with two small freads, and
     // the default 4 KiB stdio buffer turns a big trace into hundreds of thousands of reads.
@@ -228,7 +266,8 @@ bool PcapSource::next(std::span<const std::byte>& ip, PacketMeta& meta) {
         // caplen can exceed len only in a corrupt file; never trust more than was stored.
         const std::span<const std::byte> frame(reinterpret_cast<const std::byte*>(data),
                                                hdr->caplen);
-        if (const auto got = link_to_ip(linktype_, frame, ip, meta); got != LinkResult::ip) {
+        if (const auto got = link_to_ip(linktype_, frame, ip, meta, physdev_);
+            got != LinkResult::ip) {
             ++(got == LinkResult::malformed ? stats_.malformed : stats_.non_ip);
             continue;
         }

@@ -148,7 +148,7 @@ void Daemon::bind_sources() {
     std::vector<NflogSource> sources;
     for (auto g : start_.groups)
         sources.emplace_back(NflogConfig{g, start_.snaplen, start_.qthreshold, start_.qtimeout,
-                                         start_.nlbufsiz, start_.rcvbuf});
+                                         start_.nlbufsiz, start_.rcvbuf, start_.physdev});
     if (!start_.pidfile.empty()) pidfile_.emplace(start_.pidfile);
     CollectorSet collectors(start_.destinations, start_.sndbuf);
     // Before the pipeline's threads exist: the capability sets and no_new_privs that
@@ -170,11 +170,11 @@ void Daemon::log_started() {
     log_.log(LogLevel::notice, "started: NFLOG group " + join_groups(c.groups) + ", " +
                                    std::to_string(pipeline_->workers()) +
                                    " workers, exporting to " + option_value(c, "destination"));
-    log_.log(LogLevel::info, "NFLOG: snaplen " + std::to_string(c.snaplen) + ", qthreshold " +
-                                 std::to_string(c.qthreshold) + ", qtimeout " +
-                                 std::to_string(c.qtimeout) + ", nlbufsiz " +
-                                 std::to_string(c.nlbufsiz) + ", rcvbuf " +
-                                 std::to_string(c.rcvbuf));
+    log_.log(LogLevel::info,
+             "NFLOG: snaplen " + std::to_string(c.snaplen) + ", qthreshold " +
+                 std::to_string(c.qthreshold) + ", qtimeout " + std::to_string(c.qtimeout) +
+                 ", nlbufsiz " + std::to_string(c.nlbufsiz) + ", rcvbuf " +
+                 std::to_string(c.rcvbuf) + ", physdev " + option_value(c, "physdev"));
     log_.log(LogLevel::info, "cache: hashsize " + option_value(c, "hashsize") + ", maxflows " +
                                  option_value(c, "maxflows") + ", inactive_timeout " +
                                  option_value(c, "inactive_timeout") + " s, active_timeout " +

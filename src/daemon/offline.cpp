@@ -13,7 +13,7 @@ constexpr unsigned kBatch = 256;
 
 OfflineSummary run_offline(const Config& config) {
     const Nanos started = steady_time();
-    PcapSource source(config.read_file);
+    PcapSource source(config.read_file, config.physdev);
     std::span<const std::byte> ip;
     PacketMeta meta;
     const bool any = source.next(ip, meta);

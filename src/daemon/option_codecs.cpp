@@ -75,6 +75,12 @@ std::string TextCodec::parse(std::string_view name, std::string_view text) const
     return std::string(text);
 }
 
+bool YesNoCodec::parse(std::string_view name, std::string_view text) const {
+    if (text == "yes") return true;
+    if (text == "no") return false;
+    throw ConfigError(name, "must be yes or no, " + quoted(text));
+}
+
 std::string ChoiceCodec::parse(std::string_view name, std::string_view text) const {
     if (std::find(choices.begin(), choices.end(), text) != choices.end()) return std::string(text);
     std::string all;

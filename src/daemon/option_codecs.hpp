@@ -55,6 +55,13 @@ struct TextCodec {
     std::string format(const std::string& v) const { return v; }
 };
 
+// A switch in the config file's words: "yes" or "no", nothing else.
+struct YesNoCodec {
+    using type = bool;
+    bool parse(std::string_view name, std::string_view text) const;
+    std::string format(const bool& v) const { return v ? "yes" : "no"; }
+};
+
 struct ChoiceCodec {
     using type = std::string;
     std::vector<std::string_view> choices;

@@ -51,6 +51,12 @@ void add_input(Defs& t) {
     t.push_back(
         make_option({"rcvbuf", "BYTES", "socket receive buffer per group", false, Opt::rcvbuf},
                     Int{65536, 1u << 30, "must be 65536-1073741824 bytes"}, NFLOWD_FIELD(rcvbuf)));
+    // ipt_NETFLOW's physdev build option, as a switch: bridged packets are otherwise
+    // reported on the bridge, live and in --read alike.
+    t.push_back(make_option({"physdev", "yes|no",
+                             "report bridged packets on the bridge ports, not the bridge", false,
+                             Opt::physdev},
+                            YesNoCodec{}, NFLOWD_FIELD(physdev)));
     t.push_back(make_option({"threads", "N", "flow cache worker threads", false, Opt::threads},
                             ThreadsCodec{}, NFLOWD_FIELD(threads), NoMirror{}, "number of CPUs"));
 }

@@ -124,14 +124,17 @@ struct Result {
     std::size_t delivered = 0;
 };
 
-Result parse(std::span<const std::byte> bytes, NflogSeqTracker seq = NflogSeqTracker{}) {
+Result parse(std::span<const std::byte> bytes, NflogSeqTracker seq = NflogSeqTracker{},
+             bool physdev = false) {
     Result r;
     r.delivered = parse_nflog_batch(
-        bytes, kRecvTime, seq, r.stats, [&](std::span<const std::byte> ip, const PacketMeta& meta) {
+        bytes, kRecvTime, seq, r.stats,
+        [&](std::span<const std::byte> ip, const PacketMeta& meta) {
             r.seen.lengths.push_back(ip.size());
             r.seen.metas.push_back(meta);
             r.seen.first_bytes.push_back(std::to_integer<std::uint8_t>(ip[0]));
-        });
+        },
+        physdev);
     return r;
 }
 
@@ -188,12 +191,32 @@ TEST(NflogParse, InvalidTimestampFallsBackToReceiveTime) {
     EXPECT_EQ(r.seen.metas[1].time, kRecvTime);
 }
 
-TEST(NflogParse, BridgePortsPreferredOverLogicalDevices) {
+// ipt_NETFLOW's default: a bridged packet is the bridge's, whatever port it crossed.
+TEST(NflogParse, BridgedPacketsReportTheBridgeByDefault) {
+    Batch b;
+    b.add(Msg().in(10).out(10).physin(11).physout(12));
+    b.add(Msg().in(10).physin(11));
+    b.add(Msg().in(3).out(4));
+    const Result r = parse(b.bytes());
+    ASSERT_EQ(r.delivered, 3U);
+    EXPECT_EQ(r.seen.metas[0].in_if, 10U);
+    EXPECT_EQ(r.seen.metas[0].out_if, 10U);
+    EXPECT_EQ(r.seen.metas[1].in_if, 10U);
+    EXPECT_EQ(r.seen.metas[1].out_if, kUnknownIfindex);
+    EXPECT_EQ(r.seen.metas[2].in_if, 3U);
+    EXPECT_EQ(r.seen.metas[2].out_if, 4U);
+}
+
+// --physdev (ipt_NETFLOW built with physdev): the ports where there are ports.
+TEST(NflogParse, PhysdevReportsBridgePorts) {
     Batch b;
     b.add(Msg().in(10).out(10).physin(11).physout(12));
     b.add(Msg().in(10).out(10).physin(11));
-    const Result r = parse(b.bytes());
-    ASSERT_EQ(r.delivered, 2U);
+    b.add(Msg().in(3).out(4));
+    const Result r = parse(b.bytes(), NflogSeqTracker{}, true);
+    ASSERT_EQ(r.delivered, 3U);
+    EXPECT_EQ(r.seen.metas[2].in_if, 3U);
+    EXPECT_EQ(r.seen.metas[2].out_if, 4U);
     EXPECT_EQ(r.seen.metas[0].in_if, 11U);
     EXPECT_EQ(r.seen.metas[0].out_if, 12U);
     EXPECT_EQ(r.seen.metas[1].in_if, 11U);

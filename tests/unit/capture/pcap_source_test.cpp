@@ -144,12 +144,12 @@ struct LinkResult {
     PacketMeta meta;
 };
 
-LinkResult run(int linktype, const Bytes& frame) {
+LinkResult run(int linktype, const Bytes& frame, bool physdev = false) {
     LinkResult r;
     // A heap copy of exactly the frame makes ASan catch any read past its end.
     const Bytes copy(frame);
     std::span<const std::byte> ip;
-    const nflowd::LinkResult got = link_to_ip(linktype, copy, ip, r.meta);
+    const nflowd::LinkResult got = link_to_ip(linktype, copy, ip, r.meta, physdev);
     r.ok = got == nflowd::LinkResult::ip;
     r.malformed = got == nflowd::LinkResult::malformed;
     if (r.ok) {
@@ -242,6 +242,45 @@ TEST(LinkToIp, NflogTakesIfindexesAndPayload) {
     EXPECT_EQ(r.ip, ip);
     EXPECT_EQ(r.meta.in_if, 0x01020304U);
     EXPECT_EQ(r.meta.out_if, 9U);
+}
+
+// A bridged packet as `tcpdump -i nflog:N` stores it: the kernel's attributes as they are,
+// bridge (4, 5) and ports (6, 7), in the kernel's order.
+Bytes bridged_nflog(const Bytes& ip, bool with_physout = true) {
+    Bytes b;
+    put8(b, 2);
+    put8(b, 0);
+    put16be(b, 5);
+    nflog_tlv(b, 1, Bytes{std::byte{0x08}, std::byte{0x00}, std::byte{3}, std::byte{0}});
+    nflog_tlv(b, 4, be32(10));
+    nflog_tlv(b, 6, be32(11));
+    nflog_tlv(b, 5, be32(10));
+    if (with_physout) nflog_tlv(b, 7, be32(12));
+    nflog_tlv(b, 9, ip);
+    return b;
+}
+
+TEST(LinkToIp, NflogBridgedReportsTheBridgeByDefault) {
+    const auto r = run(DLT_NFLOG, bridged_nflog(ipv4_udp()));
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.meta.in_if, 10U);
+    EXPECT_EQ(r.meta.out_if, 10U);
+}
+
+TEST(LinkToIp, NflogBridgedReportsPortsWithPhysdev) {
+    const auto r = run(DLT_NFLOG, bridged_nflog(ipv4_udp()), true);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.meta.in_if, 11U);
+    EXPECT_EQ(r.meta.out_if, 12U);
+    // A port only on one side: the other keeps its logical device, as live.
+    const auto half = run(DLT_NFLOG, bridged_nflog(ipv4_udp(), false), true);
+    ASSERT_TRUE(half.ok);
+    EXPECT_EQ(half.meta.in_if, 11U);
+    EXPECT_EQ(half.meta.out_if, 10U);
+    // Unbridged: nothing to choose.
+    const auto plain = run(DLT_NFLOG, nflog(ipv4_udp(), 3, 4), true);
+    EXPECT_EQ(plain.meta.in_if, 3U);
+    EXPECT_EQ(plain.meta.out_if, 4U);
 }
 
 TEST(LinkToIp, NflogWithoutOutdevKeepsUnknown) {
@@ -465,6 +504,21 @@ TEST(PcapSource, NflogNanosecondFile) {
     EXPECT_EQ(got[1].meta.time, 1700000000LL * kNanosPerSecond + 123456790);
     EXPECT_EQ(got[1].meta.in_if, 13U);
     EXPECT_EQ(got[1].ip, ipv6_udp());
+}
+
+TEST(PcapSource, NflogBridgedFollowsPhysdev) {
+    TempDir dir;
+    const std::string path = dir.file("bridge.pcap");
+    write_pcap(path, DLT_NFLOG, {{bridged_nflog(ipv4_udp()), 1700000000, 0}}, false);
+    PcapSource logical(path);
+    const auto l = read_all(logical);
+    ASSERT_EQ(l.size(), 1U);
+    EXPECT_EQ(l[0].meta.in_if, 10U);
+    PcapSource ports(path, true);
+    const auto p = read_all(ports);
+    ASSERT_EQ(p.size(), 1U);
+    EXPECT_EQ(p[0].meta.in_if, 11U);
+    EXPECT_EQ(p[0].meta.out_if, 12U);
 }
 
 TEST(PcapSource, EveryLinkTypeRoundTrips) {

@@ -29,6 +29,7 @@ Config changed_config() {
         {Opt::qtimeout, "20"},
         {Opt::nlbufsiz, "8192"},
         {Opt::rcvbuf, "131072"},
+        {Opt::physdev, "yes"},
         {Opt::threads, "3"},
         {Opt::hashsize, "512"},
         {Opt::maxflows, "100"},
@@ -216,6 +217,18 @@ TEST(Options, NflogDefaultsAreTheReadersOwn) {
     EXPECT_EQ(c.qtimeout, n.qtimeout);
     EXPECT_EQ(c.nlbufsiz, n.nlbufsiz);
     EXPECT_EQ(c.rcvbuf, n.rcvbuf);
+    EXPECT_EQ(c.physdev, n.physdev);
+}
+
+TEST(Options, PhysdevIsYesOrNo) {
+    Config c = default_config();
+    EXPECT_FALSE(c.physdev);
+    EXPECT_EQ(option_info(Opt::physdev).default_text, "no");
+    apply_option(c, "physdev", "yes");
+    EXPECT_TRUE(c.physdev);
+    apply_option(c, "physdev", "no");
+    EXPECT_FALSE(c.physdev);
+    EXPECT_THROW(apply_option(c, "physdev", "1"), ConfigError);
 }
 
 } // namespace
