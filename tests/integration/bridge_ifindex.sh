@@ -5,7 +5,9 @@
 #   sender (NS_CLIENT) 10.203.0.1 --- pa [br0] pc (NS_ROUTER) --- 10.203.0.2 receiver (NS_SERVER)
 #
 # With br_netfilter (bridge-nf-call-iptables, per namespace) bridged IPv4 crosses iptables'
-# FORWARD chain with br0 as the logical in/out device and the ports as the physical ones.
+# FORWARD chain with br0 as the logical in/out device and the ports as the physical ones;
+# nftables' bridge family (the last two rounds) logs them without br_netfilter, with the same
+# devices.
 # Two NFLOG rules log each packet twice: to nflowd (live) and to `tcpdump -i nflog:G2`,
 # whose capture then goes through `nflowd --read`. The in/out ifindexes of the flows must be
 # the same in both: br0's by default (ipt_NETFLOW's default), the ports' with --physdev yes
@@ -85,6 +87,10 @@ pairs = {(r["in_if"], r["out_if"]) for r in map(json.loads, open(sys.argv[1])) i
 print(" ".join(f"{i}:{o}" for i, o in sorted(pairs)))' "$1"
 }
 
+# captured PCAP: the packets in a capture so far (a record's first line starts with its
+# time; tcpdump adds hex lines for the bridge family's records, which it does not decode).
+captured() { tcpdump -r "$1" 2>/dev/null | grep -c '^[0-9]' || true; }
+
 # packets FILE: the packets of the flows a collector wrote, summed.
 packets() {
     python3 -c 'import json, sys
@@ -105,7 +111,10 @@ round() {
     local tcpdump=$NETNS_LAST_PID
     netns_wait_for "$dir/tcpdump.err" "listening on" 50 || die "tcpdump: $(cat "$dir/tcpdump.err")"
     netns_udp "$NS_CLIENT" 10.203.0.2 9999 20 100
-    sleep 0.5
+    # The kernel holds a group's batch up to 1 s (tcpdump leaves NFLOG's defaults): wait,
+    # bounded, until every packet is in the file (-U writes each as it comes).
+    local i
+    for ((i = 0; i < 50 && $(captured "$dir/nflog.pcap") < 20; i++)); do sleep 0.1; done
     netns_stop "$tcpdump" || true
     netns_stop_nflowd "$NFLOWD_PID" "$dir/nflowd.log"
     sleep 0.3
@@ -136,6 +145,26 @@ echo "== default: the bridge, as ipt_NETFLOW"
 round default "$BR:$BR"
 echo "== --physdev yes: the ports, as ipt_NETFLOW built with physdev"
 round physdev "$PORT_IN:$PORT_OUT" --physdev yes
+
+# nftables' bridge family logs bridged packets without br_netfilter, with the same devices
+# (the bridge as INDEV/OUTDEV, the ports as PHYSINDEV/PHYSOUTDEV) and the IP header first.
+if command -v nft >/dev/null; then
+    in_router iptables -F FORWARD
+    in_router sysctl -qw net.bridge.bridge-nf-call-iptables=0
+    in_router nft -f - <<RULES
+table bridge nflowd_test {
+    chain forward {
+        type filter hook forward priority 0;
+        udp dport 9999 log group $G1
+        udp dport 9999 log group $G2
+    }
+}
+RULES
+    echo "== nftables bridge family, no br_netfilter: default"
+    round nft_default "$BR:$BR"
+    echo "== nftables bridge family, no br_netfilter: --physdev yes"
+    round nft_physdev "$PORT_IN:$PORT_OUT" --physdev yes
+fi
 
 ((FAILED == 0)) && echo "PASS"
 exit "$FAILED"
