@@ -36,7 +36,7 @@ struct NflogConfig {
     // <= 0 keeps the system default.
     int rcvbuf = 64 * 1024 * 1024;
     // Bridged packets: report the bridge ports (NFULA_IFINDEX_PHYS*) instead of the bridge,
-    // as ipt_NETFLOW built with its physdev option does. Unbridged packets are unaffected.
+    // as ipt_NETFLOW built with --enable-physdev-override does. Unbridged packets are unaffected.
     bool physdev = false;
 };
 

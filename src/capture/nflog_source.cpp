@@ -41,8 +41,9 @@ std::uint32_t attr_be32(const nlattr* a) noexcept {
 
 std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical, bool physdev) noexcept {
     // Bridged packets carry the bridge as the logical device and the port as the physical
-    // one. ipt_NETFLOW reports the logical device unless built with its physdev option, and
-    // a `tcpdump -i nflog:N` capture holds both: the choice is the user's, the same in --read.
+    // one. ipt_NETFLOW reports the logical device unless built with
+    // --enable-physdev-override, and a `tcpdump -i nflog:N` capture holds both: the choice
+    // is the user's (--physdev), the same in --read.
     if (physdev && tb[phys] != nullptr) return attr_be32(tb[phys]);
     if (tb[logical] != nullptr) return attr_be32(tb[logical]);
     return kUnknownIfindex;

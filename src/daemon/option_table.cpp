@@ -51,7 +51,8 @@ void add_input(Defs& t) {
     t.push_back(
         make_option({"rcvbuf", "BYTES", "socket receive buffer per group", false, Opt::rcvbuf},
                     Int{65536, 1u << 30, "must be 65536-1073741824 bytes"}, NFLOWD_FIELD(rcvbuf)));
-    // ipt_NETFLOW's physdev build option, as a switch: bridged packets are otherwise
+    // ipt_NETFLOW's --enable-physdev-override build option (v5 has no field for the separate
+    // physical interfaces of its --enable-physdev), as a switch: bridged packets are otherwise
     // reported on the bridge, live and in --read alike.
     t.push_back(make_option({"physdev", "yes|no",
                              "report bridged packets on the bridge ports, not the bridge", false,

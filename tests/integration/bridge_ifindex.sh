@@ -11,7 +11,7 @@
 # Two NFLOG rules log each packet twice: to nflowd (live) and to `tcpdump -i nflog:G2`,
 # whose capture then goes through `nflowd --read`. The in/out ifindexes of the flows must be
 # the same in both: br0's by default (ipt_NETFLOW's default), the ports' with --physdev yes
-# (ipt_NETFLOW built with physdev).
+# (ipt_NETFLOW built with --enable-physdev-override).
 # usage: bridge_ifindex.sh PATH/TO/nflowd PATH/TO/v5_collector.py
 set -euo pipefail
 
@@ -143,7 +143,7 @@ round() {
 
 echo "== default: the bridge, as ipt_NETFLOW"
 round default "$BR:$BR"
-echo "== --physdev yes: the ports, as ipt_NETFLOW built with physdev"
+echo "== --physdev yes: the ports, as ipt_NETFLOW --enable-physdev-override"
 round physdev "$PORT_IN:$PORT_OUT" --physdev yes
 
 # nftables' bridge family logs bridged packets without br_netfilter, with the same devices

@@ -207,7 +207,7 @@ TEST(NflogParse, BridgedPacketsReportTheBridgeByDefault) {
     EXPECT_EQ(r.seen.metas[2].out_if, 4U);
 }
 
-// --physdev (ipt_NETFLOW built with physdev): the ports where there are ports.
+// --physdev (ipt_NETFLOW's --enable-physdev-override): the ports where there are ports.
 TEST(NflogParse, PhysdevReportsBridgePorts) {
     Batch b;
     b.add(Msg().in(10).out(10).physin(11).physout(12));
