@@ -277,5 +277,48 @@ TEST(Pipeline, MaxflowsIsOneLimitForAllWorkers) {
     for (const auto& [k, t] : received) EXPECT_EQ(t, (Totals{2, 200, 1}));
 }
 
+// A limit lowered below the flows held evicts none and refuses every new flow until the count
+// is under it again (ipt_NETFLOW's behaviour); raised, it admits exactly the difference.
+TEST(Pipeline, MaxflowsChangedAtRunTimeAppliesToAllWorkersTogether) {
+    test::UdpCollector collector;
+    Clock clock(Clock::Mode::packets);
+    const Nanos start = 1'700'000'000 * kNanosPerSecond;
+    clock.advance(start);
+    PipelineConfig pc;
+    pc.workers = 2;
+    pc.table.maxflows = 0;
+    pc.v5.boot_time = start;
+    Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
+    auto& d = pipeline.dispatcher(0);
+    std::uint64_t sent = 0;
+    const auto send = [&](std::uint32_t from, std::uint32_t to) {
+        for (std::uint32_t f = from; f < to; ++f, ++sent)
+            d.dispatch(test::ipv4_packet(0x0a000000 + f, 0x0a640001, 17, 5000, 53, 100),
+                       PacketMeta{start, 1, 2});
+        d.publish();
+        FlowTableStats t;
+        for (int i = 0; i < 500; ++i) {
+            t = pipeline.stats().total();
+            if (t.packets + t.dropped_packets == sent) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return t;
+    };
+    EXPECT_EQ(send(0, 200).active, 200u);
+    pipeline.set_maxflows(101);
+    auto t = send(0, 400); // 200 known flows, 200 new ones
+    EXPECT_EQ(t.active, 200u);
+    EXPECT_EQ(t.created, 200u);
+    EXPECT_EQ(t.packets, 400u);
+    EXPECT_EQ(t.dropped_packets, 200u);
+    // Odd limits: split per worker, 301 would be 151 each, 302 in all.
+    pipeline.set_maxflows(301);
+    t = send(400, 700);
+    EXPECT_EQ(t.active, 301u);
+    EXPECT_EQ(t.created, 301u);
+    EXPECT_EQ(t.dropped_packets, 200u + 199u);
+    pipeline.finish();
+}
+
 } // namespace
 } // namespace nflowd
