@@ -48,6 +48,8 @@ class alignas(64) FlowBudget {
         do {
             if (limit != 0 && n >= limit) return false;
         } while (!count_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+        // The high-water mark: a load from the line just written, a write only at a new peak.
+        if (n + 1 > peak_.load(std::memory_order_relaxed)) raise_peak(n + 1);
         return true;
     }
     // Gives back the slots of `flows` flows that left a table.
@@ -57,11 +59,23 @@ class alignas(64) FlowBudget {
     void set_limit(std::size_t limit) noexcept { limit_.store(limit, std::memory_order_relaxed); }
     std::size_t limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
     std::size_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+    // Most flows live at once in all the tables together (the sum of the tables' own peaks
+    // overstates it: they need not peak at the same time).
+    std::size_t peak() const noexcept { return peak_.load(std::memory_order_relaxed); }
+    // Statistics zeroed: the high-water mark restarts from the flows live now.
+    void reset_peak() noexcept { peak_.store(count(), std::memory_order_relaxed); }
 
   private:
+    void raise_peak(std::size_t n) noexcept {
+        std::size_t p = peak_.load(std::memory_order_relaxed);
+        while (n > p && !peak_.compare_exchange_weak(p, n, std::memory_order_relaxed)) {
+        }
+    }
+
     // Side by side on one cache line: admission reads the limit and then writes the count.
     std::atomic<std::size_t> limit_;
     std::atomic<std::size_t> count_{0};
+    std::atomic<std::size_t> peak_{0};
 };
 
 // How a flow dump ranks flows: most bytes, most packets, or earliest start first.

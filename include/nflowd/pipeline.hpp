@@ -58,6 +58,9 @@ struct PipelineStats {
     ExporterStats exporter;
     std::vector<CollectorStats> collectors;
     FlowTableStats total() const; // workers summed (peak = sum of peaks)
+    // Most flows held at once by all workers together, since start or the last zeroing (the
+    // shared maxflows budget's high-water mark; never above maxflows, unlike total().peak).
+    std::uint64_t peak = 0;
 };
 
 class Pipeline;

@@ -429,6 +429,7 @@ void Pipeline::reset_stats() {
         std::lock_guard lock(parse_base_mutex_);
         parse_base_ = parse_totals();
     }
+    budget_.reset_peak();
     on_workers([](Worker& w) {
         w.table.reset_stats();
         w.snapshot(true);
@@ -459,6 +460,7 @@ PipelineStats Pipeline::stats() const {
         std::lock_guard lock(w->stats_mutex);
         s.workers.push_back(w->stats);
     }
+    s.peak = budget_.peak();
     std::lock_guard lock(export_->stats_mutex);
     s.exporter = export_->stats;
     s.collectors = export_->collectors;

@@ -89,6 +89,9 @@ TEST(FlowBudget, ExpiredAndFlushedFlowsFreeTheirSlotsForTheOtherTable) {
     EXPECT_EQ(budget.count(), 1U);
     for (std::uint32_t n = 11; n < 14; ++n) EXPECT_TRUE(b.add(packet(n, kT0 + 1001 * kMs), out));
     EXPECT_FALSE(a.add(packet(20, kT0 + 1001 * kMs), out));
+    // Never more than 4 at once, though the tables' own peaks (3 and 4) add up to 7.
+    EXPECT_EQ(budget.peak(), 4U);
+    EXPECT_EQ(a.stats().peak + b.stats().peak, 7U);
 
     // A flow restarted in its slot (timed out on its next packet) neither takes nor frees one.
     EXPECT_TRUE(b.add(packet(10, kT0 + 1600 * kMs), out));
@@ -96,6 +99,9 @@ TEST(FlowBudget, ExpiredAndFlushedFlowsFreeTheirSlotsForTheOtherTable) {
 
     b.flush(out);
     EXPECT_EQ(budget.count(), 0U);
+    EXPECT_EQ(budget.peak(), 4U);
+    budget.reset_peak();
+    EXPECT_EQ(budget.peak(), 0U);
     EXPECT_TRUE(a.add(packet(20, kT0 + 2000 * kMs), out));
 }
 

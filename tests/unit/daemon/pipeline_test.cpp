@@ -226,6 +226,7 @@ TEST(Pipeline, MaxflowsIsOneLimitForAllWorkers) {
     pc.pacing.rate = 0;
     FlowTableStats during;
     std::vector<WorkerStats> workers;
+    std::uint64_t peak = 0;
     {
         Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
         HeaderParser parser;
@@ -256,6 +257,7 @@ TEST(Pipeline, MaxflowsIsOneLimitForAllWorkers) {
         }
         pipeline.finish();
         workers = pipeline.stats().workers;
+        peak = pipeline.stats().peak;
     }
     EXPECT_EQ(during.active, 1000u);
     EXPECT_EQ(during.created, 1000u);
@@ -265,6 +267,7 @@ TEST(Pipeline, MaxflowsIsOneLimitForAllWorkers) {
     ASSERT_EQ(workers.size(), 2u);
     EXPECT_LE(workers[0].table.created, 300u);
     EXPECT_EQ(workers[0].table.peak + workers[1].table.peak, 1000u);
+    EXPECT_EQ(peak, 1000u);
     std::map<Key, Totals> received;
     for (const auto& dg : collector.receive_all())
         for (const auto& r : dg.records) {
@@ -317,6 +320,7 @@ TEST(Pipeline, MaxflowsChangedAtRunTimeAppliesToAllWorkersTogether) {
     EXPECT_EQ(t.active, 301u);
     EXPECT_EQ(t.created, 301u);
     EXPECT_EQ(t.dropped_packets, 200u + 199u);
+    EXPECT_EQ(pipeline.stats().peak, 301u);
     pipeline.finish();
 }
 
