@@ -129,6 +129,7 @@ class FlowTable {
   public:
     // The bucket key is drawn with random_hash_key() (may throw std::system_error); tests
     // pass a fixed one for reproducible bucket assignments.
+    //
     // Alone, a table has a budget of its own with config.maxflows as its limit. Given a
     // budget, the table counts its flows in it and config.maxflows is ignored: the limit is the
     // budget's, shared with every table that uses it; the budget must outlive the table.
