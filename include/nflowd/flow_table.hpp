@@ -5,6 +5,7 @@
 #include "nflowd/packet.hpp"
 #include "nflowd/stats_fields.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,59 @@ struct FlowTableConfig {
 };
 
 constexpr std::size_t kMinHashsize = 256;
+
+// The maxflows limit and the count of live flows of every table that shares it, so that the
+// limit holds for the whole daemon (as ipt_NETFLOW's global one) however the flows fall on the
+// worker shards. Tables touch it only when a flow is created or leaves, never per packet, and
+// without a lock: admission is a compare-exchange that never moves the count past the limit.
+//
+// Relaxed ordering is enough: the count guards no other memory (each table's entries belong to
+// its own thread), and read-modify-writes of one atomic are totally ordered whatever the memory
+// order, so two workers can never both take the last slot. A new limit is seen by a worker at
+// the latest when it next synchronises with the thread that set it (the pipeline's mailbox).
+class alignas(64) FlowBudget {
+  public:
+    explicit FlowBudget(std::size_t limit = 0) noexcept : limit_(limit) {}
+    FlowBudget(const FlowBudget&) = delete;
+    FlowBudget& operator=(const FlowBudget&) = delete;
+
+    // Takes one slot for a new flow; false when `limit` flows are live (0 = unlimited). A limit
+    // lowered below the count refuses every new flow until enough flows have left.
+    bool try_acquire() noexcept {
+        const std::size_t limit = limit_.load(std::memory_order_relaxed);
+        std::size_t n = count_.load(std::memory_order_relaxed);
+        do {
+            if (limit != 0 && n >= limit) return false;
+        } while (!count_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+        // The high-water mark: a load from the line just written, a write only at a new peak.
+        if (n + 1 > peak_.load(std::memory_order_relaxed)) raise_peak(n + 1);
+        return true;
+    }
+    // Gives back the slots of `flows` flows that left a table.
+    void release(std::size_t flows) noexcept {
+        if (flows != 0) count_.fetch_sub(flows, std::memory_order_relaxed);
+    }
+    void set_limit(std::size_t limit) noexcept { limit_.store(limit, std::memory_order_relaxed); }
+    std::size_t limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
+    std::size_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+    // Most flows live at once in all the tables together (the sum of the tables' own peaks
+    // overstates it: they need not peak at the same time).
+    std::size_t peak() const noexcept { return peak_.load(std::memory_order_relaxed); }
+    // Statistics zeroed: the high-water mark restarts from the flows live now.
+    void reset_peak() noexcept { peak_.store(count(), std::memory_order_relaxed); }
+
+  private:
+    void raise_peak(std::size_t n) noexcept {
+        std::size_t p = peak_.load(std::memory_order_relaxed);
+        while (n > p && !peak_.compare_exchange_weak(p, n, std::memory_order_relaxed)) {
+        }
+    }
+
+    // Side by side on one cache line: admission reads the limit and then writes the count.
+    std::atomic<std::size_t> limit_;
+    std::atomic<std::size_t> count_{0};
+    std::atomic<std::size_t> peak_{0};
+};
 
 // How a flow dump ranks flows: most bytes, most packets, or earliest start first.
 enum class FlowRank : std::uint8_t { start, bytes, packets };
@@ -75,8 +129,19 @@ class FlowTable {
   public:
     // The bucket key is drawn with random_hash_key() (may throw std::system_error); tests
     // pass a fixed one for reproducible bucket assignments.
+    //
+    // Alone, a table has a budget of its own with config.maxflows as its limit. Given a
+    // budget, the table counts its flows in it and config.maxflows is ignored: the limit is the
+    // budget's, shared with every table that uses it; the budget must outlive the table.
     explicit FlowTable(const FlowTableConfig& config);
     FlowTable(const FlowTableConfig& config, const HashKey& bucket_key);
+    FlowTable(const FlowTableConfig& config, FlowBudget& budget);
+    FlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget& budget);
+    // Gives its flows' slots back to the budget. Neither copied nor moved, so that each
+    // table's flows are counted once in the budget and given back once.
+    ~FlowTable();
+    FlowTable(const FlowTable&) = delete;
+    FlowTable& operator=(const FlowTable&) = delete;
 
     // Accounts one packet (time = packet.time). A flow that has timed out by that time, or
     // whose octets or packets would overflow, is appended to `exported` first and a new flow
@@ -101,10 +166,13 @@ class FlowTable {
     // is void after it. A failure (allocation, getrandom) leaves the table as it was.
     void set_hashsize(std::size_t buckets);
     void set_hashsize(std::size_t buckets, const HashKey& bucket_key);
+    // Sets the budget's limit (every table sharing it sees it); flows already in the cache
+    // stay, new ones are refused while the budget holds `maxflows` or more.
     void set_maxflows(std::size_t maxflows) noexcept;
     void set_timeouts(Nanos inactive, Nanos active) noexcept;
 
-    const FlowTableConfig& config() const noexcept { return config_; }
+    // maxflows is the budget's limit now.
+    FlowTableConfig config() const noexcept;
     const FlowTableStats& stats() const noexcept { return stats_; }
     void reset_stats() noexcept; // keeps active/peak consistent with the content
     std::size_t size() const noexcept;
@@ -185,7 +253,11 @@ class FlowTable {
     void age_unlink(std::uint32_t i) noexcept;
     void age_append(std::uint32_t i) noexcept;
 
-    FlowTableConfig config_;
+    FlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget* shared);
+
+    FlowTableConfig config_; // its maxflows is unused: the budget holds the limit
+    FlowBudget own_budget_;  // used when no budget is shared
+    FlowBudget* budget_;
     HashKey bucket_key_; // this shard's own, never the pipeline's shard key
     FlowTableStats stats_;
     std::vector<std::unique_ptr<Entry[]>> chunks_;

@@ -26,7 +26,9 @@ namespace nflowd {
 struct PipelineConfig {
     std::size_t workers = 1;
     std::size_t readers = 1;
-    FlowTableConfig table; // totals for the whole daemon: hashsize and maxflows are split
+    // Totals for the whole daemon: hashsize is split over the workers, maxflows is one limit
+    // for all of them (a FlowBudget they share), as ipt_NETFLOW's.
+    FlowTableConfig table;
     Aggregation aggregation;
     V5Params v5;
     PacingConfig pacing;
@@ -56,6 +58,9 @@ struct PipelineStats {
     ExporterStats exporter;
     std::vector<CollectorStats> collectors;
     FlowTableStats total() const; // workers summed (peak = sum of peaks)
+    // Most flows held at once by all workers together, since start or the last zeroing (the
+    // shared maxflows budget's high-water mark; never above maxflows, unlike total().peak).
+    std::uint64_t peak = 0;
 };
 
 class Pipeline;
@@ -125,6 +130,8 @@ class Pipeline final : public PipelineControl {
 
     PipelineStats stats() const override;
     std::size_t workers() const noexcept { return workers_.size(); }
+    // The worker a flow (after aggregation) is accounted by, for tests that need to know.
+    std::size_t worker_of(const FlowKey& key) const noexcept;
 
   private:
     friend class Dispatcher;
@@ -144,6 +151,9 @@ class Pipeline final : public PipelineControl {
     // Picks a flow's worker (shard_hash): drawn once, shared by every reader so that a flow
     // seen by two NFLOG groups meets one shard; each worker's table has a bucket key of its own.
     const ShardKey shard_key_ = random_shard_key();
+    // The maxflows limit and live-flow count of all workers; declared before them, it
+    // outlives their tables.
+    FlowBudget budget_{config_.table.maxflows};
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
     std::unique_ptr<ExportThread> export_;

@@ -31,13 +31,33 @@ bool exceeded(Nanos now, Nanos since, Nanos timeout) noexcept {
 FlowTable::FlowTable(const FlowTableConfig& config) : FlowTable(config, random_hash_key()) {}
 
 FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& bucket_key)
-    : config_(config), bucket_key_(bucket_key) {
+    : FlowTable(config, bucket_key, nullptr) {}
+
+FlowTable::FlowTable(const FlowTableConfig& config, FlowBudget& budget)
+    : FlowTable(config, random_hash_key(), &budget) {}
+
+FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget& budget)
+    : FlowTable(config, bucket_key, &budget) {}
+
+FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget* shared)
+    : config_(config), own_budget_(config.maxflows), budget_(shared ? shared : &own_budget_),
+      bucket_key_(bucket_key) {
     // The memory budget (<= 128 bytes per flow with buckets at load 1) is planned on this.
     static_assert(sizeof(Entry) <= 72);
     config_.hashsize = clamp_hashsize(config_.hashsize);
     config_.inactive_timeout = clamp_timeout(config_.inactive_timeout);
     config_.active_timeout = clamp_timeout(config_.active_timeout);
     buckets_.assign(config_.hashsize, kNil);
+}
+
+FlowTable::~FlowTable() {
+    budget_->release(count_);
+}
+
+FlowTableConfig FlowTable::config() const noexcept {
+    FlowTableConfig c = config_;
+    c.maxflows = budget_->limit();
+    return c;
 }
 
 FlowRecord FlowTable::to_record(const Entry& e) noexcept {
@@ -208,10 +228,15 @@ inline void FlowTable::update(std::uint32_t i, const PacketInfo& packet,
     }
 }
 
-// A new flow, unless the cache is full (maxflows, or no free entry): then the packet is
-// dropped and counted.
+// A new flow, unless the cache is full (the budget's maxflows, or no free entry): then the
+// packet is dropped and counted. The budget's slot is taken first so that two tables sharing
+// it cannot both admit the last flow; it is given back if no entry can be had.
 inline bool FlowTable::insert(std::uint32_t bucket, const PacketInfo& packet) {
-    const std::uint32_t i = config_.maxflows != 0 && count_ >= config_.maxflows ? kNil : allocate();
+    std::uint32_t i = kNil;
+    if (budget_->try_acquire()) {
+        i = allocate();
+        if (i == kNil) budget_->release(1);
+    }
     if (i == kNil) {
         ++stats_.dropped_packets;
         stats_.dropped_octets += packet.octets;
@@ -238,6 +263,8 @@ bool FlowTable::add(const PacketInfo& packet, std::vector<FlowRecord>& exported)
 }
 
 void FlowTable::expire(Nanos now, std::vector<FlowRecord>& exported) {
+    // The budget is given back once per call, not once per flow: one atomic operation.
+    const std::uint32_t before = count_;
     while (lru_head_ != kNil && exceeded(now, at(lru_head_).last, config_.inactive_timeout)) {
         exported.push_back(to_record(at(lru_head_)));
         ++stats_.expired_inactive;
@@ -248,6 +275,7 @@ void FlowTable::expire(Nanos now, std::vector<FlowRecord>& exported) {
         ++stats_.expired_active;
         remove(age_head_);
     }
+    budget_->release(before - count_);
 }
 
 void FlowTable::flush(std::vector<FlowRecord>& exported) {
@@ -255,6 +283,7 @@ void FlowTable::flush(std::vector<FlowRecord>& exported) {
     for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next)
         exported.push_back(to_record(at(i)));
     stats_.flushed += count_;
+    budget_->release(count_);
     std::fill(buckets_.begin(), buckets_.end(), kNil);
     // An empty table gives its slab back: a past burst should not pin memory forever.
     chunks_.clear();
@@ -286,7 +315,7 @@ void FlowTable::set_hashsize(std::size_t buckets, const HashKey& bucket_key) {
 }
 
 void FlowTable::set_maxflows(std::size_t maxflows) noexcept {
-    config_.maxflows = maxflows;
+    budget_->set_limit(maxflows);
 }
 
 void FlowTable::set_timeouts(Nanos inactive, Nanos active) noexcept {

@@ -76,7 +76,7 @@ const auto kSummary = std::to_array<SummaryLine>({
     {"oversize", [](P s, T) { return s.parse.oversize; }},
     {"maxflows_dropped", [](P, T t) { return t.dropped_packets; }},
     {"flows", [](P s, T) { return s.exporter.flows; }},
-    {"peak_flows", [](P, T t) { return t.peak; }},
+    {"peak_flows", [](P s, T) { return s.peak; }},
     {"datagrams", [](P s, T) { return s.exporter.datagrams; }},
     {"lost_flows", [](P s, T) { return s.exporter.lost_flows; }},
 });

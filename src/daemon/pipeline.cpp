@@ -17,16 +17,20 @@ constexpr std::size_t kChunk = 1024;
 constexpr std::size_t kWakeBatch = 1024;
 constexpr Nanos kWakeDelay = 2 * kNanosPerMilli;
 
+// Buckets are split over the shards; maxflows is not, the workers share one FlowBudget.
 FlowTableConfig shard_config(const FlowTableConfig& total, std::size_t shards) {
     FlowTableConfig c = total;
     c.hashsize = std::max(kMinHashsize, total.hashsize / shards);
-    c.maxflows = total.maxflows == 0 ? 0 : (total.maxflows + shards - 1) / shards;
     return c;
 }
 
 // Lemire's multiply-shift: an unbiased pick in [0, n) without a division per packet.
 std::size_t pick(std::uint64_t hash, std::size_t n) noexcept {
     return static_cast<std::size_t>(((hash >> 32) * n) >> 32);
+}
+
+std::size_t shard_of(const ShardKey& shard_key, const FlowKey& key, std::size_t n) noexcept {
+    return n == 1 ? 0 : pick(shard_hash(shard_key, key), n);
 }
 
 using Command = std::function<void()>;
@@ -67,8 +71,8 @@ std::future<void> post(Mailbox& box, Notifier& wake, Target& target,
 } // namespace
 
 struct Pipeline::Worker {
-    Worker(const FlowTableConfig& config, std::size_t readers, std::size_t ring)
-        : table(config), output(kOutputRing) {
+    Worker(const FlowTableConfig& config, FlowBudget& budget, std::size_t readers, std::size_t ring)
+        : table(config, budget), output(kOutputRing) {
         for (std::size_t i = 0; i < readers; ++i)
             inputs.push_back(std::make_unique<SpscRing<PacketInfo>>(ring));
         expired.reserve(4096);
@@ -141,8 +145,7 @@ void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& me
     PacketInfo packet;
     if (!is_accounted(parser_.parse(bytes, meta, packet))) return;
     if (!aggregation_->empty()) aggregation_->apply(packet);
-    const std::size_t n = pipeline_.workers_.size();
-    push(n == 1 ? 0 : pick(shard_hash(shard_key_, packet.key), n), packet);
+    push(shard_of(shard_key_, packet.key, pipeline_.workers_.size()), packet);
     batch_max_time_ = std::max(batch_max_time_, packet.time);
 }
 
@@ -195,7 +198,8 @@ Pipeline::Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors)
     aggregation_current_ = std::make_shared<const Aggregation>(config_.aggregation);
     const auto shard = shard_config(config_.table, config_.workers);
     for (std::size_t i = 0; i < config_.workers; ++i)
-        workers_.push_back(std::make_unique<Worker>(shard, config_.readers, config_.ring_capacity));
+        workers_.push_back(
+            std::make_unique<Worker>(shard, budget_, config_.readers, config_.ring_capacity));
     for (std::size_t i = 0; i < config_.readers; ++i)
         dispatchers_.push_back(std::make_unique<Dispatcher>(Dispatcher::Key{}, *this, i));
     export_ = std::make_unique<ExportThread>(config_.v5, std::move(collectors), config_.pacing);
@@ -361,10 +365,12 @@ void Pipeline::set_hashsize(std::size_t total_buckets) {
     });
 }
 
+// The limit lives in the shared budget: one store would do, but going through every worker
+// keeps the contract that the call returns once each of them admits by the new limit.
 void Pipeline::set_maxflows(std::size_t total) {
     config_.table.maxflows = total;
-    const auto shard = shard_config(config_.table, workers_.size());
-    on_workers([&](Worker& w) { w.table.set_maxflows(shard.maxflows); });
+    budget_.set_limit(total);
+    on_workers([](Worker&) {});
 }
 
 void Pipeline::set_aggregation(Aggregation aggregation) {
@@ -423,6 +429,7 @@ void Pipeline::reset_stats() {
         std::lock_guard lock(parse_base_mutex_);
         parse_base_ = parse_totals();
     }
+    budget_.reset_peak();
     on_workers([](Worker& w) {
         w.table.reset_stats();
         w.snapshot(true);
@@ -431,6 +438,10 @@ void Pipeline::reset_stats() {
         e.reset_stats();
         export_->snapshot(true);
     });
+}
+
+std::size_t Pipeline::worker_of(const FlowKey& key) const noexcept {
+    return shard_of(shard_key_, key, workers_.size());
 }
 
 ParseStats Pipeline::parse_totals() const {
@@ -449,6 +460,7 @@ PipelineStats Pipeline::stats() const {
         std::lock_guard lock(w->stats_mutex);
         s.workers.push_back(w->stats);
     }
+    s.peak = budget_.peak();
     std::lock_guard lock(export_->stats_mutex);
     s.exporter = export_->stats;
     s.collectors = export_->collectors;

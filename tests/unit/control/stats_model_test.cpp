@@ -196,6 +196,7 @@ TEST(OfflineSummary, KeyValueLinesInOrder) {
     w.table.packets = 8;
     w.table.peak = 3;
     s.stats.workers = {w, w};
+    s.stats.peak = 6; // the pipeline's own, not the workers' peaks summed
     s.stats.exporter.flows = 4;
     CollectorStats c;
     c.destination = "127.0.0.1:2055";

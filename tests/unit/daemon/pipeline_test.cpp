@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <random>
+#include <thread>
 #include <tuple>
+#include <vector>
 
 namespace nflowd {
 namespace {
@@ -204,6 +207,121 @@ TEST(Pipeline, AggregationChangeAppliesToLaterPackets) {
     EXPECT_EQ(dgs[0].records[0].src, 0x0a000000u);
     EXPECT_EQ(dgs[0].records[0].src_mask, 8);
     EXPECT_EQ(dgs[0].records[0].packets, 100u);
+}
+
+// maxflows is one limit for the whole daemon, as ipt_NETFLOW's, whichever workers the flows
+// fall on. The flows are picked so that worker 0 gets 300 of them and worker 1 the other 4700:
+// a limit split in halves (500 each) admits 300 + 500 = 800. (An even spread would hide the
+// split: both halves fill up.) Which flows win is up to the workers' timing; how many is not.
+TEST(Pipeline, MaxflowsIsOneLimitForAllWorkers) {
+    test::UdpCollector collector;
+    Clock clock(Clock::Mode::packets);
+    const Nanos start = 1'700'000'000 * kNanosPerSecond;
+    clock.advance(start);
+    PipelineConfig pc;
+    pc.workers = 2;
+    pc.table.hashsize = 1024;
+    pc.table.maxflows = 1000;
+    pc.v5.boot_time = start;
+    pc.pacing.rate = 0;
+    FlowTableStats during;
+    std::vector<WorkerStats> workers;
+    std::uint64_t peak = 0;
+    {
+        Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
+        HeaderParser parser;
+        std::vector<std::vector<std::byte>> flows;
+        std::size_t on_first = 0;
+        for (std::uint32_t f = 0; flows.size() < 5000; ++f) {
+            auto pkt = test::ipv4_packet(0x0a000000 + f, 0x0a640001, 17,
+                                         static_cast<std::uint16_t>(1024 + f % 50000), 53, 100);
+            PacketInfo info;
+            ASSERT_TRUE(is_accounted(parser.parse(pkt, PacketMeta{start, 3, 4}, info)));
+            const bool first = pipeline.worker_of(info.key) == 0;
+            if (first ? on_first == 300 : flows.size() - on_first == 4700) continue;
+            on_first += first ? 1 : 0;
+            flows.push_back(std::move(pkt));
+        }
+        // Two rounds: a flow's second packet is accounted exactly when its first was.
+        auto& d = pipeline.dispatcher(0);
+        for (Nanos round = 0; round < 2; ++round)
+            for (std::size_t i = 0; i < flows.size(); ++i) {
+                d.dispatch(flows[i], PacketMeta{start + round * kNanosPerMilli, 3, 4});
+                if (i % 200 == 199) d.publish();
+            }
+        d.publish();
+        for (int i = 0; i < 500; ++i) {
+            during = pipeline.stats().total();
+            if (during.packets + during.dropped_packets == 10'000) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        pipeline.finish();
+        workers = pipeline.stats().workers;
+        peak = pipeline.stats().peak;
+    }
+    EXPECT_EQ(during.active, 1000u);
+    EXPECT_EQ(during.created, 1000u);
+    EXPECT_EQ(during.packets, 2000u);
+    EXPECT_EQ(during.dropped_packets, 8000u);
+    EXPECT_EQ(during.dropped_octets, 800'000u);
+    ASSERT_EQ(workers.size(), 2u);
+    EXPECT_LE(workers[0].table.created, 300u);
+    EXPECT_EQ(workers[0].table.peak + workers[1].table.peak, 1000u);
+    EXPECT_EQ(peak, 1000u);
+    std::map<Key, Totals> received;
+    for (const auto& dg : collector.receive_all())
+        for (const auto& r : dg.records) {
+            auto& t = received[Key{r.src, r.dst, r.sport, r.dport, r.proto}];
+            t.packets += r.packets;
+            t.octets += r.octets;
+            ++t.flows;
+        }
+    EXPECT_EQ(received.size(), 1000u);
+    for (const auto& [k, t] : received) EXPECT_EQ(t, (Totals{2, 200, 1}));
+}
+
+// A limit lowered below the flows held evicts none and refuses every new flow until the count
+// is under it again (ipt_NETFLOW's behaviour); raised, it admits exactly the difference.
+TEST(Pipeline, MaxflowsChangedAtRunTimeAppliesToAllWorkersTogether) {
+    test::UdpCollector collector;
+    Clock clock(Clock::Mode::packets);
+    const Nanos start = 1'700'000'000 * kNanosPerSecond;
+    clock.advance(start);
+    PipelineConfig pc;
+    pc.workers = 2;
+    pc.table.maxflows = 0;
+    pc.v5.boot_time = start;
+    Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
+    auto& d = pipeline.dispatcher(0);
+    std::uint64_t sent = 0;
+    const auto send = [&](std::uint32_t from, std::uint32_t to) {
+        for (std::uint32_t f = from; f < to; ++f, ++sent)
+            d.dispatch(test::ipv4_packet(0x0a000000 + f, 0x0a640001, 17, 5000, 53, 100),
+                       PacketMeta{start, 1, 2});
+        d.publish();
+        FlowTableStats t;
+        for (int i = 0; i < 500; ++i) {
+            t = pipeline.stats().total();
+            if (t.packets + t.dropped_packets == sent) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return t;
+    };
+    EXPECT_EQ(send(0, 200).active, 200u);
+    pipeline.set_maxflows(101);
+    auto t = send(0, 400); // 200 known flows, 200 new ones
+    EXPECT_EQ(t.active, 200u);
+    EXPECT_EQ(t.created, 200u);
+    EXPECT_EQ(t.packets, 400u);
+    EXPECT_EQ(t.dropped_packets, 200u);
+    // Odd limits: split per worker, 301 would be 151 each, 302 in all.
+    pipeline.set_maxflows(301);
+    t = send(400, 700);
+    EXPECT_EQ(t.active, 301u);
+    EXPECT_EQ(t.created, 301u);
+    EXPECT_EQ(t.dropped_packets, 200u + 199u);
+    EXPECT_EQ(pipeline.stats().peak, 301u);
+    pipeline.finish();
 }
 
 } // namespace
