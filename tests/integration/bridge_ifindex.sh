@@ -28,18 +28,7 @@ done
 
 # netns_lib's names and cleanup, the bridge topology instead of its routed one.
 bridge_setup() {
-    trap netns_cleanup EXIT
-    trap 'exit 130' INT TERM
-    local ns
-    for ns in "$NS_CLIENT" "$NS_ROUTER" "$NS_SERVER"; do
-        ip netns add "$ns"
-        NETNS_CREATED+=("$ns")
-        ip -n "$ns" link set lo up
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
-    done
-    ip link add "$IF_CLIENT" netns "$NS_CLIENT" type veth peer name "$IF_ROUTER_C" netns "$NS_ROUTER"
-    ip link add "$IF_SERVER" netns "$NS_SERVER" type veth peer name "$IF_ROUTER_S" netns "$NS_ROUTER"
+    netns_create
     ip -n "$NS_ROUTER" link add br0 type bridge
     ip -n "$NS_ROUTER" link set "$IF_ROUTER_C" master br0 up
     ip -n "$NS_ROUTER" link set "$IF_ROUTER_S" master br0 up

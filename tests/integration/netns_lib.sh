@@ -41,7 +41,9 @@ in_client() { ip netns exec "$NS_CLIENT" "$@"; }
 in_router() { ip netns exec "$NS_ROUTER" "$@"; }
 in_server() { ip netns exec "$NS_SERVER" "$@"; }
 
-netns_setup() {
+# netns_create: the three namespaces and the two veth pairs (client -- router -- server), not
+# yet addressed; removed at exit. netns_setup makes a routed topology of them.
+netns_create() {
     trap netns_cleanup EXIT
     trap 'exit 130' INT TERM
     local ns
@@ -56,7 +58,10 @@ netns_setup() {
     # Both ends are created inside the namespaces: nothing appears in the host's.
     ip link add "$IF_CLIENT" netns "$NS_CLIENT" type veth peer name "$IF_ROUTER_C" netns "$NS_ROUTER"
     ip link add "$IF_SERVER" netns "$NS_SERVER" type veth peer name "$IF_ROUTER_S" netns "$NS_ROUTER"
+}
 
+netns_setup() {
+    netns_create
     ip -n "$NS_CLIENT" addr add "$CLIENT_IP/24" dev "$IF_CLIENT"
     ip -n "$NS_ROUTER" addr add "$ROUTER_IP_C/24" dev "$IF_ROUTER_C"
     ip -n "$NS_ROUTER" addr add "$ROUTER_IP_S/24" dev "$IF_ROUTER_S"
