@@ -62,7 +62,7 @@ struct StatsReport {
     Nanos active_timeout = 0;
     Nanos inactive_timeout = 0;
     std::uint64_t maxflows = 0; // configured total, 0 = unlimited
-    std::uint64_t peak = 0;     // most active flows daemon-wide, as sampled every second
+    std::uint64_t peak = 0;     // most active flows daemon-wide (the maxflows budget's mark)
     Nanos peak_time = 0;        // wall clock, 0 = never
     Rates rates;
     PipelineStats pipeline;

@@ -26,10 +26,11 @@ StatsReport Controller::report() const {
         r.peak = peak_;
         r.peak_time = peak_time_;
     }
-    // Between two samples the cache may have grown past the sampled peak.
-    const auto active = r.pipeline.total().active;
-    if (active > r.peak) {
-        r.peak = active;
+    // The pipeline's peak is exact (its shared maxflows budget), the workers' snapshots summed
+    // are not (taken at different moments, they can add up past maxflows). Between two ticks
+    // the peak may have grown: then it is dated now.
+    if (r.pipeline.peak > r.peak) {
+        r.peak = r.pipeline.peak;
         r.peak_time = r.now;
     }
     if (parts_.control_stats) r.control = parts_.control_stats();
@@ -47,8 +48,8 @@ void Controller::tick() {
         const Nanos now = steady_time();
         {
             std::lock_guard lock(sample_mutex_);
-            if (t.active > peak_) {
-                peak_ = t.active;
+            if (r.pipeline.peak > peak_) {
+                peak_ = r.pipeline.peak;
                 peak_time_ = r.now;
             }
             if (rates_.due(now))

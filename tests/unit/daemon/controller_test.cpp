@@ -263,15 +263,17 @@ TEST(Controller, TickSamplesThePeakAndReportGathersEveryStage) {
     w.table.active = 7;
     w.hashsize = 1024;
     f.pipeline.stats_.workers = {w, w};
+    f.pipeline.stats_.peak = 14; // the pipeline's exact high-water mark
     f.sources.groups = {GroupStats{5, {}}};
     f.sources.groups[0].nflog.lost = 3;
     testing::internal::CaptureStderr();
     f.controller->tick();
     const auto log = testing::internal::GetCapturedStderr();
     EXPECT_NE(log.find("NFLOG group 5: 3 messages lost"), std::string::npos) << log;
-    f.pipeline.stats_.workers = {};
+    f.pipeline.stats_ = {}; // as after flush 2 in the pipeline: the Controller keeps its sample
     const auto r = f.controller->report();
     EXPECT_EQ(r.peak, 14u);
+    EXPECT_NE(r.peak_time, 0);
     ASSERT_EQ(r.groups.size(), 1u);
     EXPECT_EQ(r.groups[0].nflog.lost, 3u);
     const auto text = f.controller->stats(ctl::StatsFormat::text);
