@@ -87,7 +87,7 @@ received=$(js "$S" "$J_RECEIVED")
 lost=$(js "$S" "$J_LOST")
 drops=$(js "$S" "$J_DROPS")
 created=$(js "$S" 'd["hash"]["new"]')
-peak=$(js "$S" 'sum(w["peak"] for w in d["workers"])')
+peak=$(js "$S" 'd["flows"]["peak"]') # daemon-wide: maxflows is one limit for all workers
 expired=$(js "$S" 'd["expired"]["inactive"] + d["expired"]["active"]')
 bad=$(js "$S" 'd["packets"]["invalid"] + d["packets"]["truncated"] + d["packets"]["fragments"] + d["packets"]["ipv6_skipped"]')
 netns_stop_nflowd "$NF" "$WORK/nflowd.log"
