@@ -640,15 +640,19 @@ TEST(ControlAttack, StopEndsABigReplyToAFastReader) {
         } catch (const ControlClientError&) {
         }
     });
-    for (int i = 0; i < 500 && seen < 1000; ++i)
+    // Building 3 M records before the first message takes seconds under the sanitizers.
+    for (int i = 0; i < 6000 && seen < 1000; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    ASSERT_GE(seen, 1000u) << "the dump did not start";
+    const bool started = seen >= 1000;
     const auto start = Clock::now();
     const std::uint64_t one = 1;
-    ASSERT_EQ(::write(stop.get(), &one, sizeof one), 8);
+    const auto written = ::write(stop.get(), &one, sizeof one);
     serving.join();
-    EXPECT_LT(seconds_since(start), 0.2);
-    reader.join();
+    const double took = seconds_since(start);
+    reader.join(); // before any assertion returns: no thread left joinable
+    ASSERT_EQ(written, 8);
+    ASSERT_TRUE(started) << "the dump did not start";
+    EXPECT_LT(took, 0.2);
     EXPECT_LT(seen, 3000000u);
 }
 
