@@ -19,6 +19,10 @@ struct sockaddr_nl;
 
 // Error idiom (control client): every failure throws ControlClientError (a std::runtime_error
 // with a Kind and an errno), which nflowctl maps to its exit status.
+namespace nflowd::ctl::wire {
+struct Datagram; // src/control/datagram.hpp
+}
+
 namespace nflowd {
 
 class ControlClientError : public std::runtime_error {
@@ -77,7 +81,7 @@ class ControlClient {
     void send(std::span<const std::byte> datagram);
     // The next datagram from the daemon (others are dropped, counted); empty on timeout.
     std::span<const std::byte> receive();
-    bool from_daemon(const msghdr& msg, const sockaddr_nl& from);
+    bool from_daemon(const ctl::wire::Datagram& d);
 
   public:
     // Datagrams dropped because they did not come from the daemon.

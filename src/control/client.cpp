@@ -1,5 +1,7 @@
 #include "nflowd/control_client.hpp"
 
+#include "datagram.hpp"
+
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <poll.h>
@@ -85,17 +87,8 @@ std::span<const std::byte> ControlClient::receive() {
         const int r = ::poll(&p, 1, static_cast<int>(left.count()));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return {};
-        sockaddr_nl from{};
-        iovec iov{buf_.data(), buf_.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
-        msghdr msg{};
-        msg.msg_name = &from;
-        msg.msg_namelen = sizeof from;
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        const ssize_t n = ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
+        const auto d = ctl::wire::receive_datagram(fd, buf_);
+        const ssize_t n = d.length;
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
             if (errno == ENOBUFS)
@@ -107,7 +100,7 @@ std::span<const std::byte> ControlClient::receive() {
                                          std::string(std::strerror(errno)));
         }
         // Anyone may send to our port: only the daemon is listened to.
-        if (!from_daemon(msg, from)) {
+        if (!from_daemon(d)) {
             ++foreign_;
             continue;
         }
@@ -119,25 +112,17 @@ std::span<const std::byte> ControlClient::receive() {
     }
 }
 
-bool ControlClient::from_daemon(const msghdr& msg, const sockaddr_nl& from) {
-    if (msg.msg_namelen != sizeof from || from.nl_pid != daemon_.port_id || from.nl_groups != 0)
+bool ControlClient::from_daemon(const ctl::wire::Datagram& d) {
+    if (!d.has_sender || d.from.nl_pid != daemon_.port_id || d.from.nl_groups != 0 || !d.sender)
         return false;
-    for (const cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
-         c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(c))) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS ||
-            c->cmsg_len < CMSG_LEN(sizeof(ucred)))
-            continue;
-        ucred u{};
-        std::memcpy(&u, CMSG_DATA(c), sizeof u);
-        // The kernel fills these from the sending process; only root could forge them.
-        if (daemon_.published) return u.pid == daemon_.pid && u.uid == daemon_.uid;
-        if (u.pid != privileged_pid_) {
-            if (!privileged_process(u.pid)) return false;
-            privileged_pid_ = u.pid; // one look at /proc per answer, not per message
-        }
-        return true;
+    const ucred& u = *d.sender;
+    // The kernel fills these from the sending process; only root could forge them.
+    if (daemon_.published) return u.pid == daemon_.pid && u.uid == daemon_.uid;
+    if (u.pid != privileged_pid_) {
+        if (!privileged_process(u.pid)) return false;
+        privileged_pid_ = u.pid; // one look at /proc per answer, not per message
     }
-    return false;
+    return true;
 }
 
 void ControlClient::transact(const ctl::Request& request,

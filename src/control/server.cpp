@@ -1,5 +1,7 @@
 #include "nflowd/control_server.hpp"
 
+#include "datagram.hpp"
+
 #include "nflowd/clock.hpp"
 
 #include <grp.h>
@@ -190,40 +192,24 @@ std::size_t ControlServer::serve_pending(int timeout_ms, ControlHandler& handler
 std::size_t ControlServer::drain(ControlHandler& handler) {
     std::size_t handled = 0;
     for (int i = 0; i < kBurst && !stopping(); ++i) {
-        sockaddr_nl addr{};
-        iovec iov{buf_.data(), buf_.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
-        msghdr msg{};
-        msg.msg_name = &addr;
-        msg.msg_namelen = sizeof addr;
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        // MSG_TRUNC: the real length of an oversized datagram, so it can be refused as such.
-        const ssize_t n = ::recvmsg(fd(), &msg, MSG_DONTWAIT | MSG_TRUNC);
+        // The real length of an oversized datagram is kept, so it can be refused as such.
+        const auto d = ctl::wire::receive_datagram(fd(), buf_);
+        const ssize_t n = d.length;
         if (n < 0) {
             if (errno == EINTR || errno == ENOBUFS) continue; // overrun: requests were lost
             break;                                            // EAGAIN: nothing more queued
         }
         ++handled;
-        if (msg.msg_namelen != sizeof addr || addr.nl_pid == 0) {
+        if (!d.has_sender || d.from.nl_pid == 0) {
             // Not from a user socket (the kernel has port 0): nobody to answer.
             counters_.ignored.fetch_add(1, std::memory_order_relaxed);
             continue;
         }
         std::optional<PeerCredentials> creds;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-                c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
-                ucred u{};
-                std::memcpy(&u, CMSG_DATA(c), sizeof u);
-                creds = PeerCredentials{u.pid, u.uid, u.gid};
-            }
-        }
+        if (d.sender) creds = PeerCredentials{d.sender->pid, d.sender->uid, d.sender->gid};
         const auto size = static_cast<std::size_t>(n);
         handle(handler, std::span<const std::byte>(buf_).first(std::min(size, buf_.size())), size,
-               addr.nl_pid, creds);
+               d.from.nl_pid, creds);
     }
     return handled;
 }
