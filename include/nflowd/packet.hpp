@@ -19,6 +19,17 @@ using Nanos = std::int64_t;
 constexpr Nanos kNanosPerMilli = 1'000'000;
 constexpr Nanos kNanosPerSecond = 1'000'000'000;
 
+// The pipeline runs on flow time: CLOCK_MONOTONIC when capturing live, so that a step of
+// the wall clock never changes when flows expire, and the packets' own timestamps when
+// replaying a capture. Records need wall time (v5/v9 header, IPFIX absolute timestamps):
+// wall = flow time + wall_offset, the offset sampled when the datagram is built (0 in replay).
+struct ExportTime {
+    Nanos now = 0; // flow time
+    Nanos wall_offset = 0;
+    Nanos wall(Nanos flow_time) const noexcept { return flow_time + wall_offset; }
+    Nanos wall_now() const noexcept { return now + wall_offset; }
+};
+
 // ipt_NETFLOW exports 65535 when an interface is unknown (e.g. locally generated traffic).
 constexpr std::uint32_t kUnknownIfindex = 65535;
 
@@ -148,9 +159,31 @@ struct PacketInfo {
     std::uint8_t dst_mask = 0;
 };
 
-// A finished flow as exported in one NetFlow v5 record.
+// The address family of a flow. IPv4 flows keep their addresses in FlowKey (host order);
+// IPv6 flows carry theirs as 16 bytes in network order.
+enum class Family : std::uint8_t { ipv4 = 4, ipv6 = 6 };
+using Ipv6Addr = std::array<std::uint8_t, 16>;
+
+// Why a flow left the cache, with IPFIX's flowEndReason values (RFC 7011 IE 136) so that
+// the encoders write it as is.
+enum class EndReason : std::uint8_t {
+    idle = 1,              // inactive timeout
+    active = 2,            // active timeout, or exported early before a counter wraps
+    end_of_flow = 3,       // TCP FIN or RST seen
+    forced = 4,            // flush, stop, end of a capture
+    lack_of_resources = 5, // evicted to make room
+};
+
+// A finished flow as the cache hands it to the encoders (v5, v9, IPFIX). For an IPv6 flow
+// key.src_addr/dst_addr are 0 and src6/dst6 hold the addresses; the rest of the key (ports,
+// ICMP type/code in dst_port, in_if, protocol, tos = traffic class) is shared.
 struct FlowRecord {
     FlowKey key;
+    Family family = Family::ipv4;
+    EndReason end_reason = EndReason::idle;
+    Ipv6Addr src6{};
+    Ipv6Addr dst6{};
+    std::uint32_t flow_label = 0; // IPv6 flow label of the flow's first packet (20 bits)
     std::uint32_t out_if = kUnknownIfindex;
     std::uint32_t packets = 0;
     std::uint32_t octets = 0;
