@@ -1,0 +1,1 @@
+#include "nflowd/ipfix_encoder.hpp"
