@@ -1,7 +1,5 @@
 // NetFlow v9 (RFC 3954) and IPFIX (RFC 7011) wire format: templates, options records and flow
 // records packed into messages no longer than an MTU. Pure computation, like v5_encoder.
-// V5Params serves all three versions: boot_time (v9 sysUptime 0) and engine_id (v9 source
-// ID, IPFIX observation domain).
 #pragma once
 
 #include "nflowd/packet.hpp"
@@ -63,7 +61,8 @@ struct InterfaceName {
 // Builds one export stream's messages (one builder per destination: sequence numbers are
 // per stream). Records are added one at a time; an add that does not fit returns false and
 // changes nothing, and the caller finishes the message and adds again. finish() writes the
-// header and returns the message, valid until the next add.
+// header and returns the message, valid until the next add. V5Params serves all versions:
+// boot_time is v9's sysUptime 0, engine_id the v9 source ID and IPFIX observation domain.
 class MessageBuilder {
   public:
     // mtu is clamped to [kMinMessageSize, kMaxMessageSize].
