@@ -79,7 +79,8 @@ class MessageBuilder {
     bool add_flow(const FlowRecord& record, const ExportTime& time, const V5Params& params);
 
     // Closes the open set, writes the header; v9 count = records + templates, IPFIX sequence =
-    // data records sent before this message. Empty span when nothing was added.
+    // data records sent before this message. Dated max(time.now, the latest record's Last).
+    // Empty span when nothing was added.
     std::span<const std::byte> finish(const ExportTime& time, const V5Params& params) noexcept;
 
     // Changes the MTU; the message in progress must be finished first (else false).
@@ -113,6 +114,7 @@ class MessageBuilder {
     std::size_t options_ = 0;
     std::uint32_t sequence_ = 0;
     std::uint64_t messages_ = 0;
+    Nanos latest_last_ = 0; // the latest Last of the flows in progress
 };
 
 } // namespace nflowd

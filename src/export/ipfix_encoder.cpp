@@ -299,6 +299,7 @@ bool MessageBuilder::add_flow(const FlowRecord& record, const ExportTime& time,
     if (at == 0) return false;
     write_flow(&buf_[at], fields, record, time, params.boot_time);
     ++flows_;
+    latest_last_ = flows_ == 1 ? record.last : std::max(latest_last_, record.last);
     return true;
 }
 
@@ -307,12 +308,15 @@ std::span<const std::byte> MessageBuilder::finish(const ExportTime& time,
     if (pos_ == 0) return {};
     close_set();
     const std::size_t size = pos_;
-    const auto secs = static_cast<std::uint64_t>(floor_div(time.wall_now(), kNanosPerSecond));
+    // Dated no earlier than its latest record's end, as v5's header: collectors take
+    // sysUptime - Last in uint32, and a header behind a record would put it 49.7 days back.
+    const Nanos now = flows_ != 0 ? std::max(time.now, latest_last_) : time.now;
+    const auto secs = static_cast<std::uint64_t>(floor_div(time.wall(now), kNanosPerSecond));
     std::byte* h = buf_.data();
     if (v9()) {
         put(h, 9, 2);
         put(h + 2, flows_ + options_ + templates_, 2);
-        put(h + 4, uptime_ms(time.now, params.boot_time), 4);
+        put(h + 4, uptime_ms(now, params.boot_time), 4);
         put(h + 8, secs, 4);
         put(h + 12, sequence_, 4);
         put(h + 16, params.engine_id, 4);

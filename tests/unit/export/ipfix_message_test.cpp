@@ -209,6 +209,21 @@ TEST(MessageBuilder, AbsoluteTimesAreWallTimeOfMonotonicFlowTimes) {
     EXPECT_EQ(m9->records[0].value(21), 940'000U);
 }
 
+TEST(MessageBuilder, HeaderNeverBehindARecordsEnd) {
+    // A record that ended after the time the exporter sampled (another thread's clock).
+    auto r = flow(1);
+    r.last = kBoot + 5000 * kMs;
+    for (auto protocol : {ExportProtocol::v9, ExportProtocol::ipfix}) {
+        MessageBuilder b(protocol, 1472);
+        ASSERT_TRUE(b.add_templates() && b.add_flow(r, at(4000), kParams));
+        test::FlowDecoder d;
+        const auto m = d.decode(b.finish(at(4000), kParams));
+        ASSERT_TRUE(m) << d.error();
+        EXPECT_EQ(m->export_secs, kBoot / kNanosPerSecond + 5);
+        EXPECT_EQ(m->uptime_ms, protocol == ExportProtocol::v9 ? 5000U : 0U);
+    }
+}
+
 TEST(FlowDecoder, RejectsMalformedMessages) {
     MessageBuilder b(ExportProtocol::ipfix, 1472);
     ASSERT_TRUE(b.add_templates());
