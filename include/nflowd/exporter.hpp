@@ -1,13 +1,16 @@
 // The export stage: batches expired flows into v5 datagrams (one sequence for the whole
-// exporter) and hands them to every collector, pacing big bursts so collectors keep up.
+// exporter) and v9/IPFIX messages (a stream per destination), pacing bursts so collectors keep up.
 #pragma once
 
 #include "nflowd/collector_set.hpp"
+#include "nflowd/ipfix_encoder.hpp"
 #include "nflowd/stats_fields.hpp"
 #include "nflowd/v5_encoder.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <vector>
 
 // Error idiom (export): sending never throws, failures are counted per collector (refused,
 // buffer full, other); bad destinations throw std::invalid_argument, sockets std::system_error.
@@ -18,6 +21,10 @@ struct ExporterStats {
     std::uint64_t datagrams = 0;  // datagrams built
     std::uint64_t lost_flows = 0; // records whose datagram reached no collector
     std::uint64_t lost_datagrams = 0;
+    // Flows exported in each version, each once however many destinations get that version.
+    std::uint64_t flows_v5 = 0;
+    std::uint64_t flows_v9 = 0;
+    std::uint64_t flows_ipfix = 0;
 
     static constexpr auto fields() {
         using F = StatField<ExporterStats>;
@@ -29,6 +36,10 @@ struct ExporterStats {
               "Flow records whose datagram reached no destination"},
             F{"lost_datagrams", &ExporterStats::lost_datagrams, c, "datagrams",
               "Datagrams that reached no destination"},
+            F{"flows_v5", &ExporterStats::flows_v5, c, "flows", "Flow records exported as v5"},
+            F{"flows_v9", &ExporterStats::flows_v9, c, "flows", "Flow records exported as v9"},
+            F{"flows_ipfix", &ExporterStats::flows_ipfix, c, "flows",
+              "Flow records exported as IPFIX"},
         };
     }
 };
@@ -40,33 +51,79 @@ struct PacingConfig {
     friend bool operator==(const PacingConfig&, const PacingConfig&) = default;
 };
 
+// What the v9/IPFIX streams send and how often they repeat their templates.
+struct ExportFormat {
+    ExportProtocol protocol = ExportProtocol::v5; // for destinations without "@version"
+    std::uint32_t template_refresh_rate = 20;     // datagrams between templates, 0 = not by count
+    std::uint32_t template_timeout_rate = 60;     // seconds between templates, 0 = not by time
+    std::uint32_t mtu = 0; // largest message; 0 = 1500 less the collector family's IP+UDP headers
+    friend bool operator==(const ExportFormat&, const ExportFormat&) = default;
+};
+
+// v5 destinations share one datagram and one flow_sequence (nfcapd checks it), and never see
+// an IPv6 flow (counted per destination). Each v9/IPFIX destination has a stream of its own:
+// its sequence, its templates (before the first data, every template_refresh_rate datagrams
+// or template_timeout_rate seconds, and at once after it is added, asked for, or after an
+// error that may mean the collector restarted), its partial datagram sent after 1 s.
 class Exporter {
   public:
-    Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing = {});
+    Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing = {},
+             const ExportFormat& format = {});
 
-    void add(std::span<const FlowRecord> records, Nanos now);
-    void tick(Nanos now);   // sends a partial datagram that has waited 1 s
-    void finish(Nanos now); // sends whatever is pending
+    // `time`: flow time (expiry's clock, for the 1 s wait and sysUptime) and the wall offset
+    // sampled with it (for unix_secs), see ExportTime.
+    void add(std::span<const FlowRecord> records, const ExportTime& time);
+    void tick(const ExportTime& time);   // sends a partial datagram that has waited 1 s
+    void finish(const ExportTime& time); // sends whatever is pending
 
     void set_collectors(CollectorSet collectors);
-    void set_params(const V5Params& params) noexcept { batcher_.set_params(params); }
+    void set_params(const V5Params& params) noexcept;
     void set_pacing(const PacingConfig& pacing) noexcept { pacing_ = pacing; }
+    // A new version or MTU: the datagrams in progress are sent first, then each stream that
+    // changes starts afresh with its templates.
+    void set_format(const ExportFormat& format);
+    // Every v9/IPFIX destination gets the templates at the next tick (nflowctl send-template).
+    void send_templates() noexcept;
+    // NFLOG losses, reported as ignoredPacketTotalCount in the statistics options record.
+    void set_ignored_packets(std::uint64_t packets) noexcept { ignored_packets_ = packets; }
     CollectorSet& collectors() noexcept { return collectors_; }
     const ExporterStats& stats() const noexcept { return stats_; }
-    // Zeroes the counters, the collectors' too (`nflowctl set flush 2`); the v5 sequence and
-    // the pending datagram are kept.
+    // Zeroes the counters, the collectors' too (`nflowctl set flush 2`); the sequences and
+    // the pending datagrams are kept.
     void reset_stats() noexcept;
-    Nanos deadline() const noexcept { return batcher_.deadline(); }
+    // Flow time at which tick() next sends a partial datagram, or 0 when none is pending.
+    Nanos deadline() const noexcept;
 
   private:
-    void send(const V5Datagram& datagram);
+    struct Stream {
+        ExportProtocol protocol = ExportProtocol::v5;
+        std::optional<MessageBuilder> builder; // v9/IPFIX only
+        Nanos first_added = 0;                 // flow time of the first flow in progress
+        Nanos templates_at = 0;                // flow time of the last templates
+        std::uint32_t since_templates = 0;     // datagrams since
+        bool templates_due = true;             // before the next data
+        bool templates_now = true;             // at the next tick, data or not
+        ExportTotals totals;
+    };
+    Stream make_stream(const Destination& dest) const;
+    void rebuild_streams();
+    void add_v5(const FlowRecord& record, const ExportTime& time);
+    void send_v5(const V5Datagram& datagram);
+    void add_to_stream(std::size_t index, const FlowRecord& record, const ExportTime& time);
+    void begin_message(std::size_t index, const ExportTime& time);
+    void send_stream(std::size_t index, const ExportTime& time);
     void pace();
 
     V5Batcher batcher_;
     CollectorSet collectors_;
     PacingConfig pacing_;
+    ExportFormat format_;
+    std::vector<Stream> streams_; // one per collector, same index
+    bool has_v5_ = false, has_v9_ = false, has_ipfix_ = false;
     ExporterStats stats_;
     V5Datagram scratch_;
+    ExportTime last_time_;
+    std::uint64_t ignored_packets_ = 0;
     double tokens_ = 0;
     std::int64_t last_refill_ = 0; // steady-clock ns
 };

@@ -101,9 +101,8 @@ Destination make_destination(std::string_view entry, const char* host, std::uint
     return d;
 }
 
-Destination parse_entry(std::string_view entry) {
-    if (entry.empty()) bad_entry(entry, "empty entry");
-    const HostPort hp = split_entry(entry);
+Destination parse_address(std::string_view entry, std::string_view address) {
+    const HostPort hp = split_entry(address);
     const std::uint16_t port = hp.port ? parse_port(entry, *hp.port) : kDefaultCollectorPort;
     // inet_pton needs a NUL-terminated string; addresses are short.
     char host_z[INET6_ADDRSTRLEN + 1]{};
@@ -113,6 +112,32 @@ Destination parse_entry(std::string_view entry) {
     std::memcpy(host_z, hp.host.data(), hp.host.size());
     return hp.v6 ? make_destination<sockaddr_in6>(entry, host_z, port)
                  : make_destination<sockaddr_in>(entry, host_z, port);
+}
+
+// "@5", "@9", "@10" after the address: the NetFlow version this collector gets.
+std::optional<ExportProtocol> split_protocol(std::string_view entry, std::string_view& rest) {
+    const auto at = rest.rfind('@');
+    if (at == std::string_view::npos) return std::nullopt;
+    const auto version = rest.substr(at + 1);
+    rest = rest.substr(0, at);
+    if (version == "5") return ExportProtocol::v5;
+    if (version == "9") return ExportProtocol::v9;
+    if (version == "10") return ExportProtocol::ipfix;
+    bad_entry(entry, "protocol after '@' must be 5, 9 or 10");
+}
+
+Destination parse_entry(std::string_view entry) {
+    if (entry.empty()) bad_entry(entry, "empty entry");
+    std::string_view address = entry;
+    const auto protocol = split_protocol(entry, address);
+    if (address.empty()) bad_entry(entry, "missing address");
+    Destination d = parse_address(entry, address);
+    d.protocol = protocol;
+    if (protocol) {
+        d.text.push_back('@');
+        d.text.append(std::to_string(static_cast<int>(*protocol)));
+    }
+    return d;
 }
 
 [[noreturn]] void throw_errno(int err, const std::string& dest, const char* what) {
@@ -154,9 +179,12 @@ std::vector<Destination> parse_destinations(std::string_view spec) {
         const auto comma = spec.find(',');
         const auto entry = trim(spec.substr(0, comma));
         Destination d = parse_entry(entry);
+        const auto address = [](const Destination& x) {
+            return std::string_view(x.text).substr(0, x.text.rfind('@'));
+        };
         for (const auto& prev : out)
-            // Each collector would get every datagram twice and count them as duplicates.
-            if (prev.text == d.text) bad_entry(entry, "duplicate of an earlier entry");
+            // Each collector would get every flow twice and count them as duplicates.
+            if (address(prev) == address(d)) bad_entry(entry, "duplicate of an earlier entry");
         out.push_back(std::move(d));
         if (comma == std::string_view::npos) break;
         spec.remove_prefix(comma + 1);
@@ -201,14 +229,39 @@ bool CollectorSet::connect_collector(Collector& c) noexcept {
 
 std::size_t CollectorSet::send(std::span<const std::byte> datagram) noexcept {
     std::size_t accepted = 0;
-    for (auto& c : collectors_) {
-        if (!c.connected && !connect_collector(c)) {
-            ++c.stats.err_unreachable; // lost for this collector; the sequence still moves on
-            continue;
-        }
-        if (send_one(c, datagram)) ++accepted;
-    }
+    for (std::size_t i = 0; i < collectors_.size(); ++i)
+        if (send_to(i, datagram).sent) ++accepted;
     return accepted;
+}
+
+CollectorSet::SendResult CollectorSet::send_to(std::size_t index,
+                                               std::span<const std::byte> datagram) noexcept {
+    Collector& c = collectors_[index];
+    const auto errors = c.stats.err_refused + c.stats.err_unreachable;
+    SendResult r;
+    if (!c.connected && !connect_collector(c)) {
+        ++c.stats.err_unreachable; // lost for this collector; the sequence still moves on
+        r.trouble = true;
+        return r;
+    }
+    r.sent = send_one(c, datagram);
+    r.trouble = c.stats.err_refused + c.stats.err_unreachable != errors;
+    return r;
+}
+
+bool CollectorSet::take_error(std::size_t index) noexcept {
+    Collector& c = collectors_[index];
+    if (!c.connected) return false; // send_to() reports it unreachable
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) return false;
+    if (err == ECONNREFUSED)
+        ++c.stats.err_refused;
+    else if (unreachable(err))
+        ++c.stats.err_unreachable;
+    else
+        ++c.stats.err_other;
+    return true;
 }
 
 bool CollectorSet::send_one(Collector& c, std::span<const std::byte> datagram) noexcept {
@@ -258,6 +311,7 @@ void CollectorSet::reset_stats() noexcept {
         CollectorStats fresh;
         fresh.destination = std::move(c.stats.destination);
         fresh.sndbuf = c.stats.sndbuf;
+        fresh.protocol = c.stats.protocol;
         c.stats = std::move(fresh);
     }
 }
@@ -267,8 +321,10 @@ void CollectorSet::carry_stats_from(const CollectorSet& previous) noexcept {
         for (const auto& old : previous.collectors_)
             if (old.dest.text == c.dest.text) {
                 const int sndbuf = c.stats.sndbuf; // the new socket's own
+                const int protocol = c.stats.protocol;
                 c.stats = old.stats;
                 c.stats.sndbuf = sndbuf;
+                c.stats.protocol = protocol;
             }
 }
 

@@ -10,6 +10,9 @@
 namespace nflowd {
 namespace {
 
+// A partial datagram waits at most this long for more flows, v5's and v9/IPFIX's alike.
+constexpr Nanos kMaxWait = kNanosPerSecond;
+
 void sleep_ns(std::int64_t ns) noexcept {
     timespec req{static_cast<time_t>(ns / kNanosPerSecond),
                  static_cast<long>(ns % kNanosPerSecond)};
@@ -23,28 +26,137 @@ double burst_of(const PacingConfig& p) noexcept {
 
 } // namespace
 
-Exporter::Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing)
-    : batcher_(params), collectors_(std::move(collectors)), pacing_(pacing),
-      tokens_(burst_of(pacing)), last_refill_(steady_time()) {}
+Exporter::Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing,
+                   const ExportFormat& format)
+    : batcher_(params, kMaxWait), collectors_(std::move(collectors)), pacing_(pacing),
+      format_(format), tokens_(burst_of(pacing)), last_refill_(steady_time()) {
+    rebuild_streams();
+}
 
-void Exporter::add(std::span<const FlowRecord> records, Nanos now) {
+Exporter::Stream Exporter::make_stream(const Destination& dest) const {
+    Stream s;
+    s.protocol = dest.protocol.value_or(format_.protocol);
+    if (s.protocol != ExportProtocol::v5) {
+        const std::size_t mtu =
+            format_.mtu != 0 ? format_.mtu : default_mtu(dest.addr.ss_family == AF_INET6);
+        s.builder.emplace(s.protocol, mtu);
+    }
+    return s;
+}
+
+// Keeps the stream of every destination whose version and MTU stay; the others start
+// afresh (templates first). Their datagrams in progress must have been sent.
+void Exporter::rebuild_streams() {
+    std::vector<Stream> streams;
+    streams.reserve(collectors_.size());
+    has_v5_ = has_v9_ = has_ipfix_ = false;
+    for (std::size_t i = 0; i < collectors_.size(); ++i) {
+        Stream fresh = make_stream(collectors_.destination(i));
+        const bool keep = i < streams_.size() && streams_[i].protocol == fresh.protocol &&
+                          (!fresh.builder || streams_[i].builder->mtu() == fresh.builder->mtu());
+        streams.push_back(keep ? std::move(streams_[i]) : std::move(fresh));
+        const ExportProtocol p = streams.back().protocol;
+        collectors_.stats(i).protocol = static_cast<int>(p);
+        has_v5_ |= p == ExportProtocol::v5;
+        has_v9_ |= p == ExportProtocol::v9;
+        has_ipfix_ |= p == ExportProtocol::ipfix;
+    }
+    streams_ = std::move(streams);
+    // With no destination at all, v5 datagrams are still built and counted lost, as always.
+    has_v5_ |= streams_.empty();
+}
+
+void Exporter::add(std::span<const FlowRecord> records, const ExportTime& time) {
+    last_time_ = time;
     for (const auto& r : records) {
         ++stats_.flows;
-        if (batcher_.add(r, now, scratch_)) send(scratch_);
+        if (has_v5_) add_v5(r, time);
+        stats_.flows_v9 += has_v9_ ? 1 : 0;
+        stats_.flows_ipfix += has_ipfix_ ? 1 : 0;
+        for (std::size_t i = 0; i < streams_.size(); ++i)
+            if (streams_[i].builder) add_to_stream(i, r, time);
     }
 }
 
-void Exporter::tick(Nanos now) {
-    if (batcher_.poll(now, scratch_)) send(scratch_);
+void Exporter::add_v5(const FlowRecord& r, const ExportTime& time) {
+    if (r.family != Family::ipv4) {
+        for (std::size_t i = 0; i < streams_.size(); ++i)
+            if (streams_[i].protocol == ExportProtocol::v5) ++collectors_.stats(i).skipped_ipv6;
+        return;
+    }
+    ++stats_.flows_v5;
+    if (batcher_.add(r, time.now, scratch_)) send_v5(scratch_);
 }
 
-void Exporter::finish(Nanos now) {
-    if (batcher_.finish(now, scratch_)) send(scratch_);
+void Exporter::tick(const ExportTime& time) {
+    last_time_ = time;
+    if (batcher_.poll(time.now, scratch_)) send_v5(scratch_);
+    for (std::size_t i = 0; i < streams_.size(); ++i) {
+        Stream& s = streams_[i];
+        if (!s.builder) continue;
+        if (s.templates_now) {
+            // Whatever is in progress first, so the templates lead a datagram of their own.
+            send_stream(i, time);
+            s.templates_due = true;
+            begin_message(i, time);
+            send_stream(i, time);
+        } else if (!s.builder->empty() && time.now - s.first_added >= kMaxWait) {
+            send_stream(i, time);
+        }
+    }
+}
+
+void Exporter::finish(const ExportTime& time) {
+    last_time_ = time;
+    if (batcher_.finish(time.now, scratch_)) send_v5(scratch_);
+    for (std::size_t i = 0; i < streams_.size(); ++i)
+        if (streams_[i].builder) send_stream(i, time);
 }
 
 void Exporter::set_collectors(CollectorSet collectors) {
     collectors.carry_stats_from(collectors_);
+    // A destination that stays keeps its stream (sequence, template timers); one that goes
+    // gets what it has in progress first.
+    std::vector<Stream> kept(collectors.size());
+    std::vector<bool> has(collectors.size(), false);
+    for (std::size_t j = 0; j < collectors_.size(); ++j) {
+        std::size_t i = 0;
+        while (i < collectors.size() && !(collectors.destination(i) == collectors_.destination(j)))
+            ++i;
+        if (i == collectors.size()) {
+            if (streams_[j].builder) send_stream(j, last_time_);
+            continue;
+        }
+        kept[i] = std::move(streams_[j]);
+        has[i] = true;
+    }
     collectors_ = std::move(collectors);
+    for (std::size_t i = 0; i < kept.size(); ++i)
+        if (!has[i]) kept[i] = make_stream(collectors_.destination(i));
+    streams_ = std::move(kept);
+    rebuild_streams();
+}
+
+void Exporter::set_params(const V5Params& params) noexcept {
+    batcher_.set_params(params);
+}
+
+void Exporter::set_format(const ExportFormat& format) {
+    if (format.protocol != format_.protocol || format.mtu != format_.mtu) finish(last_time_);
+    format_ = format;
+    rebuild_streams();
+}
+
+void Exporter::send_templates() noexcept {
+    for (auto& s : streams_) s.templates_now = s.builder.has_value();
+}
+
+Nanos Exporter::deadline() const noexcept {
+    Nanos d = batcher_.deadline();
+    for (const auto& s : streams_)
+        if (s.builder && !s.builder->empty() && (d == 0 || s.first_added + kMaxWait < d))
+            d = s.first_added + kMaxWait;
+    return d;
 }
 
 void Exporter::reset_stats() noexcept {
@@ -52,10 +164,78 @@ void Exporter::reset_stats() noexcept {
     collectors_.reset_stats();
 }
 
-void Exporter::send(const V5Datagram& datagram) {
+void Exporter::add_to_stream(std::size_t index, const FlowRecord& r, const ExportTime& time) {
+    Stream& s = streams_[index];
+    MessageBuilder& b = *s.builder;
+    if (b.empty()) begin_message(index, time);
+    if (!b.add_flow(r, time, batcher_.params())) {
+        send_stream(index, time);
+        begin_message(index, time);
+        b.add_flow(r, time, batcher_.params()); // an empty message takes any flow
+    }
+    if (b.flows() == 1) s.first_added = time.now;
+}
+
+// A datagram starts with the templates and options records when they are due: never sent,
+// asked for, the refresh count or time reached, or an error from the collector since the
+// last datagram (refused: it may have restarted and forgotten them).
+void Exporter::begin_message(std::size_t index, const ExportTime& time) {
+    Stream& s = streams_[index];
+    MessageBuilder& b = *s.builder;
+    if (collectors_.take_error(index)) s.templates_due = true;
+    const bool by_count =
+        format_.template_refresh_rate != 0 && s.since_templates >= format_.template_refresh_rate;
+    const bool by_time =
+        format_.template_timeout_rate != 0 &&
+        time.now - s.templates_at >= Nanos{format_.template_timeout_rate} * kNanosPerSecond;
+    if (!s.templates_due && !by_count && !by_time) return;
+    s.totals.ignored_packets = ignored_packets_;
+    const V5Params& params = batcher_.params();
+    // An empty message of at least kMinMessageSize holds all of these.
+    b.add_templates();
+    b.add_sampling(params);
+    b.add_stats(s.totals, params);
+    s.templates_due = s.templates_now = false;
+    s.since_templates = 0;
+    s.templates_at = time.now;
+}
+
+void Exporter::send_stream(std::size_t index, const ExportTime& time) {
+    Stream& s = streams_[index];
+    MessageBuilder& b = *s.builder;
+    if (b.empty()) return;
+    const std::size_t flows = b.flows();
+    const std::size_t templates = b.templates();
+    const std::size_t options = b.options();
+    const auto message = b.finish(time, batcher_.params());
+    ++stats_.datagrams;
+    ++s.since_templates;
+    pace();
+    const auto result = collectors_.send_to(index, message);
+    if (result.trouble) s.templates_due = true;
+    if (result.sent) {
+        auto& c = collectors_.stats(index);
+        c.templates += templates;
+        c.options_records += options;
+        ++s.totals.messages;
+        s.totals.flows += flows;
+        s.totals.octets += message.size();
+    } else {
+        ++stats_.lost_datagrams;
+        stats_.lost_flows += flows;
+        s.totals.not_sent_flows += flows;
+    }
+}
+
+void Exporter::send_v5(const V5Datagram& datagram) {
     ++stats_.datagrams;
     pace();
-    if (collectors_.send(datagram.view()) == 0) {
+    std::size_t accepted = 0;
+    for (std::size_t i = 0; i < streams_.size(); ++i)
+        if (streams_[i].protocol == ExportProtocol::v5 &&
+            collectors_.send_to(i, datagram.view()).sent)
+            ++accepted;
+    if (accepted == 0) {
         ++stats_.lost_datagrams;
         stats_.lost_flows += datagram.count;
     }
