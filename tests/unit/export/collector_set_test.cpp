@@ -113,6 +113,45 @@ TEST(ParseDestinations, RejectsTheSameCollectorTwice) {
     EXPECT_NO_THROW(parse_destinations("1.2.3.4,1.2.3.4:2056"));
 }
 
+TEST(ParseDestinations, PerDestinationProtocolAfterAnAt) {
+    const auto ds =
+        parse_destinations("10.0.0.1:2055@10, 10.0.0.2@5,[2001:db8::1]:4739@9,10.0.0.3");
+    EXPECT_EQ(texts(ds), (std::vector<std::string>{"10.0.0.1:2055@10", "10.0.0.2:2055@5",
+                                                   "[2001:db8::1]:4739@9", "10.0.0.3:2055"}));
+    EXPECT_EQ(ds[0].protocol, ExportProtocol::ipfix);
+    EXPECT_EQ(ds[1].protocol, ExportProtocol::v5);
+    EXPECT_EQ(ds[2].protocol, ExportProtocol::v9);
+    EXPECT_EQ(ds[3].protocol, std::nullopt);
+    EXPECT_NE(parse_destinations("10.0.0.1@9")[0], parse_destinations("10.0.0.1@10")[0]);
+    EXPECT_EQ(parse_error("10.0.0.1:2055@7"),
+              "destination: bad entry \"10.0.0.1:2055@7\": protocol after '@' must be 5, 9 or 10");
+    EXPECT_NE(parse_error("10.0.0.1:2055@"), "<accepted>");
+    EXPECT_NE(parse_error("@10"), "<accepted>");
+    EXPECT_NE(parse_error("10.0.0.1:2055@10@10"), "<accepted>");
+    // One collector, two versions: it would count every flow twice.
+    EXPECT_NE(parse_error("10.0.0.1:2055@10,10.0.0.1:2055@9"), "<accepted>");
+}
+
+TEST(CollectorSet, SendToOneCollectorAndTakeAPendingRefusal) {
+    Receiver a, b;
+    CollectorSet set(parse_destinations(a.address() + "," + b.address()), 0);
+    const auto dg = payload(100, 1);
+    EXPECT_TRUE(set.send_to(1, dg).sent);
+    EXPECT_FALSE(a.receive(50));
+    EXPECT_TRUE(b.receive());
+    EXPECT_FALSE(set.take_error(0));
+    a.close();
+    EXPECT_TRUE(set.send_to(0, dg).sent); // the ICMP answer comes back afterwards
+    bool taken = false;
+    for (int i = 0; i < 100 && !taken; ++i) { // bounded: the ICMP is local, but asynchronous
+        taken = set.take_error(0);
+        if (!taken) ::poll(nullptr, 0, 5);
+    }
+    EXPECT_TRUE(taken);
+    EXPECT_EQ(set.stats()[0].err_refused, 1U);
+    EXPECT_FALSE(set.take_error(0)) << "taking clears it";
+}
+
 TEST(CollectorSet, EveryCollectorReceivesEveryDatagram) {
     Receiver r1, r2;
     CollectorSet set(parse_destinations(r1.address() + "," + r2.address()), 0);
