@@ -52,7 +52,7 @@ struct Config {
     std::string destination_text;
     int sndbuf = 0; // 0 = system default
     std::uint8_t engine_id = 0;
-    std::uint8_t protocol = 5;
+    ExportFormat format; // --protocol, template_refresh_rate, template_timeout_rate, mtu
     PacingConfig pacing;
 
     // daemon
@@ -96,6 +96,9 @@ enum class Opt : std::uint8_t {
     sndbuf,
     engine_id,
     protocol,
+    template_refresh_rate,
+    template_timeout_rate,
+    mtu,
     export_rate,
     debug,
     log,

@@ -32,6 +32,7 @@ struct PipelineConfig {
     Aggregation aggregation;
     V5Params v5;
     PacingConfig pacing;
+    ExportFormat format;
     std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring
 };
 
@@ -122,6 +123,8 @@ class Pipeline final : public PipelineControl {
     void set_v5_params(const V5Params& params) override;
     void set_sndbuf(int sndbuf) override;
     void set_pacing(const PacingConfig& pacing) override;
+    void set_export_format(const ExportFormat& format) override;
+    void send_templates() override;
     void flush() override; // export every active flow now
     FlowSelection select_flows(std::size_t top, FlowRank rank) override;
     // Zeroes every counter stats() reports (`set flush 2`); active flows and their peak

@@ -11,7 +11,8 @@ namespace nflowd {
 namespace {
 
 // ipt_NETFLOW's sysctl knobs (net.netflow.NAME), in the order nflowctl list has always shown. A
-// knob is writable exactly when its option is a run-time one; `flush` and `version` have none.
+// knob is writable exactly when its option is a run-time one; `flush`, `send_template` (the
+// triggers) and `version` have none.
 struct KnobDef {
     std::string_view name;
     std::optional<Opt> option;
@@ -28,9 +29,13 @@ constexpr KnobDef kKnobs[] = {
     {"hashsize", Opt::hashsize},
     {"inactive_timeout", Opt::inactive_timeout},
     {"maxflows", Opt::maxflows},
+    {"mtu", Opt::mtu},
     {"protocol", Opt::protocol},
+    {"send_template", std::nullopt},
     {"sndbuf", Opt::sndbuf},
     {"snaplen", Opt::snaplen},
+    {"template_refresh_rate", Opt::template_refresh_rate},
+    {"template_timeout_rate", Opt::template_timeout_rate},
     {"threads", Opt::threads},
     {"version", std::nullopt},
 };
@@ -43,7 +48,8 @@ const KnobDef* find_knob(std::string_view name) {
 }
 
 bool writable(const KnobDef& k) {
-    return k.option ? option_info(*k.option).runtime : k.name == "flush";
+    return k.option ? option_info(*k.option).runtime
+                    : k.name == "flush" || k.name == "send_template";
 }
 
 ctl::KnobValue knob_value(const KnobDef& k, const Config& c) {
@@ -53,7 +59,7 @@ ctl::KnobValue knob_value(const KnobDef& k, const Config& c) {
     else if (k.name == "version")
         value = NFLOWD_VERSION;
     else
-        value = "0"; // flush is a trigger, as in ipt_NETFLOW: it reads 0
+        value = "0"; // flush and send_template are triggers, as in ipt_NETFLOW: they read 0
     return {std::string(k.name), std::move(value), writable(k)};
 }
 
@@ -71,6 +77,15 @@ int parse_flush_level(const std::string& value) {
                                    "statistics), got \"" +
                                        value + "\"");
     return static_cast<int>(*level);
+}
+
+// `set send_template 1`: every v9/IPFIX destination gets its templates now; 0 does nothing.
+bool parse_send_template(const std::string& value) {
+    const auto v = parse_unsigned(value, 0, 1);
+    if (!v)
+        throw ControlError(EINVAL,
+                           "send_template: must be 1 (send now) or 0, got \"" + value + "\"");
+    return *v == 1;
 }
 
 OptionSet options_of(std::initializer_list<Opt> opts) {
@@ -111,6 +126,11 @@ const std::vector<Step>& steps() {
          }},
         {options_of({Opt::export_rate}),
          [](PipelineControl& p, Logger&, const Config& c, Nanos) { p.set_pacing(c.pacing); }},
+        {options_of(
+             {Opt::protocol, Opt::template_refresh_rate, Opt::template_timeout_rate, Opt::mtu}),
+         [](PipelineControl& p, Logger&, const Config& c, Nanos) {
+             p.set_export_format(c.format);
+         }},
         {options_of({Opt::debug}),
          [](PipelineControl&, Logger& log, const Config& c, Nanos) { log.set_debug(c.debug); }},
     };
@@ -174,6 +194,7 @@ Controller::set(const std::vector<std::pair<std::string, std::string>>& changes)
     // Every name and value is checked before anything is applied: all or nothing.
     std::vector<const KnobDef*> touched;
     int flush_level = 0;
+    bool send_template = false;
     std::unique_lock lock(config_mutex_);
     Config next = config_;
     for (const auto& [name, value] : changes) {
@@ -181,6 +202,10 @@ Controller::set(const std::vector<std::pair<std::string, std::string>>& changes)
         if (k == nullptr) throw ControlError(ENOENT, "unknown knob \"" + name + "\"");
         if (!writable(*k)) throw ControlError(EROFS, std::string(k->name) + ": read-only");
         if (std::find(touched.begin(), touched.end(), k) == touched.end()) touched.push_back(k);
+        if (k->name == "send_template") {
+            send_template = parse_send_template(value) || send_template;
+            continue;
+        }
         if (!k->option) {
             flush_level = std::max(flush_level, parse_flush_level(value));
             continue;
@@ -198,12 +223,17 @@ Controller::set(const std::vector<std::pair<std::string, std::string>>& changes)
     }
     lock.unlock();
     if (flush_level > 0) flush(flush_level);
+    // After a flush, so that the flushed flows' datagrams go before the templates.
+    if (send_template) parts_.pipeline.send_templates();
 
     lock.lock();
     std::vector<ctl::KnobValue> out;
     for (const KnobDef* k : touched) {
         out.push_back(knob_value(*k, config_));
-        if (!k->option) out.back().value = std::to_string(flush_level); // echo what was done
+        if (!k->option) // echo what was done
+            out.back().value = k->name == "flush" ? std::to_string(flush_level)
+                               : send_template    ? "1"
+                                                  : "0";
     }
     return out;
 }

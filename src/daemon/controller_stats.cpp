@@ -12,7 +12,7 @@ StatsReport Controller::report() const {
     r.started = started_;
     {
         std::lock_guard lock(config_mutex_);
-        r.protocol = config_.protocol;
+        r.protocol = static_cast<unsigned>(config_.format.protocol);
         r.engine_id = config_.engine_id;
         r.active_timeout = config_.table.active_timeout;
         r.inactive_timeout = config_.table.inactive_timeout;

@@ -44,6 +44,7 @@ PipelineConfig pipeline_config(const Config& c, Nanos boot) {
     pc.aggregation = c.aggregation;
     pc.v5 = V5Params{boot, 0, c.engine_id};
     pc.pacing = c.pacing;
+    pc.format = c.format;
     return pc;
 }
 

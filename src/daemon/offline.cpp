@@ -31,6 +31,7 @@ OfflineSummary run_offline(const Config& config) {
     pc.aggregation = config.aggregation;
     pc.v5 = V5Params{boot, 0, config.engine_id};
     pc.pacing = config.pacing;
+    pc.format = config.format;
     Pipeline pipeline(pc, clock, CollectorSet(config.destinations, config.sndbuf));
     auto& dispatcher = pipeline.dispatcher(0);
     if (any) {

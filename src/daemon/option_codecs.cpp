@@ -141,6 +141,27 @@ std::string GroupsCodec::format(const type& v) const {
     return join(v, [](std::uint16_t g) { return std::to_string(g); });
 }
 
+ExportProtocol ProtocolCodec::parse(std::string_view name, std::string_view text) const {
+    switch (number(name, text, 5, 10, "must be 5, 9 or 10 (IPFIX)")) {
+    case 5:
+        return ExportProtocol::v5;
+    case 9:
+        return ExportProtocol::v9;
+    case 10:
+        return ExportProtocol::ipfix;
+    default:
+        throw ConfigError(name, "must be 5, 9 or 10 (IPFIX), " + quoted(text));
+    }
+}
+
+std::uint32_t MtuCodec::parse(std::string_view name, std::string_view text) const {
+    constexpr std::string_view what = "must be 0 (1500 less IP+UDP headers) or 512-65507 bytes";
+    const auto v = number(name, text, 0, kMaxMessageSize, what);
+    if (v != 0 && v < kMinMessageSize)
+        throw ConfigError(name, std::string(what) + ", " + quoted(text));
+    return static_cast<std::uint32_t>(v);
+}
+
 DestinationsCodec::type DestinationsCodec::parse(std::string_view name,
                                                  std::string_view text) const {
     try {

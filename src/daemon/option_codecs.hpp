@@ -5,6 +5,7 @@
 #include "nflowd/aggregation.hpp"
 #include "nflowd/clock.hpp"
 #include "nflowd/collector_set.hpp"
+#include "nflowd/ipfix_encoder.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -96,6 +97,22 @@ struct GroupsCodec {
     type parse(std::string_view name, std::string_view text) const;
     void append(std::string_view name, type& into, std::string_view text) const;
     std::string format(const type& v) const;
+};
+
+// The NetFlow version: 5, 9 or 10 (IPFIX), ipt_NETFLOW's values.
+struct ProtocolCodec {
+    using type = ExportProtocol;
+    ExportProtocol parse(std::string_view name, std::string_view text) const;
+    std::string format(const ExportProtocol& v) const {
+        return std::to_string(static_cast<int>(v));
+    }
+};
+
+// 0 (the collector family's default) or a size that holds every template: 512-65507.
+struct MtuCodec {
+    using type = std::uint32_t;
+    std::uint32_t parse(std::string_view name, std::string_view text) const;
+    std::string format(const std::uint32_t& v) const { return std::to_string(v); }
 };
 
 // Repeatable: every --destination adds collectors; a repeated collector is refused.

@@ -85,7 +85,8 @@ void add_cache(Defs& t) {
 
 void add_export(Defs& t) {
     t.push_back(make_option(
-        {"destination", "A:P[,B:P]", "collectors, each gets every datagram; port 2055 if left out",
+        {"destination", "A:P[@V][,B:P[@V]]",
+         "collectors, each gets every flow; port 2055 if left out, @5|@9|@10 its own protocol",
          true, Opt::destination},
         DestinationsCodec{}, NFLOWD_FIELD(destinations), NFLOWD_FIELD(destination_text)));
     t.push_back(make_option(
@@ -93,9 +94,24 @@ void add_export(Defs& t) {
         Int{0, 1u << 30, "must be 0-1073741824 bytes"}, NFLOWD_FIELD(sndbuf)));
     t.push_back(make_option({"engine_id", "N", "NetFlow v5 engine_id", true, Opt::engine_id},
                             U8{0, 255, "must be 0-255"}, NFLOWD_FIELD(engine_id)));
-    t.push_back(
-        make_option({"protocol", "5", "NetFlow version; only 5 is supported", true, Opt::protocol},
-                    U8{5, 5, "only NetFlow v5 is supported"}, NFLOWD_FIELD(protocol)));
+    t.push_back(make_option({"protocol", "5|9|10",
+                             "NetFlow version: 5, 9 or 10 (IPFIX), for destinations without @V",
+                             true, Opt::protocol},
+                            ProtocolCodec{}, NFLOWD_FIELD(format.protocol)));
+    t.push_back(make_option({"template_refresh_rate", "DATAGRAMS",
+                             "v9/IPFIX templates again after this many datagrams, 0 = never", true,
+                             Opt::template_refresh_rate},
+                            U32{0, 1'000'000'000, "must be 0-1000000000 datagrams"},
+                            NFLOWD_FIELD(format.template_refresh_rate)));
+    t.push_back(make_option({"template_timeout_rate", "SECONDS",
+                             "v9/IPFIX templates again after this many seconds, 0 = never", true,
+                             Opt::template_timeout_rate},
+                            U32{0, 86400, "must be 0-86400 seconds"},
+                            NFLOWD_FIELD(format.template_timeout_rate)));
+    t.push_back(make_option({"mtu", "BYTES",
+                             "largest v9/IPFIX datagram payload, 0 = 1500 less IP+UDP headers",
+                             true, Opt::mtu},
+                            MtuCodec{}, NFLOWD_FIELD(format.mtu)));
     t.push_back(make_option({"export_rate", "DATAGRAMS",
                              "most datagrams/s in a burst, 0 = no pacing", true, Opt::export_rate},
                             U32{0, 10'000'000, "must be 0-10000000 datagrams per second"},

@@ -105,8 +105,9 @@ struct Pipeline::Worker {
 };
 
 struct Pipeline::ExportThread {
-    ExportThread(const V5Params& params, CollectorSet set, const PacingConfig& pacing)
-        : exporter(params, std::move(set), pacing) {}
+    ExportThread(const V5Params& params, CollectorSet set, const PacingConfig& pacing,
+                 const ExportFormat& format)
+        : exporter(params, std::move(set), pacing, format) {}
 
     void snapshot(bool force) {
         const Nanos now = steady_time();
@@ -202,7 +203,8 @@ Pipeline::Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors)
             std::make_unique<Worker>(shard, budget_, config_.readers, config_.ring_capacity));
     for (std::size_t i = 0; i < config_.readers; ++i)
         dispatchers_.push_back(std::make_unique<Dispatcher>(Dispatcher::Key{}, *this, i));
-    export_ = std::make_unique<ExportThread>(config_.v5, std::move(collectors), config_.pacing);
+    export_ = std::make_unique<ExportThread>(config_.v5, std::move(collectors), config_.pacing,
+                                             config_.format);
 
     threads_running_ = true;
     workers_running_ = workers_.size();
@@ -291,11 +293,12 @@ void Pipeline::run_exporter() {
         const Nanos now = clock_.now();
         for (auto& w : workers_) {
             const std::size_t avail = w->output.available();
-            for (std::size_t i = 0; i < avail; ++i) x.exporter.add({&w->output.peek(i), 1}, now);
+            for (std::size_t i = 0; i < avail; ++i)
+                x.exporter.add({&w->output.peek(i), 1}, ExportTime{now});
             if (avail) w->output.pop(avail);
             n += avail;
         }
-        x.exporter.tick(now);
+        x.exporter.tick(ExportTime{now});
         x.snapshot(false);
         if (n != 0) continue;
         if (last_round && !has_output()) break;
@@ -307,7 +310,7 @@ void Pipeline::run_exporter() {
             kIdleWait);
     }
     x.mailbox.run();
-    x.exporter.finish(clock_.now());
+    x.exporter.finish(ExportTime{clock_.now()});
     x.snapshot(true);
 }
 
@@ -402,6 +405,17 @@ void Pipeline::set_sndbuf(int sndbuf) {
 
 void Pipeline::set_pacing(const PacingConfig& pacing) {
     on_exporter([&](Exporter& e) { e.set_pacing(pacing); });
+}
+
+void Pipeline::set_export_format(const ExportFormat& format) {
+    on_exporter([&](Exporter& e) {
+        e.set_format(format);
+        export_->snapshot(true);
+    });
+}
+
+void Pipeline::send_templates() {
+    on_exporter([](Exporter& e) { e.send_templates(); });
 }
 
 void Pipeline::flush() {

@@ -31,6 +31,12 @@ class FakePipeline final : public PipelineControl {
     void set_pacing(const PacingConfig& p) override {
         call("pacing(" + std::to_string(p.rate) + ")");
     }
+    void set_export_format(const ExportFormat& f) override {
+        call("format(" + std::to_string(static_cast<int>(f.protocol)) + "," +
+             std::to_string(f.template_refresh_rate) + "," +
+             std::to_string(f.template_timeout_rate) + "," + std::to_string(f.mtu) + ")");
+    }
+    void send_templates() override { call("send_templates()"); }
     void flush() override { call("flush()"); }
     // Every flow, as a pipeline of one shard with more than `top` flows would not: the
     // Controller must cut to `top` itself.
@@ -103,12 +109,28 @@ TEST(Controller, ListsIptNetflowKnobsWithWritableFromTheOptionTable) {
     const auto knobs = f.controller->knobs();
     std::vector<std::string> names;
     for (const auto& k : knobs) names.push_back(k.name);
-    EXPECT_EQ(names, (std::vector<std::string>{
-                         "active_timeout", "aggregation", "debug", "destination", "engine_id",
-                         "export_rate", "flush", "groups", "hashsize", "inactive_timeout",
-                         "maxflows", "protocol", "sndbuf", "snaplen", "threads", "version"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"active_timeout",
+                                               "aggregation",
+                                               "debug",
+                                               "destination",
+                                               "engine_id",
+                                               "export_rate",
+                                               "flush",
+                                               "groups",
+                                               "hashsize",
+                                               "inactive_timeout",
+                                               "maxflows",
+                                               "mtu",
+                                               "protocol",
+                                               "send_template",
+                                               "sndbuf",
+                                               "snaplen",
+                                               "template_refresh_rate",
+                                               "template_timeout_rate",
+                                               "threads",
+                                               "version"}));
     for (const auto& k : knobs) {
-        if (k.name == "flush") {
+        if (k.name == "flush" || k.name == "send_template") {
             EXPECT_TRUE(k.writable);
             EXPECT_EQ(k.value, "0");
         } else if (k.name == "version" || k.name == "groups") {
@@ -224,6 +246,36 @@ TEST(Controller, FlushLevels) {
     EXPECT_EQ(out[0].value, "2");
     EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"flush()", "flush()", "reset_stats()"}));
     EXPECT_EQ(f.sources.resets, 1);
+}
+
+TEST(Controller, ProtocolAndTemplateKnobsReachTheExporterInOneStep) {
+    Fixture f;
+    const auto out = f.controller->set({{"protocol", "10"}, {"template_refresh_rate", "7"}});
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].value, "10");
+    EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"format(10,7,60,0)"}));
+    f.pipeline.calls.clear();
+    f.controller->set({{"mtu", "1400"}, {"template-timeout-rate", "5"}, {"protocol", "9"}});
+    EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"format(9,7,5,1400)"}));
+    std::string why;
+    EXPECT_EQ(error_of([&] { f.controller->set({{"protocol", "7"}}); }, &why), EINVAL);
+    EXPECT_NE(why.find("protocol: must be 5, 9 or 10"), std::string::npos) << why;
+    EXPECT_EQ(error_of([&] { f.controller->set({{"mtu", "100"}}); }, &why), EINVAL);
+    EXPECT_EQ(f.controller->get({"protocol"})[0].value, "9");
+}
+
+TEST(Controller, SendTemplateIsATriggerAfterAFlush) {
+    Fixture f;
+    const auto out = f.controller->set({{"send_template", "1"}, {"flush", "1"}});
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].value, "1");
+    EXPECT_EQ(out[1].value, "1");
+    EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"flush()", "send_templates()"}));
+    f.pipeline.calls.clear();
+    f.controller->set({{"send-template", "0"}});
+    EXPECT_TRUE(f.pipeline.calls.empty());
+    EXPECT_EQ(error_of([&] { f.controller->set({{"send_template", "2"}}); }), EINVAL);
+    EXPECT_EQ(f.controller->get({"send_template"})[0].value, "0");
 }
 
 TEST(Controller, ReloadAppliesRunTimeOptionsAndOnlyLogsTheOthers) {

@@ -39,6 +39,10 @@ Config changed_config() {
         {Opt::destination, "127.0.0.1:9995"},
         {Opt::sndbuf, "65536"},
         {Opt::engine_id, "7"},
+        {Opt::protocol, "10"},
+        {Opt::template_refresh_rate, "5"},
+        {Opt::template_timeout_rate, "30"},
+        {Opt::mtu, "9000"},
         {Opt::export_rate, "100"},
         {Opt::debug, "2"},
         {Opt::log, "syslog"},
@@ -49,7 +53,6 @@ Config changed_config() {
         {Opt::config, "/etc/x.conf"},
     };
     for (const auto& [opt, value] : values) apply_option(c, option_info(opt).name, value);
-    c.protocol = 9; // apply_option only takes 5, the default; the field can still differ
     return c;
 }
 
