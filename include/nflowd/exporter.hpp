@@ -19,6 +19,7 @@ namespace nflowd {
 struct ExporterStats {
     std::uint64_t flows = 0;      // flow records handed to the encoder
     std::uint64_t datagrams = 0;  // datagrams built
+    std::uint64_t bytes = 0;      // their size
     std::uint64_t lost_flows = 0; // records whose datagram reached no collector
     std::uint64_t lost_datagrams = 0;
     // Flows exported in each version, each once however many destinations get that version.
@@ -32,6 +33,7 @@ struct ExporterStats {
         return std::array{
             F{"flows", &ExporterStats::flows, c, "flows", "Flow records exported"},
             F{"datagrams", &ExporterStats::datagrams, c, "datagrams", "Datagrams built"},
+            F{"bytes", &ExporterStats::bytes, c, "bytes", "Bytes of the datagrams built"},
             F{"lost_flows", &ExporterStats::lost_flows, c, "flows",
               "Flow records whose datagram reached no destination"},
             F{"lost_datagrams", &ExporterStats::lost_datagrams, c, "datagrams",

@@ -48,6 +48,8 @@ constexpr const char* kUsage =
     "                              --control_group)\n"
     "  flush [1|2]                 export every flow now; 2 also zeroes the statistics, as\n"
     "                              `set flush 2` (root or --control_group)\n"
+    "  send-template               send the v9/IPFIX templates to every destination now, as\n"
+    "                              `set send_template 1` (root or --control_group)\n"
     "\n"
     "Options:\n"
     "  -i, --control-id PORTID     the daemon's --control_id (default 1852206199); its real\n"
@@ -361,6 +363,12 @@ int execute(const Invocation& inv) {
         auto client = connect(inv);
         client.flush(level);
         std::cout << "flush = " << int{level} << "\n";
+    } else if (command == "send-template") {
+        if (!rest.empty())
+            throw UsageError("send-template: unexpected argument \"" + rest[0] + "\"");
+        auto client = connect(inv);
+        // A trigger knob, like flush: the control protocol needs no command of its own.
+        print_knobs(client.set({{"send_template", "1"}}));
     } else if (command == "stats") {
         const auto format = stats_format(rest);
         auto client = connect(inv);

@@ -108,8 +108,7 @@ struct View {
 View view(const StatsReport& r) {
     View v{r, r.pipeline.total(), {}, 0};
     for (const auto& w : r.pipeline.workers) v.levels += w;
-    // v5: a 24-byte header and 48 bytes per record, so the bytes built follow exactly.
-    v.export_bytes = 24 * r.pipeline.exporter.datagrams + 48 * r.pipeline.exporter.flows;
+    v.export_bytes = r.pipeline.exporter.bytes;
     return v;
 }
 
@@ -171,6 +170,12 @@ const auto kExport = std::to_array<Item<View>>({
     {"lost flows {}", "lost_flows", [](V v) -> Value { return v.r.pipeline.exporter.lost_flows; }},
     {"lost datagrams {}", "lost_datagrams",
      [](V v) -> Value { return v.r.pipeline.exporter.lost_datagrams; }},
+    {"by version: v5 {}", "v5", [](V v) -> Value { return v.r.pipeline.exporter.flows_v5; },
+     Show::count, false, "flows_by_version"},
+    {"v9 {}", "v9", [](V v) -> Value { return v.r.pipeline.exporter.flows_v9; }, Show::count, true,
+     "flows_by_version"},
+    {"ipfix {}", "ipfix", [](V v) -> Value { return v.r.pipeline.exporter.flows_ipfix; },
+     Show::count, true, "flows_by_version"},
 });
 
 using W = const WorkerStats&;
@@ -211,6 +216,11 @@ const auto kDestination = std::to_array<Item<CollectorStats>>({
     {"unreachable {}", "unreachable", [](C c) -> Value { return c.err_unreachable; }, Show::count,
      false, "errors"},
     {"other {}", "other", [](C c) -> Value { return c.err_other; }, Show::count, false, "errors"},
+    {"protocol {}", "protocol",
+     [](C c) -> Value { return static_cast<std::uint64_t>(std::max(c.protocol, 0)); }},
+    {"templates {}", "templates", [](C c) -> Value { return c.templates; }},
+    {"options records {}", "options_records", [](C c) -> Value { return c.options_records; }},
+    {"ipv6 skipped {}", "ipv6_skipped", [](C c) -> Value { return c.skipped_ipv6; }},
     {"sndbuf {}", "sndbuf",
      [](C c) -> Value { return static_cast<std::uint64_t>(std::max(c.sndbuf, 0)); }},
 });

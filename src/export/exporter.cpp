@@ -209,6 +209,7 @@ void Exporter::send_stream(std::size_t index, const ExportTime& time) {
     const std::size_t options = b.options();
     const auto message = b.finish(time, batcher_.params());
     ++stats_.datagrams;
+    stats_.bytes += message.size();
     ++s.since_templates;
     pace();
     const auto result = collectors_.send_to(index, message);
@@ -229,6 +230,7 @@ void Exporter::send_stream(std::size_t index, const ExportTime& time) {
 
 void Exporter::send_v5(const V5Datagram& datagram) {
     ++stats_.datagrams;
+    stats_.bytes += datagram.size;
     pace();
     std::size_t accepted = 0;
     for (std::size_t i = 0; i < streams_.size(); ++i)

@@ -102,6 +102,8 @@ StatsReport small_report() {
     w.table.searched = 30;
     r.pipeline.workers = {w, w};
     r.pipeline.exporter.flows = 31;
+    r.pipeline.exporter.bytes = 1488;
+    r.pipeline.exporter.flows_ipfix = 31;
     CollectorStats c;
     c.destination = "127.0.0.1:2055";
     c.err_refused = 1;
@@ -181,7 +183,8 @@ TEST(StatsFormat, TextLinesComeFromTheLayout) {
     for (const char* want : {
              "\nworker 1: active 3, peak 0, hashsize 0, metric 0.00, searched 30, found 0, new 0, "
              "memory 0 KiB\n",
-             "\nexport: flows 31, datagrams 0, bytes 1488, lost flows 0, lost datagrams 0\n",
+             "\nexport: flows 31, datagrams 0, bytes 1488, lost flows 0, lost datagrams 0, "
+             "by version: v5 0 v9 0 ipfix 31\n",
              "\ngroup 5: received 0, lost 2, enobufs 0, malformed 0, bad timestamps 0, "
              "unaccounted 0\n",
          })

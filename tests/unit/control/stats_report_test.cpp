@@ -69,6 +69,7 @@ StatsReport sample_report() {
     r.pipeline.workers = {w, w};
     r.pipeline.exporter.flows = 31;
     r.pipeline.exporter.datagrams = 2;
+    r.pipeline.exporter.bytes = 1536;
     CollectorStats c;
     c.destination = "127.0.0.1:2055";
     c.datagrams = 2;
