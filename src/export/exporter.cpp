@@ -176,9 +176,13 @@ void Exporter::add_to_stream(std::size_t index, const FlowRecord& r, const Expor
     if (b.flows() == 1) s.first_added = time.now;
 }
 
-// A datagram starts with the templates and options records when they are due: never sent,
-// asked for, the refresh count or time reached, or an error from the collector since the
-// last datagram (refused: it may have restarted and forgotten them).
+// A datagram starts with the templates when they are due: never sent, asked for, an error
+// from the collector since the last datagram (refused: it may have restarted and forgotten
+// them), or the refresh count or time reached. The options records come with them except at
+// the count refresh, as ipt_NETFLOW sends its own on a timer: they count in the IPFIX
+// sequence (RFC 7011 3.1, and tshark checks so) but nfdump 1.7 does not count them, so each
+// one mid-stream costs a "sequence failure" there; once per template_timeout_rate is enough
+// for state that never changes (sampling) or changes slowly (statistics).
 void Exporter::begin_message(std::size_t index, const ExportTime& time) {
     Stream& s = streams_[index];
     MessageBuilder& b = *s.builder;
@@ -189,12 +193,14 @@ void Exporter::begin_message(std::size_t index, const ExportTime& time) {
         format_.template_timeout_rate != 0 &&
         time.now - s.templates_at >= Nanos{format_.template_timeout_rate} * kNanosPerSecond;
     if (!s.templates_due && !by_count && !by_time) return;
-    s.totals.ignored_packets = ignored_packets_;
-    const V5Params& params = batcher_.params();
     // An empty message of at least kMinMessageSize holds all of these.
     b.add_templates();
-    b.add_sampling(params);
-    b.add_stats(s.totals, params);
+    if (s.templates_due || by_time) {
+        const V5Params& params = batcher_.params();
+        s.totals.ignored_packets = ignored_packets_;
+        b.add_sampling(params);
+        b.add_stats(s.totals, params);
+    }
     s.templates_due = s.templates_now = false;
     s.since_templates = 0;
     s.templates_at = time.now;

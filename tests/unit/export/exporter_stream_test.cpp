@@ -104,6 +104,9 @@ TEST(ExporterStreams, TemplatesRepeatEveryRefreshRateDatagramsAndAfterTheTimeout
     for (std::size_t i = 0; i < got.messages.size(); ++i)
         if (!got.messages[i].templates.empty()) with_templates.push_back(i);
     EXPECT_EQ(with_templates, (std::vector<std::size_t>{0, 3, 6}));
+    // The options records lead the stream and come with the time refresh only.
+    EXPECT_EQ(got.messages[0].records.size() - got.messages[0].flow_records(), 2U);
+    EXPECT_EQ(got.messages[3].records.size(), got.messages[3].flow_records());
     for (std::size_t i = 0; i < got.messages.size(); ++i) EXPECT_EQ(got.messages[i].sequence, i);
 
     f.template_refresh_rate = 0;
@@ -117,6 +120,7 @@ TEST(ExporterStreams, TemplatesRepeatEveryRefreshRateDatagramsAndAfterTheTimeout
     ASSERT_EQ(got.messages.size(), 2U);
     EXPECT_TRUE(got.messages[0].templates.empty()) << "59 s after the last templates";
     EXPECT_EQ(got.messages[1].templates.size(), 4U) << "61 s after";
+    EXPECT_EQ(got.messages[1].records.size(), 3U) << "sampling, statistics, the flow";
 }
 
 TEST(ExporterStreams, SendTemplatesSendsThemAtTheNextTickOnTheirOwn) {
