@@ -310,7 +310,15 @@ std::span<const std::byte> MessageBuilder::finish(const ExportTime& time,
     const std::size_t size = pos_;
     // Dated no earlier than its latest record's end, as v5's header: collectors take
     // sysUptime - Last in uint32, and a header behind a record would put it 49.7 days back.
-    const Nanos now = flows_ != 0 ? std::max(time.now, latest_last_) : time.now;
+    Nanos now = flows_ != 0 ? std::max(time.now, latest_last_) : time.now;
+    // v9 has whole unix seconds only, and collectors take boot = unix_secs - sysUptime: a
+    // header dated between two seconds would shift every record by up to 1 s. Dated at the
+    // next whole second instead, the records' absolute times come out to the millisecond.
+    if (v9()) {
+        const Nanos into =
+            time.wall(now) - floor_div(time.wall(now), kNanosPerSecond) * kNanosPerSecond;
+        if (into != 0) now += kNanosPerSecond - into;
+    }
     const auto secs = static_cast<std::uint64_t>(floor_div(time.wall(now), kNanosPerSecond));
     std::byte* h = buf_.data();
     if (v9()) {

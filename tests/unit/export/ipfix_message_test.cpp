@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
 namespace nflowd {
@@ -71,7 +72,8 @@ TEST(MessageBuilder, V9SequenceCountsPacketsAndCountCoversTemplates) {
     ASSERT_TRUE(m) << d.error(); // the decoder checks count = templates + records
     EXPECT_EQ(m->count, 6U);
     EXPECT_EQ(m->sequence, 0U);
-    EXPECT_EQ(m->uptime_ms, 100U);
+    EXPECT_EQ(m->uptime_ms, 1000U) << "dated at the next whole second";
+    EXPECT_EQ(m->export_secs, kBoot / kNanosPerSecond + 1);
     for (std::uint32_t i = 0; i < 40; ++i)
         ASSERT_TRUE(b.add_flow(flow(i), at(200), kParams) || d.decode(b.finish(at(200), kParams)));
     m = d.decode(b.finish(at(200), kParams));
@@ -207,6 +209,31 @@ TEST(MessageBuilder, AbsoluteTimesAreWallTimeOfMonotonicFlowTimes) {
     EXPECT_EQ(m9->uptime_ms, 950'000U);
     EXPECT_EQ(m9->records[0].value(22), 850'007U);
     EXPECT_EQ(m9->records[0].value(21), 940'000U);
+}
+
+TEST(MessageBuilder, V9AbsoluteTimesRebuiltFromTheHeaderAreExact) {
+    // Collectors compute unix_secs * 1000 - sysUptime + First: with whole seconds in the
+    // header that is only right when the header is dated at a whole second.
+    const Nanos mono_boot = 50 * kNanosPerSecond + 250'000; // not on a millisecond either
+    const ExportTime t{.now = 1000 * kNanosPerSecond + 777 * kMs,
+                       .wall_offset = kBoot + 123'456'789};
+    const V5Params params{.boot_time = mono_boot, .engine_type = 0, .engine_id = 1};
+    MessageBuilder v9(ExportProtocol::v9, 1472);
+    auto r = flow(1);
+    r.first = 900 * kNanosPerSecond + 7 * kMs + 1;
+    r.last = 990 * kNanosPerSecond + 999'999;
+    ASSERT_TRUE(v9.add_templates() && v9.add_flow(r, t, params));
+    test::FlowDecoder d;
+    const auto m = d.decode(v9.finish(t, params));
+    ASSERT_TRUE(m) << d.error();
+    const auto rebuilt = [&](std::uint64_t switched) {
+        return static_cast<std::int64_t>(m->export_secs) * 1000 - m->uptime_ms +
+               static_cast<std::int64_t>(switched);
+    };
+    const auto truth = [&](Nanos x) { return t.wall(x) / kMs; };
+    EXPECT_LE(std::abs(rebuilt(m->records[0].value(22)) - truth(r.first)), 1);
+    EXPECT_LE(std::abs(rebuilt(m->records[0].value(21)) - truth(r.last)), 1);
+    EXPECT_GE(Nanos{m->export_secs} * kNanosPerSecond, t.wall_now()) << "never behind";
 }
 
 TEST(MessageBuilder, HeaderNeverBehindARecordsEnd) {
