@@ -27,6 +27,11 @@ constexpr Nanos floor_div(Nanos a, Nanos b) noexcept {
     return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
+// v9's sysUptime 0 is one second before boot_time: in a replay boot_time is the first
+// packet, and nfdump reads a First or Last of 0 as "no time" (1970). Header and records
+// move together, so the absolute times collectors rebuild do not change.
+constexpr Nanos kV9UptimeLead = kNanosPerSecond;
+
 // v9 times are 32-bit ms since boot; reduced mod 2^32 so differences stay right across the
 // wrap every 49.7 days (the same rule as v5's).
 std::uint32_t uptime_ms(Nanos t, Nanos boot) noexcept {
@@ -297,7 +302,7 @@ bool MessageBuilder::add_flow(const FlowRecord& record, const ExportTime& time,
     const std::uint16_t id = record.family == Family::ipv6 ? kTemplateIpv6 : kTemplateIpv4;
     const std::size_t at = reserve(id, ipfix::record_size(fields));
     if (at == 0) return false;
-    write_flow(&buf_[at], fields, record, time, params.boot_time);
+    write_flow(&buf_[at], fields, record, time, params.boot_time - kV9UptimeLead);
     ++flows_;
     latest_last_ = flows_ == 1 ? record.last : std::max(latest_last_, record.last);
     return true;
@@ -324,7 +329,7 @@ std::span<const std::byte> MessageBuilder::finish(const ExportTime& time,
     if (v9()) {
         put(h, 9, 2);
         put(h + 2, flows_ + options_ + templates_, 2);
-        put(h + 4, uptime_ms(now, params.boot_time), 4);
+        put(h + 4, uptime_ms(now, params.boot_time - kV9UptimeLead), 4);
         put(h + 8, secs, 4);
         put(h + 12, sequence_, 4);
         put(h + 16, params.engine_id, 4);

@@ -92,7 +92,10 @@ void check(const FlowRecord& r, const test::DecodedRecord& d, bool v9, const Exp
         d.value(14) != r.out_if || d.value(1) != r.octets || d.value(2) != r.packets)
         std::abort();
     if (v9) {
-        const auto up = [&](Nanos x) { return static_cast<std::uint32_t>((x - boot) / 1'000'000); };
+        // sysUptime 0 is 1 s before boot_time (First/Last never 0 for nfdump).
+        const auto up = [&](Nanos x) {
+            return static_cast<std::uint32_t>((x - boot + 1'000'000'000) / 1'000'000);
+        };
         if (d.value(22) != up(r.first) || d.value(21) != up(r.last)) std::abort();
     } else {
         const auto ms = [&](Nanos x) { return static_cast<std::uint64_t>(t.wall(x) / 1'000'000); };

@@ -91,9 +91,9 @@ TEST(MessageBuilder, V9TemplatesMatchHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::v9, 1472);
     ASSERT_TRUE(b.add_templates());
     const auto expected = hex(
-        // header: version 9, count 4, sysUptime 4000 and unix secs 1700000004 (the next whole
-        // second after 3000.5 ms), sequence 0, source ID 7
-        "0009 0004 00000fa0 6553f104 00000000 00000007"
+        // header: version 9, count 4, sysUptime 5000 (uptime 0 is 1 s before boot) and unix
+        // secs 1700000004 (the next whole second after 3000.5 ms), sequence 0, source ID 7
+        "0009 0004 00001388 6553f104 00000000 00000007"
         // template flowset 0, 152 bytes: first/last switched (22, 21) close each template
         "0000 0098" +
         kIpv4Template + "0016 0004 0015 0004" + kIpv6Template + "0016 0004 0015 0004" +
@@ -130,9 +130,9 @@ const std::string kTcpFields = "0a000001 c0a80102 3039 0050 06 10 1b 02 00000003
 TEST(MessageBuilder, V9Ipv4RecordMatchesHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::v9, 1472);
     ASSERT_TRUE(b.add_flow(tcp_record(), kTime, kParams));
-    const auto expected = hex("0009 0001 00000fa0 6553f104 00000000 00000007"
+    const auto expected = hex("0009 0001 00001388 6553f104 00000000 00000007"
                               "0100 0038" +
-                              kTcpFields + "000003e8 000009c4"); // first, last: sysUptime ms
+                              kTcpFields + "000007d0 00000dac"); // first, last: sysUptime ms
     EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
 }
 
@@ -155,9 +155,9 @@ const std::string kIcmp6Fields = "20010db8000000000000000000000001 20010db800000
 TEST(MessageBuilder, V9Ipv6RecordMatchesHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::v9, 1472);
     ASSERT_TRUE(b.add_flow(icmp6_record(), kTime, kParams));
-    const auto expected = hex("0009 0001 00000fa0 6553f104 00000000 00000007"
+    const auto expected = hex("0009 0001 00001388 6553f104 00000000 00000007"
                               "0101 0054" +
-                              kIcmp6Fields + "000003e8 000009c4");
+                              kIcmp6Fields + "000007d0 00000dac");
     EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
 }
 
@@ -186,7 +186,7 @@ TEST(MessageBuilder, OptionsRecordsMatchHandBuiltBytes) {
         ASSERT_TRUE(b.add_sampling(kParams));
         ASSERT_TRUE(b.add_stats(totals, kParams));
         const std::string header = protocol == ExportProtocol::v9
-                                       ? "0009 0002 00000fa0 6553f104 00000000 00000007"
+                                       ? "0009 0002 00001388 6553f104 00000000 00000007"
                                        : "000a 0050 6553f103 00000000 00000007";
         EXPECT_EQ(bytes(b.finish(kTime, kParams)), hex(header + records));
         EXPECT_EQ(b.sequence(), protocol == ExportProtocol::v9 ? 1U : 2U)

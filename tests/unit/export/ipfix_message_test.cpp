@@ -72,7 +72,7 @@ TEST(MessageBuilder, V9SequenceCountsPacketsAndCountCoversTemplates) {
     ASSERT_TRUE(m) << d.error(); // the decoder checks count = templates + records
     EXPECT_EQ(m->count, 6U);
     EXPECT_EQ(m->sequence, 0U);
-    EXPECT_EQ(m->uptime_ms, 1000U) << "dated at the next whole second";
+    EXPECT_EQ(m->uptime_ms, 2000U) << "uptime 0 is 1 s before boot; the next whole second";
     EXPECT_EQ(m->export_secs, kBoot / kNanosPerSecond + 1);
     for (std::uint32_t i = 0; i < 40; ++i)
         ASSERT_TRUE(b.add_flow(flow(i), at(200), kParams) || d.decode(b.finish(at(200), kParams)));
@@ -206,9 +206,9 @@ TEST(MessageBuilder, AbsoluteTimesAreWallTimeOfMonotonicFlowTimes) {
     EXPECT_EQ(m->records[0].value(153), static_cast<std::uint64_t>(kBoot / kMs + 990'000));
     const auto m9 = d.decode(v9.finish(t, params));
     ASSERT_TRUE(m9) << d.error();
-    EXPECT_EQ(m9->uptime_ms, 950'000U);
-    EXPECT_EQ(m9->records[0].value(22), 850'007U);
-    EXPECT_EQ(m9->records[0].value(21), 940'000U);
+    EXPECT_EQ(m9->uptime_ms, 951'000U); // ms since 1 s before boot
+    EXPECT_EQ(m9->records[0].value(22), 851'007U);
+    EXPECT_EQ(m9->records[0].value(21), 941'000U);
 }
 
 TEST(MessageBuilder, V9AbsoluteTimesRebuiltFromTheHeaderAreExact) {
@@ -247,7 +247,7 @@ TEST(MessageBuilder, HeaderNeverBehindARecordsEnd) {
         const auto m = d.decode(b.finish(at(4000), kParams));
         ASSERT_TRUE(m) << d.error();
         EXPECT_EQ(m->export_secs, kBoot / kNanosPerSecond + 5);
-        EXPECT_EQ(m->uptime_ms, protocol == ExportProtocol::v9 ? 5000U : 0U);
+        EXPECT_EQ(m->uptime_ms, protocol == ExportProtocol::v9 ? 6000U : 0U);
     }
 }
 
