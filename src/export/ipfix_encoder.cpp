@@ -232,25 +232,28 @@ bool MessageBuilder::add_templates(bool if_names) {
     const bool v = v9();
     std::size_t data = 4 * 2; // two template record headers
     for (auto family : {Family::ipv4, Family::ipv6}) data += 4 * data_template(v, family).size();
-    std::size_t options = 0;
     const std::size_t n_options = if_names ? 3 : 2;
-    for (std::size_t i = 0; i < n_options; ++i) {
+    const auto option_size = [&](std::size_t i) {
         const auto t = options_template(v, static_cast<std::uint16_t>(kTemplateSampling + i));
-        options += 6 + 4 * (t.scope.size() + t.fields.size());
-    }
-    // Both sets must fit, or neither is written: a data template without its options ones
-    // is harmless, but a half-written refresh would complicate the counters for nothing.
-    const std::size_t need = align4(data) + 4 + align4(options) + 4;
+        return 6 + 4 * (t.scope.size() + t.fields.size());
+    };
+    // All of them fit, or none is written: a half-written refresh would complicate the
+    // counters for nothing.
+    std::size_t need = align4(data) + 4;
+    for (std::size_t i = 0; i < n_options; ++i) need += align4(option_size(i)) + 4;
     if (align4(pos_ != 0 ? pos_ : header_size()) + need > buf_.size()) return false;
     std::size_t at = reserve(v ? 0 : 2, data);
     for (auto family : {Family::ipv4, Family::ipv6}) {
         const std::uint16_t id = family == Family::ipv4 ? kTemplateIpv4 : kTemplateIpv6;
         at += put_template(&buf_[at], id, data_template(v, family));
     }
-    at = reserve(v ? 1 : 3, options);
+    // One options template per set: pmacct's nfacctd (1.7) steps from one options template
+    // to the next by a wrong length, losing the second and, in IPFIX, the rest of the message.
     for (std::size_t i = 0; i < n_options; ++i) {
-        const auto t = options_template(v, static_cast<std::uint16_t>(kTemplateSampling + i));
-        at += put_options_template(&buf_[at], v, t);
+        close_set();
+        at = reserve(v ? 1 : 3, option_size(i));
+        put_options_template(
+            &buf_[at], v, options_template(v, static_cast<std::uint16_t>(kTemplateSampling + i)));
     }
     templates_ += 2 + n_options;
     return true;

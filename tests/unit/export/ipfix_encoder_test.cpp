@@ -97,11 +97,13 @@ TEST(MessageBuilder, V9TemplatesMatchHandBuiltBytes) {
         // template flowset 0, 152 bytes: first/last switched (22, 21) close each template
         "0000 0098" +
         kIpv4Template + "0016 0004 0015 0004" + kIpv6Template + "0016 0004 0015 0004" +
-        // options template flowset 1: ID, scope length, option length; system scope (1)
-        "0001 0034"
-        "0102 0004 0008  0001 0004  0022 0004  0023 0001"
+        // options template flowsets 1, one template each: ID, scope length, option length;
+        // system scope (1); 18 bytes + 2 of padding, then 30 + 2
+        "0001 0018"
+        "0102 0004 0008  0001 0004  0022 0004  0023 0001  0000"
+        "0001 0024"
         "0103 0004 0014  0001 0004" +
-        kStatsFields); // 18 + 30 bytes: no padding needed
+        kStatsFields + "0000");
     EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
     EXPECT_EQ(b.sequence(), 1U);
 }
@@ -110,16 +112,18 @@ TEST(MessageBuilder, IpfixTemplatesMatchHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::ipfix, 1472);
     ASSERT_TRUE(b.add_templates());
     const auto expected = hex(
-        // header: version 10, length 220, export time, sequence 0, observation domain 7
-        "000a 00dc 6553f103 00000000 00000007"
+        // header: version 10, length 228, export time, sequence 0, observation domain 7
+        "000a 00e4 6553f103 00000000 00000007"
         // template set 2: flowStart/EndMilliseconds (152, 153) close each template
         "0002 0098" +
         kIpv4Template + "0098 0008 0099 0008" + kIpv6Template + "0098 0008 0099 0008" +
-        // options template set 3: ID, field count, scope count; observationDomainId scope
-        "0003 0034"
-        "0102 0003 0001  0095 0004  0022 0004  0023 0001"
+        // options template sets 3, one template each: ID, field count, scope count;
+        // observationDomainId scope
+        "0003 0018"
+        "0102 0003 0001  0095 0004  0022 0004  0023 0001  0000"
+        "0003 0024"
         "0103 0006 0001  0095 0004" +
-        kStatsFields);
+        kStatsFields + "0000");
     EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
     EXPECT_EQ(b.sequence(), 0U) << "templates are not data records";
 }

@@ -101,8 +101,8 @@ TEST(MessageBuilder, SetsArePaddedToFourBytesWithZeros) {
             at += static_cast<std::size_t>(len);
         }
         EXPECT_EQ(at, msg.size());
-        ASSERT_EQ(lengths.size(), 5U);
-        EXPECT_EQ(lengths[2], 4 + 12) << "sampling record 9 bytes + 3 padding";
+        ASSERT_EQ(lengths.size(), 7U) << "templates, 3 options templates, 3 data sets";
+        EXPECT_EQ(lengths[4], 4 + 12) << "sampling record 9 bytes + 3 padding";
         test::FlowDecoder d;
         const auto m = d.decode(msg);
         ASSERT_TRUE(m) << d.error(); // the decoder checks the padding is zeros
