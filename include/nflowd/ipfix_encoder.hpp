@@ -48,7 +48,7 @@ struct ExportTotals {
     std::uint64_t flows = 0;           // exportedFlowRecordTotalCount (42)
     std::uint64_t octets = 0;          // exportedOctetTotalCount (40): message bytes sent
     std::uint64_t ignored_packets = 0; // ignoredPacketTotalCount (164): NFLOG losses
-    std::uint64_t not_sent_flows = 0;  // notSentFlowTotalCount (167)
+    std::uint64_t not_sent_flows = 0;  // notSentFlowTotalCount (166)
 };
 
 // One row of the interface-names options record (filled by the next issue).

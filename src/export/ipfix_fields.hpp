@@ -28,7 +28,7 @@ constexpr std::uint16_t octets = 1, packets = 2, protocol = 4, tos = 5, tcp_flag
                         sampling_interval = 34, sampling_algorithm = 35, octet_total = 40,
                         message_total = 41, flow_total = 42, if_name = 82, if_descr = 83,
                         end_reason = 136, icmp6 = 139, domain = 149, start_ms = 152, end_ms = 153,
-                        ignored_packets = 164, not_sent_flows = 167;
+                        ignored_packets = 164, not_sent_flows = 166;
 // RFC 3954 6.1: v9 options scope field types.
 constexpr std::uint16_t v9_scope_system = 1, v9_scope_interface = 2;
 } // namespace ie

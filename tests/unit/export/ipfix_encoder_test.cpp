@@ -85,7 +85,7 @@ const std::string kIpv4Template =
     "0100 0011  0008 0004  000c 0004" + kMiddleFields + "0009 0001  000d 0001  0020 0002";
 const std::string kIpv6Template = "0101 0012  001b 0010  001c 0010" + kMiddleFields +
                                   "001d 0001  001e 0001  001f 0004  008b 0002";
-const std::string kStatsFields = "0029 0008  002a 0008  0028 0008  00a4 0008  00a7 0008";
+const std::string kStatsFields = "0029 0008  002a 0008  0028 0008  00a4 0008  00a6 0008";
 
 TEST(MessageBuilder, V9TemplatesMatchHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::v9, 1472);
