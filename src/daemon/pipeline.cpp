@@ -288,7 +288,8 @@ void Pipeline::run_exporter() {
         x.mailbox.run();
         const bool last_round = workers_running_.load(std::memory_order_seq_cst) == 0;
         std::size_t n = 0;
-        const Nanos now = clock_.now();
+        // Flow time drives the 1 s partial-datagram wait; the wall offset only dates headers.
+        const ExportTime now = clock_.export_time();
         for (auto& w : workers_) {
             const std::size_t avail = w->output.available();
             for (std::size_t i = 0; i < avail; ++i) x.exporter.add({&w->output.peek(i), 1}, now);
@@ -307,7 +308,7 @@ void Pipeline::run_exporter() {
             kIdleWait);
     }
     x.mailbox.run();
-    x.exporter.finish(clock_.now());
+    x.exporter.finish(clock_.export_time());
     x.snapshot(true);
 }
 
