@@ -101,6 +101,7 @@ struct Pipeline::Worker {
     Nanos last_snapshot = 0;
     mutable std::mutex stats_mutex;
     WorkerStats stats;
+    Heartbeat heartbeat;
     std::thread thread;
 };
 
@@ -124,6 +125,7 @@ struct Pipeline::ExportThread {
     mutable std::mutex stats_mutex;
     ExporterStats stats;
     std::vector<CollectorStats> collectors;
+    Heartbeat heartbeat;
     std::thread thread;
 };
 
@@ -156,6 +158,7 @@ void Dispatcher::push(std::size_t worker, const PacketInfo& packet) noexcept {
         // Back-pressure: live, the kernel then drops and the sequence numbers count it.
         ring.publish();
         w.wake.notify();
+        heartbeat_.beat(); // waiting on a worker that has a heartbeat of its own
         std::this_thread::yield();
     }
 }
@@ -230,6 +233,7 @@ void Pipeline::push_expired(Worker& w) {
         while (!w.output.try_push(rec)) {
             w.output.publish();
             export_->wake.notify();
+            w.heartbeat.beat(); // waiting on the exporter, which has a heartbeat of its own
             std::this_thread::yield();
         }
     }
@@ -241,6 +245,7 @@ void Pipeline::push_expired(Worker& w) {
 void Pipeline::run_worker(Worker& w) {
     const bool replay = clock_.mode() == Clock::Mode::packets;
     for (;;) {
+        w.heartbeat.beat();
         // Read replay time before looking at the rings: if they are then empty, every packet
         // up to that time has been accounted and expiring at it cannot split a flow.
         const Nanos clock_before = clock_.now();
@@ -285,6 +290,7 @@ void Pipeline::run_exporter() {
                            [](auto& w) { return !w->output.empty(); });
     };
     for (;;) {
+        x.heartbeat.beat();
         x.mailbox.run();
         const bool last_round = workers_running_.load(std::memory_order_seq_cst) == 0;
         std::size_t n = 0;
@@ -292,7 +298,9 @@ void Pipeline::run_exporter() {
         const ExportTime now = clock_.export_time();
         for (auto& w : workers_) {
             const std::size_t avail = w->output.available();
-            for (std::size_t i = 0; i < avail; ++i) x.exporter.add({&w->output.peek(i), 1}, now);
+            // A beat per record: pacing may hold one pass of this loop for many seconds.
+            for (std::size_t i = 0; i < avail; ++i, x.heartbeat.beat())
+                x.exporter.add({&w->output.peek(i), 1}, now);
             if (avail) w->output.pop(avail);
             n += avail;
         }
@@ -443,6 +451,14 @@ void Pipeline::reset_stats() {
 
 std::size_t Pipeline::worker_of(const FlowKey& key) const noexcept {
     return shard_of(shard_key_, key, workers_.size());
+}
+
+std::vector<Watched> Pipeline::heartbeats() const {
+    std::vector<Watched> out;
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+        out.push_back({"worker " + std::to_string(i), &workers_[i]->heartbeat});
+    out.push_back({"exporter", &export_->heartbeat});
+    return out;
 }
 
 ParseStats Pipeline::parse_totals() const {
