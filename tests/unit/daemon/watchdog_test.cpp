@@ -9,8 +9,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <future>
@@ -140,6 +142,33 @@ TEST(ServiceNotifier, ReadyAndStoppingWithoutWatchdog) {
     notifier.tick(steady_time() + 100 * kSecond); // no WatchdogSec: nothing to feed
     notifier.stopping("exporting");
     EXPECT_EQ(systemd.receive(1000), std::optional<std::string>("STOPPING=1\nSTATUS=exporting"));
+}
+
+// systemd may name an abstract socket ("@name"); WATCHDOG_PID naming another process (one
+// this one inherited the environment from) leaves the watchdog off.
+TEST(ServiceNotifier, AbstractSocketAndAnotherProcessesWatchdog) {
+    const std::string name = "nflowd-notify-test-" + std::to_string(::getpid());
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());
+    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len), 0);
+    SystemdEnv env("@" + name, "1000000");
+    ::setenv("WATCHDOG_PID", std::to_string(::getppid()).c_str(), 1);
+    Logger log("nflowd-test", false, 0);
+    ServiceNotifier notifier(log);
+    ::unsetenv("WATCHDOG_PID");
+    ASSERT_TRUE(notifier.active());
+    EXPECT_EQ(notifier.watchdog_interval(), 0);
+    notifier.ready({}, "abstract", steady_time());
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 1000), 1);
+    char buf[256];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    EXPECT_EQ(std::string(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0))),
+              "READY=1\nSTATUS=abstract");
+    ::close(fd);
 }
 
 // Issue 11: a real pipeline, one worker stalled in a command (as a deadlock or a blocked call
