@@ -159,6 +159,51 @@ TEST(ConntrackFeed, DnatConnectionsEventsDumpAndTable) {
     SKIP_UNLESS_NETNS(ran && usable);
 }
 
+void udp6_from(std::uint16_t sport, std::uint16_t dport) {
+    const UniqueFd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_addr = in6addr_loopback;
+    sa.sin6_port = htons(sport);
+    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << sport;
+    sa.sin6_port = htons(dport);
+    ASSERT_EQ(::sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 1);
+}
+
+TEST(ConntrackFeed, Ipv6DnatFromDumpAndEvents) {
+    bool usable = false;
+    const bool ran = test::in_fresh_netns([&] {
+        test::set_loopback(true);
+        if (!(usable = sh("ip6tables -t nat -A OUTPUT -p udp -d ::1 --dport 5000 -j DNAT "
+                          "--to-destination [::1]:6000")))
+            return;
+        udp6_from(42000, kPublic); // before: from the dump, which covers both families
+        ConntrackConfig cfg;
+        ConntrackFeed feed(std::make_unique<ConntrackSource>(cfg), cfg);
+        Collected c;
+        ASSERT_TRUE(wait_for([&] { return feed.stats().dumps == 1; }));
+        udp6_from(42001, kPublic);
+        ASSERT_TRUE(wait_for([&] { return feed.stats().events_new == 1; }));
+        c.drain(feed);
+        const NatEndpoint any6 =
+            NatEndpoint{Ipv6Addr{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 0};
+        for (const std::uint16_t port : {std::uint16_t{42000}, std::uint16_t{42001}}) {
+            FlowRecord r;
+            r.family = Family::ipv6;
+            r.key.protocol = IPPROTO_UDP;
+            r.src6 = r.dst6 = any6.addr;
+            r.key.src_port = port;
+            r.key.dst_port = kInside;
+            NatEndpoint client = any6, pub = any6;
+            client.port = port;
+            pub.port = kPublic;
+            EXPECT_EQ(c.table.lookup(r), (NatTranslation{client, pub, false})) << port;
+        }
+        EXPECT_EQ(c.events.back().family, Family::ipv6);
+    });
+    SKIP_UNLESS_NETNS(ran && usable);
+}
+
 // `n` connections at `per_second`, then all destroyed at once by conntrack -D; the consumer
 // drains every 10 ms. Returns the feed's counters and the thread's CPU while it ran.
 struct Burst {
