@@ -13,7 +13,6 @@ namespace {
 // An entry's number shares its index word with two bits of view.
 constexpr std::size_t kMaxEntries = std::size_t{1} << 29;
 constexpr std::size_t kInitialSlots = 1024;
-constexpr std::size_t kKeyBytes = 2 + 2 * (16 + 2);
 
 NatEndpoint endpoint(const FlowRecord& rec, bool source) noexcept {
     const std::uint16_t port =
@@ -21,12 +20,6 @@ NatEndpoint endpoint(const FlowRecord& rec, bool source) noexcept {
     if (rec.family == Family::ipv4)
         return NatEndpoint::ipv4(source ? rec.key.src_addr : rec.key.dst_addr, port);
     return NatEndpoint{source ? rec.src6 : rec.dst6, port};
-}
-
-void put_endpoint(std::byte* at, const NatEndpoint& e) noexcept {
-    std::memcpy(at, e.addr.data(), e.addr.size());
-    at[16] = std::byte(e.port >> 8);
-    at[17] = std::byte(e.port & 0xff);
 }
 
 } // namespace
@@ -55,13 +48,30 @@ bool same_key(const NatTuple& a, Family fa, std::uint8_t pa, const NatTuple& b, 
 }
 } // namespace
 
+// SipHash-1-3 (the flow hash's PRF: connections come from the network) of the key as five
+// 64-bit words, in registers as hash_key() does for flows: both addresses (16 bytes each),
+// then the ports, protocol and family.
 std::uint32_t NatTable::hash(const Key& k) const noexcept {
-    std::array<std::byte, kKeyBytes> b{};
-    b[0] = std::byte(static_cast<std::uint8_t>(k.family));
-    b[1] = std::byte(k.protocol);
-    put_endpoint(b.data() + 2, k.t.src);
-    put_endpoint(b.data() + 2 + 18, k.t.dst);
-    return static_cast<std::uint32_t>(siphash13(hash_key_, b));
+    std::uint64_t w[5];
+    std::memcpy(&w[0], k.t.src.addr.data(), 16);
+    std::memcpy(&w[2], k.t.dst.addr.data(), 16);
+    w[4] = std::uint64_t{k.t.src.port} | (std::uint64_t{k.t.dst.port} << 16) |
+           (std::uint64_t{k.protocol} << 32) |
+           (std::uint64_t{static_cast<std::uint8_t>(k.family)} << 40);
+    std::uint64_t v0 = hash_key_.k0 ^ 0x736f6d6570736575ULL;
+    std::uint64_t v1 = hash_key_.k1 ^ 0x646f72616e646f6dULL;
+    std::uint64_t v2 = hash_key_.k0 ^ 0x6c7967656e657261ULL;
+    std::uint64_t v3 = hash_key_.k1 ^ 0x7465646279746573ULL;
+    const auto absorb = [&](std::uint64_t m) {
+        v3 ^= m;
+        detail::sip_round(v0, v1, v2, v3);
+        v0 ^= m;
+    };
+    for (const std::uint64_t m : w) absorb(m);
+    absorb(std::uint64_t{sizeof w} << 56);
+    v2 ^= 0xff;
+    for (int i = 0; i < 3; ++i) detail::sip_round(v0, v1, v2, v3);
+    return static_cast<std::uint32_t>(v0 ^ v1 ^ v2 ^ v3);
 }
 
 std::uint32_t NatTable::find(const Key& k, std::uint32_t h) const noexcept {
