@@ -8,6 +8,8 @@
 #include "nflowd/stats_fields.hpp"
 #include "nflowd/unique_fd.hpp"
 
+#include <time.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -189,6 +191,7 @@ class ConntrackFeed {
     AtomicStats<ConntrackStats> published_;
     std::uint64_t queue_waits_ = 0; // the thread's own, added to the source's when published
     std::thread thread_;
+    clockid_t cpu_clock_ = -1; // the thread's CPU-time clock
 };
 
 } // namespace nflowd

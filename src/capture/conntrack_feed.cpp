@@ -28,6 +28,7 @@ ConntrackFeed::ConntrackFeed(std::unique_ptr<ConntrackSource> source, const Conn
       stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     if (!stop_fd_) throw std::system_error(errno, std::generic_category(), "conntrack: eventfd");
     thread_ = std::thread([this] { run(); });
+    if (::pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_) != 0) cpu_clock_ = -1;
 }
 
 ConntrackFeed::~ConntrackFeed() {
@@ -38,12 +39,8 @@ ConntrackFeed::~ConntrackFeed() {
 }
 
 std::int64_t ConntrackFeed::thread_cpu_ns() const noexcept {
-    clockid_t id{};
     timespec ts{};
-    // native_handle() is not const; the thread lives as long as this object.
-    auto& t = const_cast<std::thread&>(thread_);
-    if (::pthread_getcpuclockid(t.native_handle(), &id) != 0 || ::clock_gettime(id, &ts) != 0)
-        return 0;
+    if (cpu_clock_ == -1 || ::clock_gettime(cpu_clock_, &ts) != 0) return 0;
     return std::int64_t{ts.tv_sec} * kNanosPerSecond + ts.tv_nsec;
 }
 
