@@ -180,6 +180,7 @@ class ConntrackFeed {
   private:
     void run();
     void push(const NatEvent& ev);
+    void publish_stats() noexcept;
     // Dumps when one is due (after losses, or to resync); else the poll timeout until then.
     int dump_if_due(Nanos& last_dump, bool& redump);
 

@@ -44,13 +44,22 @@ std::int64_t ConntrackFeed::thread_cpu_ns() const noexcept {
     return std::int64_t{ts.tv_sec} * kNanosPerSecond + ts.tv_nsec;
 }
 
+void ConntrackFeed::publish_stats() noexcept {
+    ConntrackStats s = source_->stats();
+    s.queue_waits = queue_waits_;
+    published_.store(s);
+}
+
 void ConntrackFeed::push(const NatEvent& ev) {
     // A full ring waits for the consumer rather than drop: the socket buffer keeps filling
     // meanwhile, and what it cannot hold the kernel counts exactly (lost_events).
     bool waited = false;
     while (!ring_.try_push(ev)) {
         ring_.publish();
-        if (!waited) ++queue_waits_;
+        if (!waited) {
+            ++queue_waits_;
+            publish_stats(); // a consumer that looks meanwhile sees why nothing comes
+        }
         waited = true;
         if (stop_.load(std::memory_order_relaxed)) return;
         std::this_thread::sleep_for(kFullRingPause);
@@ -83,9 +92,7 @@ void ConntrackFeed::run() {
         if (source_->receive(push).overrun && cfg_.redump_interval_ns > 0) redump = true;
         const int timeout_ms = dump_if_due(last_dump, redump);
         ring_.publish();
-        ConntrackStats s = source_->stats();
-        s.queue_waits = queue_waits_;
-        published_.store(s);
+        publish_stats();
         pollfd fds[2] = {{source_->fd(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
         if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) break;
     }

@@ -204,6 +204,37 @@ TEST(ConntrackFeed, Ipv6DnatFromDumpAndEvents) {
     SKIP_UNLESS_NETNS(ran && usable);
 }
 
+// A consumer that falls behind: the thread waits for room instead of dropping, so every event
+// arrives, in order, once the consumer drains again.
+TEST(ConntrackFeed, FullQueueWaitsForTheConsumer) {
+    bool usable = false;
+    const bool ran = test::in_fresh_netns([&] {
+        if (!(usable = setup_dnat())) return;
+        ConntrackConfig cfg;
+        cfg.queue = 8;
+        ConntrackFeed feed(std::make_unique<ConntrackSource>(cfg), cfg);
+        ASSERT_TRUE(wait_for([&] { return feed.stats().dumps == 1; }));
+        constexpr int kConnections = 100;
+        for (int i = 0; i < kConnections; ++i)
+            udp_from(static_cast<std::uint16_t>(43000 + i), kPublic);
+        ASSERT_TRUE(wait_for([&] { return feed.stats().queue_waits > 0; }));
+        Collected c;
+        ASSERT_TRUE(wait_for([&] {
+            c.drain(feed);
+            return c.table.stats().live == kConnections;
+        })) << c.table.stats().live;
+        std::uint16_t next = 43000;
+        for (const NatEvent& ev : c.events) {
+            if (ev.kind == NatEventKind::create) {
+                EXPECT_EQ(ev.orig.src.port, next++);
+            }
+        }
+        EXPECT_EQ(next, 43000 + kConnections);
+        EXPECT_EQ(feed.stats().lost_events, 0u);
+    });
+    SKIP_UNLESS_NETNS(ran && usable);
+}
+
 // `n` connections at `per_second`, then all destroyed at once by conntrack -D; the consumer
 // drains every 10 ms. Returns the feed's counters and the thread's CPU while it ran.
 struct Burst {
