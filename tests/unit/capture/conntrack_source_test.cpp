@@ -94,6 +94,7 @@ TEST(ConntrackFeed, DnatConnectionsEventsDumpAndTable) {
     bool usable = false;
     const bool ran = test::in_fresh_netns([&] {
         if (!(usable = setup_dnat())) return;
+        const bool stamped = sh("sysctl -qw net.netfilter.nf_conntrack_timestamp=1");
         udp_from(41000, kPublic); // before the source: known through the dump only
         ConntrackConfig cfg;
         cfg.resync_interval_ns = 300 * kNanosPerMilli;
@@ -126,7 +127,12 @@ TEST(ConntrackFeed, DnatConnectionsEventsDumpAndTable) {
         EXPECT_EQ(created.post_nat_dst(), lo(kInside));
         EXPECT_EQ(created.nat_event_code(), kNatEventCreate);
 
+        // With conntrack timestamps on (for connections made after), a DESTROY carries the
+        // kernel's stop time (wall clock), which the source places on the flow clock: between
+        // the clock readings around the deletion.
+        const Nanos before = steady_time();
         ASSERT_TRUE(sh("conntrack -D -p udp"));
+        const Nanos after = steady_time();
         // The two made while the source listened send DESTROY; the one from before does only
         // if nf_conntrack_events is 1, and is otherwise ended by the resync dump.
         ASSERT_TRUE(wait_for([&] {
@@ -147,6 +153,10 @@ TEST(ConntrackFeed, DnatConnectionsEventsDumpAndTable) {
         ASSERT_NE(gone, nullptr);
         EXPECT_EQ(gone->nat_event_code(), kNatEventDelete);
         EXPECT_EQ(gone->reply, (NatTuple{lo(kInside), lo(41001)}));
+        if (stamped) {
+            EXPECT_GE(gone->time, before - kNanosPerMilli); // the clocks are read apart
+            EXPECT_LE(gone->time, after);
+        }
         // Destroyed, still found in the grace period, gone after it.
         c.table.expire(gone->time + c.table.config().grace - 1);
         EXPECT_TRUE(c.table.lookup(udp_record(41001, kInside)));
