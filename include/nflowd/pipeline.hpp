@@ -11,6 +11,7 @@
 #include "nflowd/notifier.hpp"
 #include "nflowd/pipeline_control.hpp"
 #include "nflowd/spsc_ring.hpp"
+#include "nflowd/watchdog.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -80,6 +81,8 @@ class Dispatcher {
     void dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept;
     // Ends a batch: makes queued packets visible and wakes sleeping workers.
     void publish() noexcept;
+    // The reader thread's, for the watchdog: its loop beats, and so does a wait on a full ring.
+    Heartbeat& heartbeat() noexcept { return heartbeat_; }
 
   private:
     friend class Pipeline;
@@ -98,6 +101,7 @@ class Dispatcher {
     std::vector<Nanos> unwoken_since_;
     // The parser's counters as other threads may read them; written once per batch.
     AtomicStats<ParseStats> published_;
+    Heartbeat heartbeat_;
 };
 
 class Pipeline final : public PipelineControl {
@@ -135,9 +139,12 @@ class Pipeline final : public PipelineControl {
     std::size_t workers() const noexcept { return workers_.size(); }
     // The worker a flow (after aggregation) is accounted by, for tests that need to know.
     std::size_t worker_of(const FlowKey& key) const noexcept;
+    // The workers' and the exporter's, for the watchdog (the readers' are their dispatchers').
+    std::vector<Watched> heartbeats() const;
 
   private:
     friend class Dispatcher;
+    friend struct PipelineTestAccess; // tests: on_workers with commands that stall or throw
     struct Worker;
     struct ExportThread;
 

@@ -19,6 +19,8 @@ namespace {
 
 // Batches a reader drains before looking at the stop flag again; bounds shutdown latency.
 constexpr int kBatchesPerWake = 64;
+// A reader waiting for packets still wakes this often to beat its heartbeat (the watchdog).
+constexpr int kReaderIdleMs = 100;
 // On stop, reads that bring no datagram (overruns, EINTR) before the drain gives up.
 constexpr int kDrainMisses = 1024;
 
@@ -66,7 +68,10 @@ struct Daemon::Reader {
         };
         pollfd fds[2] = {{source.fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
         for (;;) {
-            if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+            dispatcher.heartbeat().beat();
+            const int ready = ::poll(fds, 2, kReaderIdleMs);
+            if (ready < 0 && errno != EINTR) break;
+            if (ready <= 0) continue;
             if (fds[1].revents) break;
             for (int i = 0; i < kBatchesPerWake; ++i) {
                 if (source.receive(deliver) == 0) break;
@@ -124,7 +129,7 @@ struct Daemon::Reader {
 
 Daemon::Daemon(Config config, std::vector<std::string> argv)
     : start_(std::move(config)), argv_(std::move(argv)),
-      log_("nflowd", start_.log == "syslog", start_.debug), started_(wall_time()) {
+      log_("nflowd", start_.log == "syslog", start_.debug), started_(clock_.now()) {
     // First, before any thread: threads inherit the capability sets of the one creating them.
     if (start_.user.empty()) log_.log(LogLevel::notice, restrict_capabilities());
     const sigset_t sigs = daemon_signals();
@@ -138,7 +143,10 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     control_ = std::move(control.server);
     bind_sources();
     ControllerParts parts{
-        *pipeline_, *this, log_,
+        *pipeline_,
+        *this,
+        log_,
+        clock_,
         [](const std::vector<Destination>& d, int sndbuf) { return CollectorSet(d, sndbuf); },
         [this] { return std::optional(control_->stats()); }};
     controller_ = std::make_unique<Controller>(start_, started_, std::move(parts));
@@ -196,8 +204,13 @@ int Daemon::run() {
         }
     });
     log_started();
+    systemd_.ready(watched(),
+                   "NFLOG group " + join_groups(start_.groups) + ", exporting to " +
+                       option_value(start_, "destination"),
+                   steady_time());
     // The one tick of the daemon: a signal, or a second without one.
     for (;;) {
+        systemd_.tick(steady_time());
         pollfd p{signal_fd_.get(), POLLIN, 0};
         if (::poll(&p, 1, 1000) == 0) {
             controller_->tick();
@@ -205,6 +218,7 @@ int Daemon::run() {
         }
         if (!handle_signal()) break;
     }
+    systemd_.stopping("exporting all flows before exit");
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(stop_fd_.get(), &one, sizeof one);
     // The control thread sees the stop between datagrams, between reply messages and while
@@ -228,6 +242,16 @@ int Daemon::run() {
                                    " flows lost, " + std::to_string(lost_packets) +
                                    " packets lost");
     return 0;
+}
+
+// Every thread whose progress feeds systemd's watchdog.
+std::vector<Watched> Daemon::watched() {
+    std::vector<Watched> out;
+    for (std::size_t i = 0; i < readers_.size(); ++i)
+        out.push_back({"reader of NFLOG group " + std::to_string(start_.groups[i]),
+                       &pipeline_->dispatcher(i).heartbeat()});
+    for (auto& w : pipeline_->heartbeats()) out.push_back(std::move(w));
+    return out;
 }
 
 bool Daemon::handle_signal() {

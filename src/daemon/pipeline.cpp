@@ -101,6 +101,7 @@ struct Pipeline::Worker {
     Nanos last_snapshot = 0;
     mutable std::mutex stats_mutex;
     WorkerStats stats;
+    Heartbeat heartbeat;
     std::thread thread;
 };
 
@@ -125,6 +126,7 @@ struct Pipeline::ExportThread {
     mutable std::mutex stats_mutex;
     ExporterStats stats;
     std::vector<CollectorStats> collectors;
+    Heartbeat heartbeat;
     std::thread thread;
 };
 
@@ -157,6 +159,7 @@ void Dispatcher::push(std::size_t worker, const PacketInfo& packet) noexcept {
         // Back-pressure: live, the kernel then drops and the sequence numbers count it.
         ring.publish();
         w.wake.notify();
+        heartbeat_.beat(); // waiting on a worker that has a heartbeat of its own
         std::this_thread::yield();
     }
 }
@@ -232,6 +235,7 @@ void Pipeline::push_expired(Worker& w) {
         while (!w.output.try_push(rec)) {
             w.output.publish();
             export_->wake.notify();
+            w.heartbeat.beat(); // waiting on the exporter, which has a heartbeat of its own
             std::this_thread::yield();
         }
     }
@@ -243,6 +247,7 @@ void Pipeline::push_expired(Worker& w) {
 void Pipeline::run_worker(Worker& w) {
     const bool replay = clock_.mode() == Clock::Mode::packets;
     for (;;) {
+        w.heartbeat.beat();
         // Read replay time before looking at the rings: if they are then empty, every packet
         // up to that time has been accounted and expiring at it cannot split a flow.
         const Nanos clock_before = clock_.now();
@@ -287,14 +292,17 @@ void Pipeline::run_exporter() {
                            [](auto& w) { return !w->output.empty(); });
     };
     for (;;) {
+        x.heartbeat.beat();
         x.mailbox.run();
         const bool last_round = workers_running_.load(std::memory_order_seq_cst) == 0;
         std::size_t n = 0;
-        const Nanos now = clock_.now();
+        // Flow time drives the 1 s partial-datagram wait; the wall offset only dates headers.
+        const ExportTime now = clock_.export_time();
         for (auto& w : workers_) {
             const std::size_t avail = w->output.available();
-            for (std::size_t i = 0; i < avail; ++i)
-                x.exporter.add({&w->output.peek(i), 1}, ExportTime{now});
+            // A beat per record: pacing may hold one pass of this loop for many seconds.
+            for (std::size_t i = 0; i < avail; ++i, x.heartbeat.beat())
+                x.exporter.add({&w->output.peek(i), 1}, now);
             if (avail) w->output.pop(avail);
             n += avail;
         }
@@ -310,7 +318,7 @@ void Pipeline::run_exporter() {
             kIdleWait);
     }
     x.mailbox.run();
-    x.exporter.finish(ExportTime{clock_.now()});
+    x.exporter.finish(clock_.export_time());
     x.snapshot(true);
 }
 
@@ -456,6 +464,14 @@ void Pipeline::reset_stats() {
 
 std::size_t Pipeline::worker_of(const FlowKey& key) const noexcept {
     return shard_of(shard_key_, key, workers_.size());
+}
+
+std::vector<Watched> Pipeline::heartbeats() const {
+    std::vector<Watched> out;
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+        out.push_back({"worker " + std::to_string(i), &workers_[i]->heartbeat});
+    out.push_back({"exporter", &export_->heartbeat});
+    return out;
 }
 
 ParseStats Pipeline::parse_totals() const {

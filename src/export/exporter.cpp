@@ -85,12 +85,12 @@ void Exporter::add_v5(const FlowRecord& r, const ExportTime& time) {
         return;
     }
     ++stats_.flows_v5;
-    if (batcher_.add(r, time.now, scratch_)) send_v5(scratch_);
+    if (batcher_.add(r, time, scratch_)) send_v5(scratch_);
 }
 
 void Exporter::tick(const ExportTime& time) {
     last_time_ = time;
-    if (batcher_.poll(time.now, scratch_)) send_v5(scratch_);
+    if (batcher_.poll(time, scratch_)) send_v5(scratch_);
     for (std::size_t i = 0; i < streams_.size(); ++i) {
         Stream& s = streams_[i];
         if (!s.builder) continue;
@@ -108,7 +108,7 @@ void Exporter::tick(const ExportTime& time) {
 
 void Exporter::finish(const ExportTime& time) {
     last_time_ = time;
-    if (batcher_.finish(time.now, scratch_)) send_v5(scratch_);
+    if (batcher_.finish(time, scratch_)) send_v5(scratch_);
     for (std::size_t i = 0; i < streams_.size(); ++i)
         if (streams_[i].builder) send_stream(i, time);
 }
