@@ -7,6 +7,8 @@
 #      flood: exact conservation (collector = iptables rule counters, nothing lost),
 #      with a multi-message flow dump taken mid-flood; stats --json agrees
 #   D  set destination during a flood: both collectors together got every flow
+#   H  set protocol 5 -> 10 -> 9 during a flood, send-template: nfcapd got every packet
+#      once (skipped without nfcapd/nfdump)
 #   E  an unprivileged user reads but cannot change nor dump flows ("permission denied")
 #   F  malformed, truncated, unknown and oversized requests get error replies, daemon alive
 #   G  no daemon: exit 3 and a message; a second nflowd on the same control id refuses to
@@ -164,7 +166,7 @@ echo "== A: list, get, set"
 expect 0 "list" ctl list
 LIST=$(cat "$WORK/out")
 echo "$LIST"
-(($(wc -l <<<"$LIST") == 16)) || fail "list: $(wc -l <<<"$LIST") knobs, expected 16"
+(($(wc -l <<<"$LIST") == 20)) || fail "list: $(wc -l <<<"$LIST") knobs, expected 20"
 for want in "hashsize = 1024" "groups = $GROUP" "threads = 2" "inactive_timeout = 60" \
     "protocol = 5" "flush = 0" "destination = 127.0.0.1:$P1"; do
     grep -qxF "$want" <<<"$LIST" || fail "list lacks \"$want\""
@@ -188,7 +190,7 @@ expect 1 "bad value" ctl set maxflows=5000 hashsize=12 &&
     fail "a refused set changed something: maxflows $(value maxflows) hashsize $(value hashsize)"
 expect 1 "read-only" ctl set groups 7 && grep -q "groups: read-only" "$WORK/err" ||
     fail "read-only message: $(cat "$WORK/err")"
-expect 1 "protocol 9" ctl set protocol 9 && grep -q "only NetFlow v5" "$WORK/err" ||
+expect 1 "protocol 7" ctl set protocol 7 && grep -q "protocol: must be 5, 9 or 10" "$WORK/err" ||
     fail "protocol message: $(cat "$WORK/err")"
 expect 1 "flush 3" ctl set flush 3
 expect 0 "aggregation" ctl set aggregation 10.0.0.0/8=16
@@ -344,6 +346,48 @@ echo "$SWAPS swaps; rule: $RULE_PKTS packets; collectors: $((GOT - BASE1 - BASE2
 (($(sink_total "$WORK/sink2.json" packets) > BASE2)) || fail "the second collector got nothing"
 ctl stats | grep -q "^destination 127.0.0.1:$P2: datagrams [1-9]" || fail "stats lack the new destination"
 ctl set inactive_timeout 60 >/dev/null
+
+echo "== H: set protocol 5 -> 10 -> 9 during a flood; send-template"
+if command -v nfcapd >/dev/null && command -v nfdump >/dev/null; then
+    P3=2057
+    netns_start_nfcapd "$NS_ROUTER" "$WORK/nfcapd" "$P3" "$WORK/nfcapd.log" ||
+        fail "nfcapd did not start"
+    NFCAPD_H=$NFCAPD_PID
+    ctl flush >/dev/null
+    sleep 0.5
+    ctl set protocol=5 "destination=127.0.0.1:$P3" inactive_timeout=1 >/dev/null ||
+        fail "set destination for H"
+    in_router iptables -Z FORWARD
+    netns_bg "$NS_CLIENT" "$WORK/flood3.out" "$WORK/flood3.err" python3 "$WORK/flood.py" "$SERVER_IP" 40000 2000 40000
+    FLOOD_PID=$NETNS_LAST_PID
+    SWITCHES=0
+    for p in 10 9 10 5 9; do
+        sleep 0.4
+        kill -0 "$FLOOD_PID" 2>/dev/null || break
+        ctl set protocol "$p" >/dev/null || fail "set protocol $p"
+        SWITCHES=$((SWITCHES + 1))
+    done
+    expect 0 "send-template" ctl send-template && grep -qx "send_template = 1" "$WORK/out" ||
+        fail "send-template: $(cat "$WORK/out" "$WORK/err")"
+    wait "$FLOOD_PID" || fail "flood sender failed"
+    sleep 0.5
+    ctl flush >/dev/null
+    sleep 1.5 # the last partial datagram waits up to 1 s
+    read -r RULE_PKTS RULE_BYTES < <(rule_counters)
+    ctl stats | grep "^destination 127.0.0.1:$P3"
+    ctl stats | grep -q "^destination 127.0.0.1:$P3: .*templates [1-9]" ||
+        fail "stats: no templates counted for the destination"
+    netns_stop_nfcapd "$NS_ROUTER" "$NFCAPD_H"
+    nfdump -R "$WORK/nfcapd" -I >"$WORK/nfcapd.info" || fail "nfdump -I"
+    GOT=$(awk -F': ' '$1 == "Packets" { print $2 }' "$WORK/nfcapd.info")
+    GOT_BYTES=$(awk -F': ' '$1 == "Bytes" { print $2 }' "$WORK/nfcapd.info")
+    echo "$SWITCHES switches; rule: $RULE_PKTS packets; nfcapd: $GOT packets"
+    ((GOT == RULE_PKTS && GOT_BYTES == RULE_BYTES)) ||
+        fail "nfcapd got $GOT packets $GOT_BYTES bytes, the rule counted $RULE_PKTS $RULE_BYTES"
+    ctl set inactive_timeout 60 "destination=127.0.0.1:$P2" protocol=5 >/dev/null
+else
+    echo "skipped: nfcapd/nfdump not installed"
+fi
 
 echo "== E: an unprivileged user reads, cannot change"
 HS=$(value hashsize)
