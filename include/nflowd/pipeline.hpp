@@ -129,6 +129,9 @@ class Pipeline final : public PipelineControl {
     void set_pacing(const PacingConfig& pacing) override;
     void set_export_format(const ExportFormat& format) override;
     void send_templates() override;
+    void report_ignored_packets(std::uint64_t packets) noexcept override {
+        ignored_packets_.store(packets, std::memory_order_relaxed);
+    }
     void flush() override; // export every active flow now
     FlowSelection select_flows(std::size_t top, FlowRank rank) override;
     // Zeroes every counter stats() reports (`set flush 2`); active flows and their peak
@@ -179,6 +182,7 @@ class Pipeline final : public PipelineControl {
     std::atomic<bool> readers_done_{false};
     std::atomic<bool> threads_running_{false};
     std::atomic<std::size_t> workers_running_{0};
+    std::atomic<std::uint64_t> ignored_packets_{0}; // report_ignored_packets, for the exporter
     bool finished_ = false;
 };
 

@@ -34,7 +34,10 @@ class PipelineControl {
     virtual void set_pacing(const PacingConfig& pacing) = 0;
     virtual void set_export_format(const ExportFormat& format) = 0;
     virtual void send_templates() = 0; // every v9/IPFIX destination, now
-    virtual void flush() = 0;          // export every active flow now
+    // NFLOG packets lost so far, for the IPFIX/v9 statistics record (ignoredPacketTotalCount).
+    // Never blocks: the exporter picks the figure up between batches.
+    virtual void report_ignored_packets(std::uint64_t packets) noexcept = 0;
+    virtual void flush() = 0; // export every active flow now
     // The first `top` flows of each shard in `rank` order (every flow when top is 0), chosen
     // by each worker in its own shard (FlowTable::top): O(flows) reads, O(top) copies.
     virtual FlowSelection select_flows(std::size_t top, FlowRank rank) = 0;

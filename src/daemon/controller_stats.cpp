@@ -59,6 +59,9 @@ void Controller::tick() {
                 rates_.sample(now, t.packets + t.dropped_packets, t.octets + t.dropped_octets);
         }
         report_losses(r);
+        std::uint64_t ignored = 0;
+        for (const auto& g : r.groups) ignored += g.nflog.lost_packets;
+        parts_.pipeline.report_ignored_packets(ignored);
         if (++ticks_ % 10 == 0) report_activity(r);
     } catch (const std::exception& e) {
         parts_.log.log_limited(LogLevel::error, "tick",

@@ -306,7 +306,8 @@ void Pipeline::run_exporter() {
             if (avail) w->output.pop(avail);
             n += avail;
         }
-        x.exporter.tick(ExportTime{now});
+        x.exporter.set_ignored_packets(ignored_packets_.load(std::memory_order_relaxed));
+        x.exporter.tick(now);
         x.snapshot(false);
         if (n != 0) continue;
         if (last_round && !has_output()) break;

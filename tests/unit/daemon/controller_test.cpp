@@ -37,6 +37,7 @@ class FakePipeline final : public PipelineControl {
              std::to_string(f.template_timeout_rate) + "," + std::to_string(f.mtu) + ")");
     }
     void send_templates() override { call("send_templates()"); }
+    void report_ignored_packets(std::uint64_t n) noexcept override { ignored = n; }
     void flush() override { call("flush()"); }
     // Every flow, as a pipeline of one shard with more than `top` flows would not: the
     // Controller must cut to `top` itself.
@@ -45,6 +46,7 @@ class FakePipeline final : public PipelineControl {
     PipelineStats stats() const override { return stats_; }
 
     std::vector<std::string> calls;
+    std::uint64_t ignored = 0; // the last report_ignored_packets
     std::string fail_on;
     std::vector<FlowRecord> flows;
     PipelineStats stats_;
@@ -327,15 +329,19 @@ TEST(Controller, TickSamplesThePeakAndReportGathersEveryStage) {
     f.pipeline.stats_.peak = 14; // the pipeline's exact high-water mark
     f.sources.groups = {GroupStats{5, {}}};
     f.sources.groups[0].nflog.lost = 3;
+    f.sources.groups[0].nflog.lost_packets = 40;
+    f.sources.groups.push_back(GroupStats{6, {}});
+    f.sources.groups[1].nflog.lost_packets = 2;
     testing::internal::CaptureStderr();
     f.controller->tick();
     const auto log = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(f.pipeline.ignored, 42u) << "NFLOG losses reach the IPFIX statistics record";
     EXPECT_NE(log.find("NFLOG group 5: 3 messages lost"), std::string::npos) << log;
     f.pipeline.stats_ = {}; // as after flush 2 in the pipeline: the Controller keeps its sample
     const auto r = f.controller->report();
     EXPECT_EQ(r.peak, 14u);
     EXPECT_NE(r.peak_time, 0);
-    ASSERT_EQ(r.groups.size(), 1u);
+    ASSERT_EQ(r.groups.size(), 2u);
     EXPECT_EQ(r.groups[0].nflog.lost, 3u);
     const auto text = f.controller->stats(ctl::StatsFormat::text);
     EXPECT_NE(text.find("group 5: received 0, lost 3"), std::string::npos) << text;

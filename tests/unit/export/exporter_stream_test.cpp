@@ -123,6 +123,33 @@ TEST(ExporterStreams, TemplatesRepeatEveryRefreshRateDatagramsAndAfterTheTimeout
     EXPECT_EQ(got.messages[1].records.size(), 3U) << "sampling, statistics, the flow";
 }
 
+TEST(ExporterStreams, StatisticsRecordReportsWhatWasSentAndTheNflogLosses) {
+    Receiver r;
+    ExportFormat f;
+    f.protocol = ExportProtocol::ipfix;
+    Exporter ex(kParams, collectors_for(r.address()), kNoPacing, f);
+    ex.add(records(30), ExportTime{kBoot});
+    ex.finish(ExportTime{kBoot});
+    const auto bytes_before = ex.collectors().stats()[0].bytes;
+    ex.set_ignored_packets(17);
+    ex.send_templates();
+    ex.tick(ExportTime{kBoot + kSec});
+    test::FlowDecoder d;
+    const auto got = drain(r, d);
+    ASSERT_EQ(got.messages.size(), 3U); // templates, data, templates again
+    const auto& last = got.messages.back();
+    const test::DecodedRecord* stats = nullptr;
+    for (const auto& rec : last.records)
+        if (rec.template_id == kTemplateStats) stats = &rec;
+    ASSERT_NE(stats, nullptr);
+    EXPECT_EQ(stats->value(149), 4U) << "scope: the observation domain";
+    EXPECT_EQ(stats->value(41), 2U) << "messages sent before";
+    EXPECT_EQ(stats->value(42), 30U) << "flow records sent";
+    EXPECT_EQ(stats->value(40), bytes_before) << "exportedOctetTotalCount";
+    EXPECT_EQ(stats->value(164), 17U) << "ignoredPacketTotalCount = NFLOG losses";
+    EXPECT_EQ(stats->value(166), 0U);
+}
+
 TEST(ExporterStreams, SendTemplatesSendsThemAtTheNextTickOnTheirOwn) {
     Receiver r;
     Exporter ex(kParams, collectors_for(r.address() + "@10"), kNoPacing);
