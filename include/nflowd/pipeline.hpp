@@ -128,7 +128,9 @@ class Pipeline final : public PipelineControl {
     void set_sndbuf(int sndbuf) override;
     void set_pacing(const PacingConfig& pacing) override;
     void set_export_format(const ExportFormat& format) override;
-    void send_templates() override;
+    void send_templates() override {
+        on_exporter([](Exporter& e) { e.send_templates(); });
+    }
     void report_ignored_packets(std::uint64_t packets) noexcept override {
         ignored_packets_.store(packets, std::memory_order_relaxed);
     }

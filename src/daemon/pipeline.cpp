@@ -423,10 +423,6 @@ void Pipeline::set_export_format(const ExportFormat& format) {
     });
 }
 
-void Pipeline::send_templates() {
-    on_exporter([](Exporter& e) { e.send_templates(); });
-}
-
 void Pipeline::flush() {
     on_workers([this](Worker& w) {
         w.table.flush(w.expired);
