@@ -79,7 +79,7 @@ class Exporter {
     void finish(const ExportTime& time); // sends whatever is pending
 
     void set_collectors(CollectorSet collectors);
-    void set_params(const V5Params& params) noexcept;
+    void set_params(const V5Params& params);
     void set_pacing(const PacingConfig& pacing) noexcept { pacing_ = pacing; }
     // A new version or MTU: the datagrams in progress are sent first, then each stream that
     // changes starts afresh with its templates.

@@ -137,8 +137,17 @@ void Exporter::set_collectors(CollectorSet collectors) {
     rebuild_streams();
 }
 
-void Exporter::set_params(const V5Params& params) noexcept {
+// A new engine_id is a new v9 source ID / IPFIX observation domain: templates and sequence
+// are per domain, so each stream sends what it has under the old one and starts afresh.
+// The v5 datagram in progress takes the new engine_id, as it always has.
+void Exporter::set_params(const V5Params& params) {
+    if (params.engine_id != batcher_.params().engine_id) {
+        for (std::size_t i = 0; i < streams_.size(); ++i)
+            if (streams_[i].builder) send_stream(i, last_time_);
+        streams_.clear();
+    }
     batcher_.set_params(params);
+    rebuild_streams();
 }
 
 void Exporter::set_format(const ExportFormat& format) {

@@ -258,6 +258,26 @@ TEST(ExporterStreams, SwitchingVersionFinishesTheDatagramThenSendsTemplates) {
     EXPECT_EQ(ex.stats().flows_v5 + ex.stats().flows_ipfix + ex.stats().flows_v9, 26U);
 }
 
+TEST(ExporterStreams, ANewEngineIdIsANewDomainWithItsOwnTemplatesAndSequence) {
+    Receiver r;
+    Exporter ex(kParams, collectors_for(r.address() + "@10"), kNoPacing);
+    ex.add(records(5), ExportTime{kBoot});
+    V5Params other = kParams;
+    other.engine_id = 9;
+    ex.set_params(other);
+    ex.add(records(3, 5), ExportTime{kBoot});
+    ex.finish(ExportTime{kBoot});
+    test::FlowDecoder d;
+    const auto got = drain(r, d); // the decoder keys templates by domain: fails without them
+    ASSERT_EQ(got.messages.size(), 2U);
+    EXPECT_EQ(got.messages[0].domain, 4U);
+    EXPECT_EQ(got.messages[0].flow_records(), 5U);
+    EXPECT_EQ(got.messages[1].domain, 9U);
+    EXPECT_EQ(got.messages[1].templates.size(), 4U);
+    EXPECT_EQ(got.messages[1].sequence, 0U);
+    EXPECT_EQ(got.messages[1].flow_records(), 3U);
+}
+
 TEST(ExporterStreams, MessagesFitTheCollectorFamilysMtuOrTheOption) {
     Receiver v4, v6(0, Receiver::Family::ipv6);
     Exporter ex(kParams, collectors_for(v4.address() + "@10," + v6.address() + "@10"), kNoPacing);
