@@ -9,6 +9,7 @@
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
+#include <climits>
 #include <cstring>
 
 namespace nflowd {
@@ -66,8 +67,16 @@ bool detail::parse_link_message(const nlmsghdr* nlh, LinkMessage& out) noexcept 
     out.relevant = ifi.ifi_family == AF_UNSPEC;
     if (ifi.ifi_index <= 0) return false;
     out.ifindex = static_cast<std::uint32_t>(ifi.ifi_index);
+    // libmnl's walker stops quietly at an attribute that does not fit (mnl_attr_parse then
+    // reports success): it must end exactly at the message's end, or the message is broken.
+    if (nlh->nlmsg_len > INT_MAX) return false; // libmnl measures the rest in an int
     AttrWalk walk;
-    if (mnl_attr_parse(nlh, sizeof(ifinfomsg), on_attr, &walk) != MNL_CB_OK) return false;
+    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(ifinfomsg)));
+    for (; mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)));
+         a = mnl_attr_next(a))
+        if (on_attr(a, &walk) != MNL_CB_OK) return false;
+    if (reinterpret_cast<const char*>(a) != tail) return false;
     if (walk.alias != nullptr && !bounded_string(walk.alias, kMaxLinkAlias + 1, out.alias))
         return false;
     if (walk.name == nullptr) return !out.is_new; // a removal needs only the index
