@@ -2,6 +2,7 @@
 // re-aliased and removed links), published as immutable LinkTable snapshots for the exporter.
 #pragma once
 
+#include "nflowd/clock.hpp"
 #include "nflowd/link_table.hpp"
 #include "nflowd/snmp_rules.hpp"
 #include "nflowd/stats_fields.hpp"
@@ -116,6 +117,16 @@ class LinkState {
     std::shared_ptr<const LinkTable> published_ = std::make_shared<const LinkTable>();
 };
 
+struct LinkNamesConfig {
+    SnmpRules rules;
+    // Socket receive buffer (bytes, capped by rmem_max; <= 0: the system default): absorbs
+    // bursts of updates. An overrun costs a dump, not correctness.
+    int rcvbuf = 1 << 20;
+    // A full dump this often (<= 0: never): the kernel announces an alias change only on a
+    // link that is up (netdev_state_change), so one set on a down link shows up at the next.
+    Nanos refresh = 60 * kNanosPerSecond;
+};
+
 // Owns the NETLINK_ROUTE socket. One thread, the owner, calls the constructor, receive() and
 // set_rules() (the daemon's control thread: it polls fd() with its other sockets and calls
 // receive() when readable and on every tick); any thread calls table() and stats().
@@ -123,9 +134,8 @@ class LinkNames {
   public:
     // Opens a non-blocking NETLINK_ROUTE socket subscribed to RTMGRP_LINK, then dumps the
     // links and waits (at most 2 s) for the dump to end, so the first table is complete.
-    // `rcvbuf` (bytes, <= 0: the system default) absorbs bursts of updates. Needs no
-    // privilege. Throws std::system_error when the socket or the dump fails.
-    explicit LinkNames(SnmpRules rules = {}, int rcvbuf = 1 << 20);
+    // Needs no privilege. Throws std::system_error when the socket or the dump fails.
+    explicit LinkNames(LinkNamesConfig cfg = {});
     ~LinkNames();
     LinkNames(const LinkNames&) = delete;
     LinkNames& operator=(const LinkNames&) = delete;
@@ -133,7 +143,9 @@ class LinkNames {
     int fd() const noexcept;
 
     // Reads what is queued (at most `budget` datagrams), applies it, asks for a new dump after
-    // an overrun (ENOBUFS, counted) or a refused dump, and publishes the table if it changed.
+    // an overrun (ENOBUFS, counted), a refused dump or when cfg.refresh has passed, and
+    // publishes the table if it changed. Call it when fd() is readable and at least once a
+    // second (the refresh and a dump whose request failed wait for it).
     // True when a new generation was published. Throws std::system_error on a socket error
     // other than EAGAIN, EINTR and ENOBUFS: the socket is unusable then.
     bool receive(std::size_t budget = 64);
@@ -159,6 +171,8 @@ class LinkNames {
     std::unique_ptr<mnl_socket, SocketCloser> sock_;
     std::uint32_t portid_ = 0;
     std::uint32_t seq_ = 0;
+    Nanos refresh_ = 0;
+    Nanos next_refresh_ = 0; // steady_time() of the next periodic dump
     std::vector<std::byte> buf_;
     LinkState state_;
     LinkStats stats_;

@@ -1,8 +1,6 @@
 // The NETLINK_ROUTE socket behind LinkNames: subscription, dumps, receive and publishing.
 #include "nflowd/link_names.hpp"
 
-#include "nflowd/clock.hpp"
-
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -33,8 +31,9 @@ void LinkNames::SocketCloser::operator()(mnl_socket* s) const noexcept {
     mnl_socket_close(s);
 }
 
-LinkNames::LinkNames(SnmpRules rules, int rcvbuf)
-    : buf_(kRecvBufferSize), state_(std::move(rules)) {
+LinkNames::LinkNames(LinkNamesConfig cfg)
+    : refresh_(cfg.refresh), buf_(kRecvBufferSize), state_(std::move(cfg.rules)) {
+    const int rcvbuf = cfg.rcvbuf;
     sock_.reset(mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!sock_) throw_errno(errno, "cannot open socket");
     if (rcvbuf > 0)
@@ -78,6 +77,7 @@ void LinkNames::send_dump() {
         return;
     }
     state_.begin_dump(seq_, portid_);
+    if (refresh_ > 0) next_refresh_ = steady_time() + refresh_;
 }
 
 std::span<const std::byte> LinkNames::recv_one(bool& idle) {
@@ -115,6 +115,7 @@ void LinkNames::drain(std::size_t budget) {
     }
     // One dump at a time (the kernel refuses a second with EBUSY): the next starts at the
     // end of the current one, which then reads everything that happened meanwhile.
+    if (refresh_ > 0 && steady_time() >= next_refresh_) state_.request_dump();
     if (state_.needs_dump() && !state_.dumping()) send_dump();
 }
 

@@ -1,0 +1,176 @@
+// LinkNames against the kernel, in a fresh network namespace: the first dump, then veth and
+// ifb links added, renamed, aliased, enslaved to a bridge and freed, deleted; an overrun.
+#include "nflowd/link_names.hpp"
+
+#include "../export/fresh_netns.hpp"
+
+#include <gtest/gtest.h>
+#include <net/if.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+namespace nflowd {
+namespace {
+
+// Reads updates until `pred` holds for the published table: at most 5 s.
+bool wait_for(LinkNames& names, const std::function<bool(const LinkTable&)>& pred) {
+    for (int i = 0; i < 100; ++i) {
+        if (pred(*names.table())) return true;
+        pollfd pfd{names.fd(), POLLIN, 0};
+        ::poll(&pfd, 1, 50);
+        names.receive();
+    }
+    return pred(*names.table());
+}
+
+bool sh(const std::string& cmd) {
+    return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+const LinkInfo* by_name(const LinkTable& t, const std::string& name) {
+    for (const auto& [ifindex, link] : t.links)
+        if (link.name == name) return &link;
+    return nullptr;
+}
+
+// Runs `body` in a fresh namespace; false when namespaces are unavailable (not root).
+bool in_netns(const std::function<void()>& body) {
+    if (::geteuid() != 0) return false;
+    return test::in_fresh_netns(body);
+}
+
+TEST(LinkNamesKernel, FollowsEveryChange) {
+    const bool ran = in_netns([] {
+        LinkNames names({SnmpRules::parse("va*=100")});
+        auto t = names.table();
+        ASSERT_EQ(t->links.size(), 1U) << "a fresh namespace has lo only";
+        EXPECT_EQ(t->links.at(1).name, "lo");
+        const std::uint64_t gen0 = t->generation;
+
+        ASSERT_TRUE(sh("ip link add va0 type veth peer name vb0"));
+        ASSERT_TRUE(wait_for(names, [](const LinkTable& tb) {
+            return by_name(tb, "va0") != nullptr && by_name(tb, "vb0") != nullptr;
+        }));
+        t = names.table();
+        EXPECT_GT(t->generation, gen0);
+        const unsigned va = ::if_nametoindex("va0"), vb = ::if_nametoindex("vb0");
+        ASSERT_NE(va, 0U);
+        EXPECT_EQ(t->links.at(va).index, 100U); // va*=100
+        EXPECT_EQ(t->links.at(vb).index, vb);   // no rule: the kernel's
+
+        ASSERT_TRUE(sh("ip link set va0 name va7"));
+        ASSERT_TRUE(wait_for(names, [&](const LinkTable& tb) {
+            return tb.find(va) != nullptr && tb.find(va)->name == "va7";
+        }));
+        EXPECT_EQ(names.table()->exported_index(va), 107U);
+
+        // The kernel announces an alias change only on a link that is up.
+        ASSERT_TRUE(sh("ip link set dev va7 up && ip link set dev va7 alias 'uplink to ISP'"));
+        ASSERT_TRUE(wait_for(names, [&](const LinkTable& tb) {
+            return tb.find(va) != nullptr && tb.find(va)->alias == "uplink to ISP";
+        }));
+        ASSERT_TRUE(sh("ip link set dev va7 alias ''"));
+        ASSERT_TRUE(wait_for(names, [&](const LinkTable& tb) {
+            return tb.find(va) != nullptr && tb.find(va)->alias.empty();
+        }));
+
+        // A port leaving its bridge sends an AF_BRIDGE DELLINK: the link stays. The ifb
+        // added after it marks the point where those updates have all been read.
+        ASSERT_TRUE(sh("ip link add br0 type bridge && ip link set vb0 master br0 && "
+                       "ip link set vb0 nomaster && ip link add if9 type ifb"));
+        ASSERT_TRUE(wait_for(names, [](const LinkTable& tb) {
+            return by_name(tb, "if9") != nullptr;
+        }));
+        EXPECT_NE(names.table()->find(vb), nullptr);
+
+        ASSERT_TRUE(sh("ip link del va7")); // takes its peer vb0 along
+        ASSERT_TRUE(wait_for(names, [&](const LinkTable& tb) {
+            return tb.find(va) == nullptr && tb.find(vb) == nullptr;
+        }));
+        t = names.table();
+        EXPECT_NE(by_name(*t, "br0"), nullptr);
+        EXPECT_NE(by_name(*t, "if9"), nullptr);
+        EXPECT_EQ(t->links.size(), 3U);
+        const LinkStats s = names.stats();
+        EXPECT_EQ(s.dumps, 1U);
+        EXPECT_GE(s.events, 6U);
+        EXPECT_GE(s.changes, 6U);
+        EXPECT_EQ(s.links, 3U);
+        EXPECT_EQ(s.malformed, 0U);
+        EXPECT_EQ(s.enobufs, 0U);
+        EXPECT_EQ(s.errors, 0U);
+    });
+    if (!ran) GTEST_SKIP() << "needs root for a network namespace";
+}
+
+// An alias set on a down link makes no update: the periodic dump brings it.
+TEST(LinkNamesKernel, RefreshFindsSilentAliasChanges) {
+    const bool ran = in_netns([] {
+        ASSERT_TRUE(sh("ip link add if4 type ifb"));
+        LinkNamesConfig cfg;
+        cfg.refresh = 300 * kNanosPerMilli;
+        LinkNames names(cfg);
+        const unsigned if4 = ::if_nametoindex("if4");
+        ASSERT_NE(names.table()->find(if4), nullptr);
+        ASSERT_TRUE(sh("ip link set dev if4 alias 'silent'"));
+        ASSERT_TRUE(wait_for(names, [&](const LinkTable& tb) {
+            return tb.find(if4) != nullptr && tb.find(if4)->alias == "silent";
+        }));
+        EXPECT_GE(names.stats().dumps, 2U);
+        EXPECT_EQ(names.stats().events, 0U); // no update announced it
+    });
+    if (!ran) GTEST_SKIP() << "needs root for a network namespace";
+}
+
+TEST(LinkNamesKernel, FirstDumpSeesExistingLinksAndRulesReload) {
+    const bool ran = in_netns([] {
+        ASSERT_TRUE(sh("ip link add if3 type ifb && ip link set dev if3 alias 'mirror'"));
+        LinkNames names;
+        const auto t = names.table();
+        const LinkInfo* l = by_name(*t, "if3");
+        ASSERT_NE(l, nullptr);
+        EXPECT_EQ(l->alias, "mirror");
+        const unsigned if3 = ::if_nametoindex("if3");
+        EXPECT_EQ(l->index, if3);
+        names.set_rules(SnmpRules::parse("if*=500"));
+        EXPECT_EQ(names.table()->exported_index(if3), 503U);
+        EXPECT_EQ(names.table()->generation, t->generation + 1);
+    });
+    if (!ran) GTEST_SKIP() << "needs root for a network namespace";
+}
+
+// Updates dropped by a full socket (ENOBUFS) are recovered by a new dump: links deleted
+// while nobody listened disappear, links added appear.
+TEST(LinkNamesKernel, OverrunIsCountedAndRedumped) {
+    const bool ran = in_netns([] {
+        LinkNamesConfig cfg;
+        cfg.rcvbuf = 1; // the smallest buffer the kernel allows: a few updates
+        LinkNames names(cfg);
+        std::string add, del;
+        for (int i = 0; i < 30; ++i) add += "link add ov" + std::to_string(i) + " type ifb\n";
+        for (int i = 0; i < 20; ++i) del += "link del ov" + std::to_string(i) + "\n";
+        ASSERT_TRUE(sh("printf '" + add + "' | ip -batch -"));
+        ASSERT_TRUE(wait_for(names, [](const LinkTable& tb) { return tb.links.size() == 31; }));
+        const LinkStats before = names.stats();
+        EXPECT_GE(before.enobufs, 1U);
+        EXPECT_GE(before.dumps, 2U);
+
+        ASSERT_TRUE(sh("printf '" + del + "' | ip -batch -"));
+        ASSERT_TRUE(wait_for(names, [](const LinkTable& tb) { return tb.links.size() == 11; }));
+        const auto t = names.table();
+        for (int i = 0; i < 30; ++i)
+            EXPECT_EQ(by_name(*t, "ov" + std::to_string(i)) != nullptr, i >= 20) << i;
+        const LinkStats after = names.stats();
+        EXPECT_GT(after.enobufs, before.enobufs);
+        EXPECT_GT(after.dumps, before.dumps);
+        EXPECT_EQ(after.malformed, 0U);
+    });
+    if (!ran) GTEST_SKIP() << "needs root for a network namespace";
+}
+
+} // namespace
+} // namespace nflowd
