@@ -96,10 +96,10 @@ class LinkState {
     std::shared_ptr<const LinkTable> snapshot(LinkStats& stats);
 
   private:
-    struct Dump {
-        std::uint32_t seq = 0;
-        std::uint32_t portid = 0;
-        bool interrupted = false; // NLM_F_DUMP_INTR: the kernel's list changed under it
+    struct Dump { // no member initializers: clang cannot use them before LinkState is complete
+        std::uint32_t seq;
+        std::uint32_t portid;
+        bool interrupted; // NLM_F_DUMP_INTR: the kernel's list changed under it
         std::map<std::uint32_t, LinkInfo> links;
     };
     void on_message(const nlmsghdr* nlh, LinkStats& stats);

@@ -85,9 +85,7 @@ bool detail::parse_link_message(const nlmsghdr* nlh, LinkMessage& out) noexcept 
 }
 
 void LinkState::begin_dump(std::uint32_t seq, std::uint32_t portid) {
-    dump_.emplace();
-    dump_->seq = seq;
-    dump_->portid = portid;
+    dump_ = Dump{seq, portid, false, {}};
     needs_dump_ = false;
 }
 

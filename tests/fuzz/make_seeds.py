@@ -64,6 +64,31 @@ def nflog_msg(seq, payload, indev=2, outdev=3, ts=True):
     return struct.pack("=IHHII", 16 + len(body), (4 << 8) | 0, 0, 0, 0) + body
 
 
+def rtnl_link(ifindex, name=None, alias=None, msg_type=16, seq=0, flags=0, family=0):
+    """RTM_NEWLINK (16) / RTM_DELLINK (17): ifinfomsg, IFLA_MTU, IFLA_IFNAME, IFLA_IFALIAS."""
+    body = struct.pack("=BxHiII", family, 1, ifindex, 0, 0) + nla(4, struct.pack("=I", 1500))
+    if name is not None:
+        body += nla(3, name + b"\0")
+    if alias is not None:
+        body += nla(20, alias + b"\0")
+    return struct.pack("=IHHII", 16 + len(body), msg_type, flags, seq, 0) + body
+
+
+def rtnl_done(seq):  # NLMSG_DONE, NLM_F_MULTI, status 0
+    return struct.pack("=IHHIIi", 20, 3, 2, seq, 0, 0)
+
+
+def link_seeds():
+    # link_names: sequence 1 from port 0 is the fuzz target's dump (fuzz_link_names.cpp).
+    write("link_names", "dump", rtnl_link(1, b"lo", seq=1, flags=2) +
+          rtnl_link(2, b"eth3", b"uplink to ISP", seq=1, flags=2) +
+          rtnl_link(3, b"ppp11", seq=1, flags=2) + rtnl_done(1))
+    write("link_names", "updates", rtnl_link(2, b"eth7") + rtnl_link(4, b"wg0", b"tunnel") +
+          rtnl_link(3, msg_type=17) + rtnl_link(2, b"x", family=7, msg_type=17))
+    write("link_names", "interrupted", rtnl_link(5, b"eth5", seq=1, flags=2 | 0x10) +
+          rtnl_done(1))
+
+
 def main():
     for name, p in PACKETS.items():
         write("header_parser", name, p)
@@ -102,6 +127,7 @@ def main():
                            b"0", b"syslog", b"2"]):
         for opt in range(0, 24, 3):
             write("options", "v%d_o%d" % (i, opt), bytes([opt + i % 3]) + v)
+    link_seeds()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ TEST(SnmpRules, IptNetflowFormAddsTheInterfaceNumber) {
     EXPECT_EQ(r.map("eth3", 5), 103U);
     EXPECT_EQ(r.map("eth0", 5), 100U);
     EXPECT_EQ(r.map("vlan42", 5), 342U);
-    EXPECT_EQ(r.map("lo", 1), 1U);     // unmatched: the kernel ifindex
+    EXPECT_EQ(r.map("lo", 1), 1U);      // unmatched: the kernel ifindex
     EXPECT_EQ(r.map("veth9", 12), 12U); // "eth" must be a prefix, not a substring
 }
 

@@ -21,11 +21,11 @@ namespace nflowd::test {
 struct LinkMsg {
     std::uint16_t type = RTM_NEWLINK;
     int ifindex = 0;
-    std::string name;             // IFLA_IFNAME with its NUL; empty: no attribute
-    std::string alias;            // IFLA_IFALIAS with its NUL; empty: no attribute
-    std::uint32_t seq = 0;        // 0 and pid 0: an update; a dump's are its request's
+    std::string name;      // IFLA_IFNAME with its NUL; empty: no attribute
+    std::string alias;     // IFLA_IFALIAS with its NUL; empty: no attribute
+    std::uint32_t seq = 0; // 0 and pid 0: an update; a dump's are its request's
     std::uint32_t pid = 0;
-    std::uint16_t flags = 0;      // NLM_F_MULTI, NLM_F_DUMP_INTR
+    std::uint16_t flags = 0; // NLM_F_MULTI, NLM_F_DUMP_INTR
     std::uint8_t family = AF_UNSPEC;
 };
 
@@ -73,8 +73,7 @@ class Datagram {
 
   private:
     std::byte* bytes_() { return reinterpret_cast<std::byte*>(words_.data()); }
-    nlmsghdr* start(std::uint16_t type, std::uint32_t seq, std::uint32_t pid,
-                    std::uint16_t flags) {
+    nlmsghdr* start(std::uint16_t type, std::uint32_t seq, std::uint32_t pid, std::uint16_t flags) {
         nlmsghdr* nlh = mnl_nlmsg_put_header(bytes_() + size_);
         nlh->nlmsg_type = type;
         nlh->nlmsg_seq = seq;

@@ -69,17 +69,17 @@ TEST(LinkMessages, OversizedNameOrAliasRejected) {
 
 TEST(LinkMessages, StringsWithoutTheirNulRejected) {
     Datagram d;
-    d.put_attr(d.link(update(4, "")), IFLA_IFNAME, "eth4"); // no NUL
+    d.put_attr(d.link(update(4, "")), IFLA_IFNAME, "eth4");       // no NUL
     d.put_attr(d.link(update(5, "eth5")), IFLA_IFALIAS, "alias"); // alias without NUL
-    d.put_attr(d.link(update(6, "")), IFLA_IFNAME, "");     // empty payload
+    d.put_attr(d.link(update(6, "")), IFLA_IFNAME, "");           // empty payload
     EXPECT_EQ(malformed_after(d), 3U);
 }
 
 TEST(LinkMessages, EmptyNameMissingNameAndBadIndexRejected) {
     Datagram d;
     d.put_attr(d.link(update(4, "")), IFLA_IFNAME, std::string_view("\0", 1)); // ""
-    d.link(update(5, ""));      // NEWLINK without a name
-    d.link(update(0, "zero"));  // ifindex 0 is no link
+    d.link(update(5, ""));     // NEWLINK without a name
+    d.link(update(0, "zero")); // ifindex 0 is no link
     d.link(update(-3, "neg"));
     EXPECT_EQ(malformed_after(d), 4U);
 }
@@ -107,8 +107,7 @@ TEST(LinkMessages, ShortHeaderAndBrokenAttributesRejected) {
     // The same after the name: libmnl's walk would stop there and report success.
     nlmsghdr* late = d.link(update(7, "eth7"));
     d.put_attr(late, IFLA_ADDRESS, "abcdef");
-    reinterpret_cast<nlattr*>(reinterpret_cast<char*>(late) + late->nlmsg_len - 12)->nla_len =
-        64;
+    reinterpret_cast<nlattr*>(reinterpret_cast<char*>(late) + late->nlmsg_len - 12)->nla_len = 64;
     d.link(update(6, "eth6")); // after them: still read
     LinkState state;
     LinkStats stats;

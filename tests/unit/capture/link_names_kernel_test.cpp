@@ -82,9 +82,8 @@ TEST(LinkNamesKernel, FollowsEveryChange) {
         // added after it marks the point where those updates have all been read.
         ASSERT_TRUE(sh("ip link add br0 type bridge && ip link set vb0 master br0 && "
                        "ip link set vb0 nomaster && ip link add if9 type ifb"));
-        ASSERT_TRUE(wait_for(names, [](const LinkTable& tb) {
-            return by_name(tb, "if9") != nullptr;
-        }));
+        ASSERT_TRUE(
+            wait_for(names, [](const LinkTable& tb) { return by_name(tb, "if9") != nullptr; }));
         EXPECT_NE(names.table()->find(vb), nullptr);
 
         ASSERT_TRUE(sh("ip link del va7")); // takes its peer vb0 along

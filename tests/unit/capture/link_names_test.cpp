@@ -185,8 +185,8 @@ TEST(LinkState, InterruptedOrRefusedDumpIsRedone) {
 
     s.state.begin_dump(kSeq + 2, kPort);
     Datagram refused;
-    refused.error(kSeq + 2, kPort, 0);       // an ACK: ends nothing
-    refused.error(kSeq + 1, kPort, -EBUSY);  // another request's: not ours
+    refused.error(kSeq + 2, kPort, 0);      // an ACK: ends nothing
+    refused.error(kSeq + 1, kPort, -EBUSY); // another request's: not ours
     s.feed(refused);
     EXPECT_TRUE(s.state.dumping());
     Datagram busy;
