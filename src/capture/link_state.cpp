@@ -156,6 +156,7 @@ void LinkState::on_dump_end(const nlmsghdr* nlh, LinkStats& stats) {
     // nlmsgerr whose error 0 is an ACK (not asked for; it ends nothing).
     int status = 0;
     const std::size_t len = mnl_nlmsg_get_payload_len(nlh);
+    if ((nlh->nlmsg_flags & NLM_F_DUMP_INTR) != 0) dump_->interrupted = true; // DONE has it too
     if (nlh->nlmsg_type == NLMSG_ERROR) {
         if (len < sizeof(nlmsgerr)) {
             ++stats.malformed; // still the end of the dump: a failed one

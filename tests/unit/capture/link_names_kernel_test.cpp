@@ -9,9 +9,11 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <thread>
 
 namespace nflowd {
 namespace {
@@ -138,6 +140,44 @@ TEST(LinkNamesKernel, FirstDumpSeesExistingLinksAndRulesReload) {
         names.set_rules(SnmpRules::parse("if*=500"));
         EXPECT_EQ(names.table()->exported_index(if3), 503U);
         EXPECT_EQ(names.table()->generation, t->generation + 1);
+    });
+    if (!ran) GTEST_SKIP() << "needs root for a network namespace";
+}
+
+// Exporter threads read table() and stats() while the owner publishes (a TSan build checks
+// the hand-over): each snapshot is whole and generations never go back.
+TEST(LinkNamesKernel, ReadersSeeWholeSnapshots) {
+    const bool ran = in_netns([] {
+        LinkNames names;
+        std::atomic<bool> stop{false};
+        std::atomic<int> bad{0};
+        std::thread reader([&] {
+            std::uint64_t last = 0;
+            while (!stop.load()) {
+                const auto t = names.table();
+                if (t->generation < last) ++bad;
+                last = t->generation;
+                int renamed = 0; // rl0? and rl1?: never more, never a half-written name
+                for (const auto& [ifindex, l] : t->links) {
+                    if (l.name.empty() || l.index != ifindex) ++bad;
+                    if (l.name.starts_with("rl")) ++renamed;
+                }
+                if (renamed > 2 || names.stats().links > 3) ++bad; // lo, rl0?, rl1?
+            }
+        });
+        ASSERT_TRUE(sh("ip link add rl0a type ifb && ip link add rl1a type ifb"));
+        for (int round = 0; round < 20; ++round) {
+            const std::string from = round % 2 ? "b" : "a", to = round % 2 ? "a" : "b";
+            ASSERT_TRUE(sh("ip link set rl0" + from + " name rl0" + to + " && ip link set rl1" +
+                           from + " name rl1" + to));
+            ASSERT_TRUE(wait_for(names, [&](const LinkTable& tb) {
+                return by_name(tb, "rl0" + to) != nullptr && by_name(tb, "rl1" + to) != nullptr;
+            }));
+        }
+        stop = true;
+        reader.join();
+        EXPECT_EQ(bad.load(), 0);
+        EXPECT_GE(names.stats().changes, 20U);
     });
     if (!ran) GTEST_SKIP() << "needs root for a network namespace";
 }

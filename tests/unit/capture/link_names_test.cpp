@@ -203,6 +203,15 @@ TEST(LinkState, InterruptedOrRefusedDumpIsRedone) {
     EXPECT_TRUE(s.state.needs_dump());
     EXPECT_EQ(s.stats.errors, 3U);
     EXPECT_EQ(s.table()->links.size(), 3U);
+
+    s.state.begin_dump(kSeq + 4, kPort);
+    Datagram intr_done; // the inconsistency flagged on NLMSG_DONE only
+    intr_done.done(kSeq + 4, kPort)->nlmsg_flags |= NLM_F_DUMP_INTR;
+    s.feed(intr_done);
+    EXPECT_TRUE(s.state.needs_dump());
+    EXPECT_EQ(s.stats.errors, 4U);
+    EXPECT_EQ(s.stats.dumps, 1U);
+    EXPECT_EQ(s.table()->links.size(), 3U); // an empty dump did not empty the table
 }
 
 TEST(LinkState, RulesChangeRemapsIndexes) {
