@@ -33,11 +33,10 @@ void LinkNames::SocketCloser::operator()(mnl_socket* s) const noexcept {
 
 LinkNames::LinkNames(LinkNamesConfig cfg)
     : refresh_(cfg.refresh), buf_(kRecvBufferSize), state_(std::move(cfg.rules)) {
-    const int rcvbuf = cfg.rcvbuf;
     sock_.reset(mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!sock_) throw_errno(errno, "cannot open socket");
-    if (rcvbuf > 0)
-        ::setsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf); // capped by rmem_max
+    if (cfg.rcvbuf > 0) // capped by rmem_max; too small only costs dumps
+        ::setsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &cfg.rcvbuf, sizeof cfg.rcvbuf);
     // Subscribed before the dump: a change during it arrives as an update, none falls between.
     if (mnl_socket_bind(sock_.get(), RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0)
         throw_errno(errno, "cannot bind to RTMGRP_LINK");
@@ -68,7 +67,7 @@ void LinkNames::send_dump() {
     nlh->nlmsg_seq = ++seq_;
     auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
     ifi->ifi_family = AF_UNSPEC;
-    // Names are all we read: leave the per-link counters out of every message.
+    // Names are all we read: leave the per-link counters out of the dump's messages.
     mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
     if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) {
         // Nothing was started: the next receive() tries again.
@@ -115,7 +114,7 @@ void LinkNames::drain(std::size_t budget) {
     }
     // One dump at a time (the kernel refuses a second with EBUSY): the next starts at the
     // end of the current one, which then reads everything that happened meanwhile.
-    if (refresh_ > 0 && steady_time() >= next_refresh_) state_.request_dump();
+    if (refresh_ > 0 && !state_.dumping() && steady_time() >= next_refresh_) state_.request_dump();
     if (state_.needs_dump() && !state_.dumping()) send_dump();
 }
 
