@@ -27,7 +27,7 @@ struct nlmsghdr;
 namespace nflowd {
 
 struct LinkStats {
-    std::uint64_t links = 0;     // links in the published table
+    std::uint64_t known = 0;     // links in the published table
     std::uint64_t dumps = 0;     // complete RTM_GETLINK dumps applied
     std::uint64_t changes = 0;   // tables published with a new generation
     std::uint64_t events = 0;    // RTM_NEWLINK / RTM_DELLINK updates received
@@ -39,7 +39,7 @@ struct LinkStats {
         using F = StatField<LinkStats>;
         constexpr auto c = StatKind::counter;
         return std::array{
-            F{"links", &LinkStats::links, StatKind::gauge, "links", "Interfaces known by name"},
+            F{"known", &LinkStats::known, StatKind::gauge, "links", "Interfaces known by name"},
             F{"dumps", &LinkStats::dumps, c, "dumps", "Complete interface dumps applied"},
             F{"changes", &LinkStats::changes, c, "changes",
               "Interface name tables published with a change"},

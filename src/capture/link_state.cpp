@@ -199,7 +199,7 @@ std::shared_ptr<const LinkTable> LinkState::snapshot(LinkStats& stats) {
         }
         dirty_ = false;
     }
-    stats.links = published_->links.size();
+    stats.known = published_->links.size();
     return published_;
 }
 

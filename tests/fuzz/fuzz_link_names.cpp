@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto first = state.snapshot(stats);
     state.consume(buf, stats); // the dump may have ended: the same bytes as updates
     const auto t = state.snapshot(stats);
-    if (t->generation < first->generation || stats.links != t->links.size()) std::abort();
+    if (t->generation < first->generation || stats.known != t->links.size()) std::abort();
     for (const auto& [ifindex, link] : t->links) {
         if (ifindex == 0 || link.name.empty() || link.name.size() > nflowd::kMaxLinkName ||
             link.alias.size() > nflowd::kMaxLinkAlias)

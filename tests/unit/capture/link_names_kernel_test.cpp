@@ -108,7 +108,7 @@ TEST(LinkNamesKernel, FollowsEveryChange) {
         EXPECT_EQ(s.dumps, 1U);
         EXPECT_GE(s.events, 6U);
         EXPECT_GE(s.changes, 6U);
-        EXPECT_EQ(s.links, 3U);
+        EXPECT_EQ(s.known, 3U);
         EXPECT_EQ(s.malformed, 0U);
         EXPECT_EQ(s.enobufs, 0U);
         EXPECT_EQ(s.errors, 0U);
@@ -170,7 +170,7 @@ TEST(LinkNamesKernel, ReadersSeeWholeSnapshots) {
                     if (l.name.empty() || l.index != ifindex) ++bad;
                     if (l.name.starts_with("rl")) ++renamed;
                 }
-                if (renamed > 2 || names.stats().links > 3) ++bad; // lo, rl0?, rl1?
+                if (renamed > 2 || names.stats().known > 3) ++bad; // lo, rl0?, rl1?
             }
         });
         ASSERT_TRUE(sh("ip link add rl0a type ifb && ip link add rl1a type ifb"));

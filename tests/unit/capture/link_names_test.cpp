@@ -73,7 +73,7 @@ TEST(LinkState, DumpBuildsTheFirstTable) {
     EXPECT_EQ(s.stats.dumps, 1U);
     EXPECT_EQ(s.stats.events, 0U);
     EXPECT_EQ(s.stats.changes, 1U);
-    EXPECT_EQ(s.stats.links, 3U);
+    EXPECT_EQ(s.stats.known, 3U);
     EXPECT_EQ(s.stats.malformed, 0U);
     EXPECT_EQ(s.table(), t); // nothing new: the same snapshot
 }
