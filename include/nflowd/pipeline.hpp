@@ -32,7 +32,10 @@ struct PipelineConfig {
     Aggregation aggregation;
     V5Params v5;
     PacingConfig pacing;
-    std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring
+    std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring, per family
+    // Account IPv6 packets (the protocol can export them: v9, IPFIX). Off, as NetFlow v5
+    // needs, they are only counted (ipv6_skipped).
+    bool ipv6 = false;
 };
 
 // A worker's own levels beside its flow table's counters; its fields are only those levels
@@ -82,13 +85,14 @@ class Dispatcher {
 
   private:
     friend class Pipeline;
-    void push(std::size_t worker, const PacketInfo& packet) noexcept;
+    template <class Packet> void push(std::size_t worker, const Packet& packet) noexcept;
     void publish_stats() noexcept;
 
     Pipeline& pipeline_;
     std::size_t index_;
     const ShardKey shard_key_; // the pipeline's, copied next to what the packet path reads
     HeaderParser parser_;
+    ParsedPacket parsed_; // reused: the parser fills every field it reports
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
     Nanos batch_max_time_ = 0;
@@ -122,6 +126,10 @@ class Pipeline final : public PipelineControl {
     void set_v5_params(const V5Params& params) override;
     void set_sndbuf(int sndbuf) override;
     void set_pacing(const PacingConfig& pacing) override;
+    // Whether readers account IPv6 packets from their next batch on (PipelineConfig::ipv6).
+    // Turning it off also exports every IPv6 flow (forced) through each worker's mailbox, so
+    // call it before the exporter stops carrying IPv6 (switching to v5), after it starts.
+    void set_ipv6(bool accept);
     void flush() override; // export every active flow now
     FlowSelection select_flows(std::size_t top, FlowRank rank) override;
     // Zeroes every counter stats() reports (`set flush 2`); active flows and their peak
@@ -132,6 +140,7 @@ class Pipeline final : public PipelineControl {
     std::size_t workers() const noexcept { return workers_.size(); }
     // The worker a flow (after aggregation) is accounted by, for tests that need to know.
     std::size_t worker_of(const FlowKey& key) const noexcept;
+    std::size_t worker_of(const FlowKey6& key) const noexcept;
 
   private:
     friend class Dispatcher;
@@ -140,6 +149,7 @@ class Pipeline final : public PipelineControl {
 
     void run_worker(Worker& w);
     void push_expired(Worker& w);
+    void flush_worker(Worker& w); // every flow of both tables, in bounded pieces
     void run_exporter();
     void on_workers(const std::function<void(Worker&)>& fn);
     void on_exporter(const std::function<void(Exporter&)>& fn);
@@ -161,6 +171,7 @@ class Pipeline final : public PipelineControl {
     mutable std::mutex aggregation_mutex_;
     std::shared_ptr<const Aggregation> aggregation_current_;
     std::atomic<std::uint64_t> aggregation_version_{0};
+    std::atomic<bool> accept_ipv6_{false}; // readers copy it into their parsers per batch
 
     // Parse counters belong to the reader threads; zeroing them records a base instead.
     mutable std::mutex parse_base_mutex_;

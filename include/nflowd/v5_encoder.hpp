@@ -41,7 +41,9 @@ class V5Batcher {
   public:
     explicit V5Batcher(const V5Params& params, Nanos max_wait = kNanosPerSecond);
 
-    // Queues a record; if that completes a datagram, fills `out` and returns true.
+    // Queues a record; if that completes a datagram, fills `out` and returns true. An IPv6
+    // record is never queued (v5 has no room for its addresses): false, nothing changes, the
+    // caller counts it.
     bool add(const FlowRecord& record, Nanos now, V5Datagram& out) noexcept;
     // Completes a partial datagram whose first record is older than max_wait.
     bool poll(Nanos now, V5Datagram& out) noexcept;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <future>
+#include <type_traits>
 #include <utility>
 
 namespace nflowd {
@@ -16,6 +17,8 @@ constexpr std::size_t kOutputRing = 1 << 16;
 constexpr std::size_t kChunk = 1024;
 constexpr std::size_t kWakeBatch = 1024;
 constexpr Nanos kWakeDelay = 2 * kNanosPerMilli;
+// Flows flushed per step: a big cache's records never sit all at once beside its entries.
+constexpr std::size_t kFlushChunk = 4096;
 
 // Buckets are split over the shards; maxflows is not, the workers share one FlowBudget.
 FlowTableConfig shard_config(const FlowTableConfig& total, std::size_t shards) {
@@ -29,7 +32,8 @@ std::size_t pick(std::uint64_t hash, std::size_t n) noexcept {
     return static_cast<std::size_t>(((hash >> 32) * n) >> 32);
 }
 
-std::size_t shard_of(const ShardKey& shard_key, const FlowKey& key, std::size_t n) noexcept {
+template <class Key>
+std::size_t shard_of(const ShardKey& shard_key, const Key& key, std::size_t n) noexcept {
     return n == 1 ? 0 : pick(shard_hash(shard_key, key), n);
 }
 
@@ -72,14 +76,34 @@ std::future<void> post(Mailbox& box, Notifier& wake, Target& target,
 
 struct Pipeline::Worker {
     Worker(const FlowTableConfig& config, FlowBudget& budget, std::size_t readers, std::size_t ring)
-        : table(config, budget), output(kOutputRing) {
-        for (std::size_t i = 0; i < readers; ++i)
+        : table(config, budget), table6(config, budget), output(kOutputRing) {
+        for (std::size_t i = 0; i < readers; ++i) {
             inputs.push_back(std::make_unique<SpscRing<PacketInfo>>(ring));
-        expired.reserve(4096);
+            inputs6.push_back(std::make_unique<SpscRing<PacketInfo6>>(ring));
+        }
+        expired.reserve(kFlushChunk);
     }
 
     bool has_input() {
-        return std::any_of(inputs.begin(), inputs.end(), [](auto& r) { return !r->empty(); });
+        const auto busy = [](auto& r) { return !r->empty(); };
+        return std::any_of(inputs.begin(), inputs.end(), busy) ||
+               std::any_of(inputs6.begin(), inputs6.end(), busy);
+    }
+    // Accounts up to kChunk packets of each of the rings into `t`; returns how many.
+    template <class Packet, class Table>
+    std::size_t drain(std::vector<std::unique_ptr<SpscRing<Packet>>>& rings, Table& t) {
+        std::size_t n = 0;
+        for (auto& in : rings) {
+            const std::size_t avail = std::min(in->available(), kChunk);
+            for (std::size_t i = 0; i < avail; ++i) {
+                const Packet& p = in->peek(i);
+                t.add(p, expired);
+                last_packet_time = std::max(last_packet_time, p.time);
+            }
+            if (avail) in->pop(avail);
+            n += avail;
+        }
+        return n;
     }
     void snapshot(bool force) {
         const Nanos now = steady_time();
@@ -87,12 +111,15 @@ struct Pipeline::Worker {
         last_snapshot = now;
         std::lock_guard lock(stats_mutex);
         stats.table = table.stats();
-        stats.memory_bytes = table.memory_bytes();
+        stats.table += table6.stats();
+        stats.memory_bytes = table.memory_bytes() + table6.memory_bytes();
         stats.hashsize = table.config().hashsize;
     }
 
-    FlowTable table;
-    std::vector<std::unique_ptr<SpscRing<PacketInfo>>> inputs; // one per reader
+    FlowTable table;   // IPv4 flows
+    FlowTable6 table6; // IPv6 flows, counted in the same budget
+    std::vector<std::unique_ptr<SpscRing<PacketInfo>>> inputs;   // one per reader
+    std::vector<std::unique_ptr<SpscRing<PacketInfo6>>> inputs6; // one per reader
     SpscRing<FlowRecord> output;
     Notifier wake;
     Mailbox mailbox;
@@ -139,19 +166,34 @@ Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
     : pipeline_(pipeline), index_(index), shard_key_(pipeline.shard_key_),
       unwoken_(pipeline.workers_.size(), 0), unwoken_since_(pipeline.workers_.size(), 0) {
     aggregation_ = pipeline.aggregation(aggregation_version_);
+    parser_.set_ipv6(pipeline.accept_ipv6_.load(std::memory_order_relaxed));
 }
 
 void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept {
-    PacketInfo packet;
-    if (!is_accounted(parser_.parse(bytes, meta, packet))) return;
-    if (!aggregation_->empty()) aggregation_->apply(packet);
-    push(shard_of(shard_key_, packet.key, pipeline_.workers_.size()), packet);
-    batch_max_time_ = std::max(batch_max_time_, packet.time);
+    if (!is_accounted(parser_.parse(bytes, meta, parsed_))) return;
+    const std::size_t n = pipeline_.workers_.size();
+    if (parsed_.family == Family::ipv4) {
+        PacketInfo& packet = parsed_.v4;
+        if (!aggregation_->empty()) aggregation_->apply(packet);
+        push(shard_of(shard_key_, packet.key, n), packet);
+        batch_max_time_ = std::max(batch_max_time_, packet.time);
+    } else {
+        PacketInfo6& packet = parsed_.v6;
+        if (!aggregation_->empty()) aggregation_->apply(packet);
+        push(shard_of(shard_key_, packet.key, n), packet);
+        batch_max_time_ = std::max(batch_max_time_, packet.time);
+    }
 }
 
-void Dispatcher::push(std::size_t worker, const PacketInfo& packet) noexcept {
+template <class Packet> void Dispatcher::push(std::size_t worker, const Packet& packet) noexcept {
     auto& w = *pipeline_.workers_[worker];
-    auto& ring = *w.inputs[index_];
+    auto& ring = [&]() -> auto& {
+        if constexpr (std::is_same_v<Packet, PacketInfo>)
+            return *w.inputs[index_];
+        else
+            return *w.inputs6[index_];
+    }
+    ();
     while (!ring.try_push(packet)) {
         // Back-pressure: live, the kernel then drops and the sequence numbers count it.
         ring.publish();
@@ -183,6 +225,7 @@ void Dispatcher::publish() noexcept {
     publish_stats();
     if (pipeline_.aggregation_version_.load(std::memory_order_acquire) != aggregation_version_)
         aggregation_ = pipeline_.aggregation(aggregation_version_);
+    parser_.set_ipv6(pipeline_.accept_ipv6_.load(std::memory_order_relaxed));
 }
 
 void Dispatcher::publish_stats() noexcept {
@@ -192,7 +235,7 @@ void Dispatcher::publish_stats() noexcept {
 // ---- pipeline ----
 
 Pipeline::Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors)
-    : config_(std::move(config)), clock_(clock) {
+    : config_(std::move(config)), clock_(clock), accept_ipv6_(config_.ipv6) {
     config_.workers = std::max<std::size_t>(1, config_.workers);
     config_.readers = std::max<std::size_t>(1, config_.readers);
     aggregation_current_ = std::make_shared<const Aggregation>(config_.aggregation);
@@ -244,21 +287,12 @@ void Pipeline::run_worker(Worker& w) {
         // Read replay time before looking at the rings: if they are then empty, every packet
         // up to that time has been accounted and expiring at it cannot split a flow.
         const Nanos clock_before = clock_.now();
-        std::size_t n = 0;
-        for (auto& in : w.inputs) {
-            std::size_t avail = std::min(in->available(), kChunk);
-            for (std::size_t i = 0; i < avail; ++i) {
-                const PacketInfo& p = in->peek(i);
-                w.table.add(p, w.expired);
-                w.last_packet_time = std::max(w.last_packet_time, p.time);
-            }
-            if (avail) in->pop(avail);
-            n += avail;
-        }
+        const std::size_t n = w.drain(w.inputs, w.table) + w.drain(w.inputs6, w.table6);
         // Commands after the drain, so that "flush" covers what was published before it.
         w.mailbox.run();
         const Nanos now = !replay ? clock_.now() : n == 0 ? clock_before : w.last_packet_time;
         w.table.expire(now, w.expired);
+        w.table6.expire(now, w.expired);
         if (!w.expired.empty()) push_expired(w);
         w.snapshot(false);
         if (n != 0) continue;
@@ -271,11 +305,16 @@ void Pipeline::run_worker(Worker& w) {
             kIdleWait);
     }
     w.mailbox.run();
-    w.table.flush(w.expired);
-    push_expired(w);
+    flush_worker(w);
     w.snapshot(true);
     workers_running_.fetch_sub(1, std::memory_order_seq_cst);
     export_->wake.wake();
+}
+
+void Pipeline::flush_worker(Worker& w) {
+    while (w.table.flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
+    while (w.table6.flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
+    push_expired(w);
 }
 
 void Pipeline::run_exporter() {
@@ -353,7 +392,10 @@ std::shared_ptr<const Aggregation> Pipeline::aggregation(std::uint64_t& version)
 void Pipeline::set_timeouts(Nanos inactive, Nanos active) {
     config_.table.inactive_timeout = inactive;
     config_.table.active_timeout = active;
-    on_workers([&](Worker& w) { w.table.set_timeouts(inactive, active); });
+    on_workers([&](Worker& w) {
+        w.table.set_timeouts(inactive, active);
+        w.table6.set_timeouts(inactive, active);
+    });
 }
 
 void Pipeline::set_hashsize(std::size_t total_buckets) {
@@ -361,6 +403,7 @@ void Pipeline::set_hashsize(std::size_t total_buckets) {
     const auto shard = shard_config(config_.table, workers_.size());
     on_workers([&](Worker& w) {
         w.table.set_hashsize(shard.hashsize);
+        w.table6.set_hashsize(shard.hashsize);
         w.snapshot(true);
     });
 }
@@ -404,10 +447,20 @@ void Pipeline::set_pacing(const PacingConfig& pacing) {
     on_exporter([&](Exporter& e) { e.set_pacing(pacing); });
 }
 
+void Pipeline::set_ipv6(bool accept) {
+    config_.ipv6 = accept;
+    accept_ipv6_.store(accept, std::memory_order_relaxed);
+    if (accept) return;
+    on_workers([this](Worker& w) {
+        while (w.table6.flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
+        push_expired(w);
+        w.snapshot(true);
+    });
+}
+
 void Pipeline::flush() {
     on_workers([this](Worker& w) {
-        w.table.flush(w.expired);
-        push_expired(w);
+        flush_worker(w);
         w.snapshot(true); // stats read right after show the empty cache
     });
 }
@@ -417,9 +470,11 @@ FlowSelection Pipeline::select_flows(std::size_t top, FlowRank rank) {
     FlowSelection out;
     on_workers([&](Worker& w) {
         auto mine = w.table.top(top, rank);
+        auto mine6 = w.table6.top(top, rank);
         std::lock_guard lock(m);
-        out.total += w.table.size();
+        out.total += w.table.size() + w.table6.size();
         out.flows.insert(out.flows.end(), mine.begin(), mine.end());
+        out.flows.insert(out.flows.end(), mine6.begin(), mine6.end());
     });
     return out;
 }
@@ -432,6 +487,7 @@ void Pipeline::reset_stats() {
     budget_.reset_peak();
     on_workers([](Worker& w) {
         w.table.reset_stats();
+        w.table6.reset_stats();
         w.snapshot(true);
     });
     on_exporter([this](Exporter& e) {
@@ -441,6 +497,10 @@ void Pipeline::reset_stats() {
 }
 
 std::size_t Pipeline::worker_of(const FlowKey& key) const noexcept {
+    return shard_of(shard_key_, key, workers_.size());
+}
+
+std::size_t Pipeline::worker_of(const FlowKey6& key) const noexcept {
     return shard_of(shard_key_, key, workers_.size());
 }
 
