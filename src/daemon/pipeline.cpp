@@ -207,8 +207,10 @@ void Dispatcher::publish() noexcept {
     for (std::size_t i = 0; i < pipeline_.workers_.size(); ++i) {
         auto& w = *pipeline_.workers_[i];
         auto& ring = *w.inputs[index_];
-        if (const auto n = ring.unpublished()) {
+        auto& ring6 = *w.inputs6[index_];
+        if (const auto n = ring.unpublished() + ring6.unpublished()) {
             ring.publish();
+            ring6.publish();
             if (unwoken_[i] == 0) unwoken_since_[i] = now;
             unwoken_[i] += n;
         }
