@@ -6,6 +6,7 @@
 #include "nflowd/clock.hpp"
 #include "nflowd/collector_set.hpp"
 #include "nflowd/exporter.hpp"
+#include "nflowd/flow_shard.hpp"
 #include "nflowd/flow_table.hpp"
 #include "nflowd/header_parser.hpp"
 #include "nflowd/notifier.hpp"
@@ -85,6 +86,8 @@ class Dispatcher {
 
   private:
     friend class Pipeline;
+    // Aggregates one packet of either family and queues it for its worker.
+    template <class Packet> void route(Packet& packet) noexcept;
     template <class Packet> void push(std::size_t worker, const Packet& packet) noexcept;
     void publish_stats() noexcept;
 

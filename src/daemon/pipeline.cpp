@@ -76,7 +76,7 @@ std::future<void> post(Mailbox& box, Notifier& wake, Target& target,
 
 struct Pipeline::Worker {
     Worker(const FlowTableConfig& config, FlowBudget& budget, std::size_t readers, std::size_t ring)
-        : table(config, budget), table6(config, budget), output(kOutputRing) {
+        : table(config, budget), output(kOutputRing) {
         for (std::size_t i = 0; i < readers; ++i) {
             inputs.push_back(std::make_unique<SpscRing<PacketInfo>>(ring));
             inputs6.push_back(std::make_unique<SpscRing<PacketInfo6>>(ring));
@@ -89,15 +89,15 @@ struct Pipeline::Worker {
         return std::any_of(inputs.begin(), inputs.end(), busy) ||
                std::any_of(inputs6.begin(), inputs6.end(), busy);
     }
-    // Accounts up to kChunk packets of each of the rings into `t`; returns how many.
-    template <class Packet, class Table>
-    std::size_t drain(std::vector<std::unique_ptr<SpscRing<Packet>>>& rings, Table& t) {
+    // Accounts up to kChunk packets of each of the rings; returns how many.
+    template <class Packet>
+    std::size_t drain(std::vector<std::unique_ptr<SpscRing<Packet>>>& rings) {
         std::size_t n = 0;
         for (auto& in : rings) {
             const std::size_t avail = std::min(in->available(), kChunk);
             for (std::size_t i = 0; i < avail; ++i) {
                 const Packet& p = in->peek(i);
-                t.add(p, expired);
+                table.add(p, expired);
                 last_packet_time = std::max(last_packet_time, p.time);
             }
             if (avail) in->pop(avail);
@@ -111,13 +111,11 @@ struct Pipeline::Worker {
         last_snapshot = now;
         std::lock_guard lock(stats_mutex);
         stats.table = table.stats();
-        stats.table += table6.stats();
-        stats.memory_bytes = table.memory_bytes() + table6.memory_bytes();
+        stats.memory_bytes = table.memory_bytes();
         stats.hashsize = table.config().hashsize;
     }
 
-    FlowTable table;   // IPv4 flows
-    FlowTable6 table6; // IPv6 flows, counted in the same budget
+    FlowShard table;                                             // IPv4 and IPv6 flows
     std::vector<std::unique_ptr<SpscRing<PacketInfo>>> inputs;   // one per reader
     std::vector<std::unique_ptr<SpscRing<PacketInfo6>>> inputs6; // one per reader
     SpscRing<FlowRecord> output;
@@ -171,18 +169,16 @@ Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
 
 void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept {
     if (!is_accounted(parser_.parse(bytes, meta, parsed_))) return;
-    const std::size_t n = pipeline_.workers_.size();
-    if (parsed_.family == Family::ipv4) {
-        PacketInfo& packet = parsed_.v4;
-        if (!aggregation_->empty()) aggregation_->apply(packet);
-        push(shard_of(shard_key_, packet.key, n), packet);
-        batch_max_time_ = std::max(batch_max_time_, packet.time);
-    } else {
-        PacketInfo6& packet = parsed_.v6;
-        if (!aggregation_->empty()) aggregation_->apply(packet);
-        push(shard_of(shard_key_, packet.key, n), packet);
-        batch_max_time_ = std::max(batch_max_time_, packet.time);
-    }
+    if (parsed_.family == Family::ipv4)
+        route(parsed_.v4);
+    else
+        route(parsed_.v6);
+}
+
+template <class Packet> void Dispatcher::route(Packet& packet) noexcept {
+    if (!aggregation_->empty()) aggregation_->apply(packet);
+    push(shard_of(shard_key_, packet.key, pipeline_.workers_.size()), packet);
+    batch_max_time_ = std::max(batch_max_time_, packet.time);
 }
 
 template <class Packet> void Dispatcher::push(std::size_t worker, const Packet& packet) noexcept {
@@ -289,12 +285,11 @@ void Pipeline::run_worker(Worker& w) {
         // Read replay time before looking at the rings: if they are then empty, every packet
         // up to that time has been accounted and expiring at it cannot split a flow.
         const Nanos clock_before = clock_.now();
-        const std::size_t n = w.drain(w.inputs, w.table) + w.drain(w.inputs6, w.table6);
+        const std::size_t n = w.drain(w.inputs) + w.drain(w.inputs6);
         // Commands after the drain, so that "flush" covers what was published before it.
         w.mailbox.run();
         const Nanos now = !replay ? clock_.now() : n == 0 ? clock_before : w.last_packet_time;
         w.table.expire(now, w.expired);
-        w.table6.expire(now, w.expired);
         if (!w.expired.empty()) push_expired(w);
         w.snapshot(false);
         if (n != 0) continue;
@@ -315,7 +310,6 @@ void Pipeline::run_worker(Worker& w) {
 
 void Pipeline::flush_worker(Worker& w) {
     while (w.table.flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
-    while (w.table6.flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
     push_expired(w);
 }
 
@@ -394,10 +388,7 @@ std::shared_ptr<const Aggregation> Pipeline::aggregation(std::uint64_t& version)
 void Pipeline::set_timeouts(Nanos inactive, Nanos active) {
     config_.table.inactive_timeout = inactive;
     config_.table.active_timeout = active;
-    on_workers([&](Worker& w) {
-        w.table.set_timeouts(inactive, active);
-        w.table6.set_timeouts(inactive, active);
-    });
+    on_workers([&](Worker& w) { w.table.set_timeouts(inactive, active); });
 }
 
 void Pipeline::set_hashsize(std::size_t total_buckets) {
@@ -405,7 +396,6 @@ void Pipeline::set_hashsize(std::size_t total_buckets) {
     const auto shard = shard_config(config_.table, workers_.size());
     on_workers([&](Worker& w) {
         w.table.set_hashsize(shard.hashsize);
-        w.table6.set_hashsize(shard.hashsize);
         w.snapshot(true);
     });
 }
@@ -454,7 +444,7 @@ void Pipeline::set_ipv6(bool accept) {
     accept_ipv6_.store(accept, std::memory_order_relaxed);
     if (accept) return;
     on_workers([this](Worker& w) {
-        while (w.table6.flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
+        while (w.table.ipv6().flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
         push_expired(w);
         w.snapshot(true);
     });
@@ -472,11 +462,9 @@ FlowSelection Pipeline::select_flows(std::size_t top, FlowRank rank) {
     FlowSelection out;
     on_workers([&](Worker& w) {
         auto mine = w.table.top(top, rank);
-        auto mine6 = w.table6.top(top, rank);
         std::lock_guard lock(m);
-        out.total += w.table.size() + w.table6.size();
+        out.total += w.table.size();
         out.flows.insert(out.flows.end(), mine.begin(), mine.end());
-        out.flows.insert(out.flows.end(), mine6.begin(), mine6.end());
     });
     return out;
 }
@@ -489,7 +477,6 @@ void Pipeline::reset_stats() {
     budget_.reset_peak();
     on_workers([](Worker& w) {
         w.table.reset_stats();
-        w.table6.reset_stats();
         w.snapshot(true);
     });
     on_exporter([this](Exporter& e) {
