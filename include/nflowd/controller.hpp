@@ -2,6 +2,7 @@
 // ipt_NETFLOW's knobs over it, all-or-nothing reconfiguration, statistics and the tick.
 #pragma once
 
+#include "nflowd/clock.hpp"
 #include "nflowd/config.hpp"
 #include "nflowd/control_server.hpp"
 #include "nflowd/log.hpp"
@@ -31,6 +32,8 @@ struct ControllerParts {
     PipelineControl& pipeline;
     SourceStats& sources;
     Logger& log;
+    // The pipeline's clock: flows carry flow time, reports and dumps show wall time.
+    const Clock& clock;
     // Opens a destination list's sockets; throws when one cannot be opened. The only step of
     // a reconfiguration that does I/O, so it runs before anything is changed.
     std::function<CollectorSet(const std::vector<Destination>&, int sndbuf)> open_collectors;
@@ -43,6 +46,7 @@ struct ControllerParts {
 // ControlError (nothing changed then); reload() and tick() never throw, they log.
 class Controller final : public ControlHandler {
   public:
+    // `started`: the daemon's start in flow time (parts.clock), v5's sysUptime 0.
     Controller(Config config, Nanos started, ControllerParts parts);
 
     // ControlHandler: nflowctl list/get/set/flush/stats/flows.
@@ -70,7 +74,7 @@ class Controller final : public ControlHandler {
     void report_activity(const StatsReport& r);
 
     ControllerParts parts_;
-    const Nanos started_;
+    const Nanos started_; // flow time
     mutable std::mutex config_mutex_;
     Config config_;
 

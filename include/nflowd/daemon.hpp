@@ -48,8 +48,8 @@ class Daemon final : private SourceStats {
     const Config start_;
     const std::vector<std::string> argv_;
     Logger log_;
-    const Nanos started_;
-    Clock clock_{Clock::Mode::wall};
+    Clock clock_{Clock::Mode::live};
+    const Nanos started_; // flow time (clock_): v5's sysUptime 0
     UniqueFd signal_fd_;
     UniqueFd stop_fd_; // eventfd: readers and the control thread stop when it is readable
     // Bound first: a second nflowd with the same --control_id stops before it touches the

@@ -44,9 +44,11 @@ class Exporter {
   public:
     Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing = {});
 
-    void add(std::span<const FlowRecord> records, Nanos now);
-    void tick(Nanos now);   // sends a partial datagram that has waited 1 s
-    void finish(Nanos now); // sends whatever is pending
+    // `time`: flow time (expiry's clock, for the 1 s wait and sysUptime) and the wall offset
+    // sampled with it (for unix_secs), see ExportTime.
+    void add(std::span<const FlowRecord> records, const ExportTime& time);
+    void tick(const ExportTime& time);   // sends a partial datagram that has waited 1 s
+    void finish(const ExportTime& time); // sends whatever is pending
 
     void set_collectors(CollectorSet collectors);
     void set_params(const V5Params& params) noexcept { batcher_.set_params(params); }

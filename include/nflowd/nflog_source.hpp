@@ -2,6 +2,7 @@
 // layer with its metadata to the pipeline, counting loss (sequence gaps, socket overruns).
 #pragma once
 
+#include "nflowd/clock.hpp"
 #include "nflowd/header_parser.hpp"
 #include "nflowd/packet.hpp"
 #include "nflowd/stats_fields.hpp"
@@ -123,9 +124,14 @@ class NflogSeqTracker {
 
 namespace detail {
 using NflogPacketFn = void (*)(void* ctx, std::span<const std::byte> ip, const PacketMeta& meta);
-std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
+std::size_t parse_nflog_batch(std::span<const std::byte> buffer, const TimePair& recv_time,
                               NflogSeqTracker& seq, NflogStats& stats, bool physdev,
                               NflogPacketFn fn, void* ctx);
+// A packet's flow time from the kernel's NFULA_TIMESTAMP (wall time) and the batch's receive
+// time on both clocks: recv.mono + (stamp - recv.wall), so a wall-clock step never reaches
+// the flows. A stamp more than 5 s from recv.wall sets `bad` and gives recv.mono; a stamp
+// after recv.wall (within the 5 s) gives recv.mono too: a packet is logged before it is read.
+Nanos nflog_packet_time(Nanos stamp, const TimePair& recv, bool& bad) noexcept;
 } // namespace detail
 
 // Walks one datagram of netlink messages as the kernel sends it (a batch of NFULNL_MSG_PACKET
@@ -133,11 +139,12 @@ std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time
 // length is checked against the buffer; anything inconsistent is counted as malformed and
 // skipped (a broken netlink header ends the walk, since the next one cannot be found).
 // `buffer` must be 4-byte aligned (netlink alignment); otherwise it is all malformed.
-// meta.time is the kernel's NFULA_TIMESTAMP when present, `recv_time` otherwise. The
+// meta.time is flow time (CLOCK_MONOTONIC): the kernel's NFULA_TIMESTAMP placed by
+// detail::nflog_packet_time when present, `recv_time.mono` otherwise. The
 // ifindexes are the logical devices (a bridge, not its port) unless `physdev` (NflogConfig).
 // Returns the number of packets delivered. No allocation.
 template <class Fn>
-std::size_t parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
+std::size_t parse_nflog_batch(std::span<const std::byte> buffer, const TimePair& recv_time,
                               NflogSeqTracker& seq, NflogStats& stats, Fn&& fn,
                               bool physdev = false) {
     using F = std::remove_reference_t<Fn>;
@@ -200,7 +207,7 @@ class NflogSource {
     }
     // The same, telling an empty socket from a batch that held no packet (see NflogReceived).
     template <class Fn> NflogReceived receive_batch(Fn&& fn) {
-        Nanos now = 0;
+        TimePair now;
         NflogReceived r;
         const std::span<const std::byte> batch = recv_batch(now, r.idle);
         if (batch.empty()) return r;
@@ -243,7 +250,7 @@ class NflogSource {
 
     // Returns the next datagram (empty if none) and the time it was received; `idle` is set
     // when the socket had nothing (EAGAIN).
-    std::span<const std::byte> recv_batch(Nanos& recv_time, bool& idle);
+    std::span<const std::byte> recv_batch(TimePair& recv_time, bool& idle);
     void unbind(detail::NflogPacketFn fn, void* ctx);
     void configure(const NflogConfig& cfg);
     // Sends one config message and waits for its ACK; throws std::system_error(kernel errno).

@@ -12,8 +12,9 @@
 
 namespace nflowd {
 
-// Wall-clock time as nanoseconds since the Unix epoch. Packets carry their capture time,
-// the cache and the encoder are driven by it, so offline replay behaves like live capture.
+// Time in nanoseconds: flow time (see ExportTime below) in the pipeline, wall time since the
+// Unix epoch where a name says so. Packets carry their capture time on the flow clock, the
+// cache and the encoder are driven by it, so offline replay behaves like live capture.
 using Nanos = std::int64_t;
 
 constexpr Nanos kNanosPerMilli = 1'000'000;

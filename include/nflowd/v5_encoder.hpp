@@ -25,14 +25,19 @@ struct V5Datagram {
 };
 
 struct V5Params {
-    Nanos boot_time = 0; // sysUptime 0; First/Last/sysUptime are ms since it, mod 2^32
+    // Flow time of sysUptime 0 (live: the daemon's start on CLOCK_MONOTONIC; replay: the
+    // first packet); First/Last/sysUptime are ms since it, mod 2^32.
+    Nanos boot_time = 0;
     std::uint8_t engine_type = 0;
     std::uint8_t engine_id = 0;
 };
 
 // Encodes up to kV5MaxRecords records (more is a programming error and is clamped).
 // Interface indexes above 65535 do not fit v5's 16 bits and are sent as kUnknownIfindex.
-void encode_v5(std::span<const FlowRecord> records, const V5Params& params, Nanos now,
+// The header is dated max(time.now, the latest record's Last): collectors compute a record's
+// age as sysUptime - Last in uint32, so a header behind a record would put it 49.7 days back.
+// unix_secs/unix_nsecs are that instant on the wall clock (time.wall()).
+void encode_v5(std::span<const FlowRecord> records, const V5Params& params, const ExportTime& time,
                std::uint32_t sequence, V5Datagram& out) noexcept;
 
 // Collects records into datagrams: a datagram is complete at 30 records, or when its
@@ -41,24 +46,24 @@ class V5Batcher {
   public:
     explicit V5Batcher(const V5Params& params, Nanos max_wait = kNanosPerSecond);
 
-    // Queues a record; if that completes a datagram, fills `out` and returns true. An IPv6
-    // record is never queued (v5 has no room for its addresses): false, nothing changes, the
-    // caller counts it.
-    bool add(const FlowRecord& record, Nanos now, V5Datagram& out) noexcept;
+    // Queues a record; if that completes a datagram, fills `out` and returns true. The
+    // max_wait timer runs on flow time (time.now). An IPv6 record is never queued (v5 has no
+    // room for its addresses): false, nothing changes, the caller counts it.
+    bool add(const FlowRecord& record, const ExportTime& time, V5Datagram& out) noexcept;
     // Completes a partial datagram whose first record is older than max_wait.
-    bool poll(Nanos now, V5Datagram& out) noexcept;
+    bool poll(const ExportTime& time, V5Datagram& out) noexcept;
     // Completes whatever is pending (shutdown, flush).
-    bool finish(Nanos now, V5Datagram& out) noexcept;
+    bool finish(const ExportTime& time, V5Datagram& out) noexcept;
 
     void set_params(const V5Params& params) noexcept { params_ = params; }
     const V5Params& params() const noexcept { return params_; }
     std::uint32_t sequence() const noexcept { return sequence_; }
     std::size_t pending() const noexcept { return count_; }
-    // Nanos at which poll() will next emit, or 0 when nothing is pending.
+    // Flow time at which poll() will next emit, or 0 when nothing is pending.
     Nanos deadline() const noexcept { return count_ ? first_added_ + max_wait_ : 0; }
 
   private:
-    void emit(Nanos now, V5Datagram& out) noexcept;
+    void emit(const ExportTime& time, V5Datagram& out) noexcept;
 
     V5Params params_;
     Nanos max_wait_;

@@ -118,7 +118,7 @@ namespace {
 
 // One NFLOG packet message: counted, sequence-checked and handed to `fn` when it carries a
 // payload. Returns whether a packet was delivered.
-[[gnu::always_inline]] inline bool deliver_message(const nlmsghdr* nlh, Nanos recv_time,
+[[gnu::always_inline]] inline bool deliver_message(const nlmsghdr* nlh, const TimePair& recv_time,
                                                    NflogSeqTracker& seq, NflogStats& stats,
                                                    bool physdev, detail::NflogPacketFn fn,
                                                    void* ctx) {
@@ -151,15 +151,12 @@ namespace {
         return false;
     }
     PacketMeta meta;
-    meta.time = recv_time;
+    meta.time = recv_time.mono;
     if (Nanos stamp = 0; kernel_time(tb[NFULA_TIMESTAMP], stamp)) {
         ++stats.kernel_timestamps;
-        // Far from the receive time it comes from a bogus clock source: trusted, it would
-        // place the flow in the wrong hour and expire it at once or never.
-        if (stamp >= recv_time - kMaxTimestampSkew && stamp <= recv_time + kMaxTimestampSkew)
-            meta.time = stamp;
-        else
-            ++stats.bad_timestamps;
+        bool bad = false;
+        meta.time = detail::nflog_packet_time(stamp, recv_time, bad);
+        stats.bad_timestamps += bad ? 1U : 0U;
     }
     meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV, physdev);
     meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV, physdev);
@@ -174,7 +171,15 @@ namespace {
 
 } // namespace
 
-std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, Nanos recv_time,
+Nanos detail::nflog_packet_time(Nanos stamp, const TimePair& recv, bool& bad) noexcept {
+    // Far from the receive time it comes from a bogus clock source: trusted, it would
+    // place the flow in the wrong hour and expire it at once or never.
+    bad = stamp < recv.wall - kMaxTimestampSkew || stamp > recv.wall + kMaxTimestampSkew;
+    if (bad || stamp >= recv.wall) return recv.mono;
+    return recv.mono - (recv.wall - stamp);
+}
+
+std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, const TimePair& recv_time,
                                       NflogSeqTracker& seq, NflogStats& stats, bool physdev,
                                       NflogPacketFn fn, void* ctx) {
     ++stats.batches;
@@ -322,7 +327,7 @@ void NflogSource::unbind(detail::NflogPacketFn fn, void* ctx) {
 
 void NflogSource::on_not_ack(std::span<const std::byte> datagram, NotAck not_ack) {
     if (not_ack.fn != nullptr)
-        detail::parse_nflog_batch(datagram, wall_time(), seq_, stats_, physdev_, not_ack.fn,
+        detail::parse_nflog_batch(datagram, time_pair_now(), seq_, stats_, physdev_, not_ack.fn,
                                   not_ack.ctx);
     else
         backlog_.push(datagram);
@@ -373,10 +378,10 @@ void NflogSource::send_config(nlmsghdr* nlh, const char* what, NotAck not_ack) {
     }
 }
 
-std::span<const std::byte> NflogSource::recv_batch(Nanos& recv_time, bool& idle) {
+std::span<const std::byte> NflogSource::recv_batch(TimePair& recv_time, bool& idle) {
     idle = false;
     if (!backlog_.empty()) {
-        recv_time = wall_time();
+        recv_time = time_pair_now();
         return backlog_.pop();
     }
     // MSG_TRUNC makes recv report the datagram's real size, so a cut batch is noticed.
@@ -395,7 +400,7 @@ std::span<const std::byte> NflogSource::recv_batch(Nanos& recv_time, bool& idle)
         throw std::system_error(errno, std::generic_category(),
                                 "NFLOG group " + std::to_string(group_) + ": recv");
     }
-    recv_time = wall_time();
+    recv_time = time_pair_now();
     auto size = static_cast<std::size_t>(n);
     if (size > buf_.size()) {
         ++stats_.malformed;

@@ -284,7 +284,14 @@ FlowDump Controller::flows(std::uint32_t top, ctl::FlowSort sort) {
     auto selection = parts_.pipeline.select_flows(top, rank);
     FlowDump d;
     d.flows = std::move(selection.flows);
-    d.now = wall_time();
+    // The dump shows wall time: the flows' flow times moved by one offset, taken now, so
+    // ages (now - first) stay exact across a step of the wall clock.
+    const ExportTime t = parts_.clock.export_time();
+    d.now = t.wall_now();
+    for (auto& f : d.flows) {
+        f.first = t.wall(f.first);
+        f.last = t.wall(f.last);
+    }
     d.total = selection.total;
     // Each shard sent its own first `top`; the first `top` of all are among them.
     if (top != 0 && top < d.flows.size()) {

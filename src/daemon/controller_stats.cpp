@@ -8,8 +8,11 @@ namespace nflowd {
 StatsReport Controller::report() const {
     StatsReport r;
     r.version = NFLOWD_VERSION;
-    r.now = wall_time();
-    r.started = started_;
+    // Both through one wall offset: the uptime is flow time elapsed, whatever the wall
+    // clock did since the start.
+    const ExportTime t = parts_.clock.export_time();
+    r.now = t.wall_now();
+    r.started = t.wall(started_);
     {
         std::lock_guard lock(config_mutex_);
         r.protocol = config_.protocol;

@@ -123,7 +123,7 @@ struct Daemon::Reader {
 
 Daemon::Daemon(Config config, std::vector<std::string> argv)
     : start_(std::move(config)), argv_(std::move(argv)),
-      log_("nflowd", start_.log == "syslog", start_.debug), started_(wall_time()) {
+      log_("nflowd", start_.log == "syslog", start_.debug), started_(clock_.now()) {
     // First, before any thread: threads inherit the capability sets of the one creating them.
     if (start_.user.empty()) log_.log(LogLevel::notice, restrict_capabilities());
     const sigset_t sigs = daemon_signals();
@@ -137,7 +137,10 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     control_ = std::move(control.server);
     bind_sources();
     ControllerParts parts{
-        *pipeline_, *this, log_,
+        *pipeline_,
+        *this,
+        log_,
+        clock_,
         [](const std::vector<Destination>& d, int sndbuf) { return CollectorSet(d, sndbuf); },
         [this] { return std::optional(control_->stats()); }};
     controller_ = std::make_unique<Controller>(start_, started_, std::move(parts));

@@ -1,5 +1,7 @@
 #include "nflowd/pipeline.hpp"
 
+#include "mailbox.hpp"
+
 #include <algorithm>
 #include <exception>
 #include <future>
@@ -35,41 +37,6 @@ std::size_t pick(std::uint64_t hash, std::size_t n) noexcept {
 template <class Key>
 std::size_t shard_of(const ShardKey& shard_key, const Key& key, std::size_t n) noexcept {
     return n == 1 ? 0 : pick(shard_hash(shard_key, key), n);
-}
-
-using Command = std::function<void()>;
-
-struct Mailbox {
-    std::mutex mutex;
-    std::vector<Command> commands;
-    std::atomic<bool> pending{false};
-
-    void post(Command c) {
-        std::lock_guard lock(mutex);
-        commands.push_back(std::move(c));
-        pending.store(true, std::memory_order_seq_cst);
-    }
-    void run() {
-        if (!pending.load(std::memory_order_acquire)) return;
-        std::vector<Command> todo;
-        {
-            std::lock_guard lock(mutex);
-            todo.swap(commands);
-            pending.store(false, std::memory_order_relaxed);
-        }
-        for (auto& c : todo) c();
-    }
-};
-
-// Posts fn to a thread's mailbox and waits until that thread ran it.
-template <class Target>
-std::future<void> post(Mailbox& box, Notifier& wake, Target& target,
-                       const std::function<void(Target&)>& fn) {
-    auto task = std::make_shared<std::packaged_task<void()>>([&fn, &target] { fn(target); });
-    auto done = task->get_future();
-    box.post([task] { (*task)(); });
-    wake.wake();
-    return done;
 }
 
 } // namespace
@@ -323,7 +290,8 @@ void Pipeline::run_exporter() {
         x.mailbox.run();
         const bool last_round = workers_running_.load(std::memory_order_seq_cst) == 0;
         std::size_t n = 0;
-        const Nanos now = clock_.now();
+        // Flow time drives the 1 s partial-datagram wait; the wall offset only dates headers.
+        const ExportTime now = clock_.export_time();
         for (auto& w : workers_) {
             const std::size_t avail = w->output.available();
             for (std::size_t i = 0; i < avail; ++i) x.exporter.add({&w->output.peek(i), 1}, now);
@@ -342,7 +310,7 @@ void Pipeline::run_exporter() {
             kIdleWait);
     }
     x.mailbox.run();
-    x.exporter.finish(clock_.now());
+    x.exporter.finish(clock_.export_time());
     x.snapshot(true);
 }
 

@@ -27,19 +27,19 @@ Exporter::Exporter(const V5Params& params, CollectorSet collectors, const Pacing
     : batcher_(params), collectors_(std::move(collectors)), pacing_(pacing),
       tokens_(burst_of(pacing)), last_refill_(steady_time()) {}
 
-void Exporter::add(std::span<const FlowRecord> records, Nanos now) {
+void Exporter::add(std::span<const FlowRecord> records, const ExportTime& time) {
     for (const auto& r : records) {
         ++stats_.flows;
-        if (batcher_.add(r, now, scratch_)) send(scratch_);
+        if (batcher_.add(r, time, scratch_)) send(scratch_);
     }
 }
 
-void Exporter::tick(Nanos now) {
-    if (batcher_.poll(now, scratch_)) send(scratch_);
+void Exporter::tick(const ExportTime& time) {
+    if (batcher_.poll(time, scratch_)) send(scratch_);
 }
 
-void Exporter::finish(Nanos now) {
-    if (batcher_.finish(now, scratch_)) send(scratch_);
+void Exporter::finish(const ExportTime& time) {
+    if (batcher_.finish(time, scratch_)) send(scratch_);
 }
 
 void Exporter::set_collectors(CollectorSet collectors) {

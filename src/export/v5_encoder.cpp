@@ -131,15 +131,20 @@ static_assert(record_size() == kV5RecordSize);
 
 } // namespace
 
-void encode_v5(std::span<const FlowRecord> records, const V5Params& params, Nanos now,
+void encode_v5(std::span<const FlowRecord> records, const V5Params& params, const ExportTime& time,
                std::uint32_t sequence, V5Datagram& out) noexcept {
     const std::size_t n = std::min(records.size(), kV5MaxRecords);
+    // A record can end after `time.now` was read: --read's exporter reads the replay clock
+    // before it pops what the readers published ahead of it.
+    Nanos now = time.now;
+    for (std::size_t i = 0; i < n; ++i) now = std::max(now, records[i].last);
+    const Nanos wall = time.wall(now);
     const Header h{
         .count = static_cast<std::uint16_t>(n),
         .sys_uptime = uptime_ms(now, params.boot_time),
-        .unix_secs = static_cast<std::uint32_t>(floor_div(now, kNanosPerSecond)),
+        .unix_secs = static_cast<std::uint32_t>(floor_div(wall, kNanosPerSecond)),
         .unix_nsecs =
-            static_cast<std::uint32_t>(now - floor_div(now, kNanosPerSecond) * kNanosPerSecond),
+            static_cast<std::uint32_t>(wall - floor_div(wall, kNanosPerSecond) * kNanosPerSecond),
         .sequence = sequence,
         .engine_type = params.engine_type,
         .engine_id = params.engine_id,
@@ -156,29 +161,29 @@ void encode_v5(std::span<const FlowRecord> records, const V5Params& params, Nano
 V5Batcher::V5Batcher(const V5Params& params, Nanos max_wait)
     : params_(params), max_wait_(max_wait) {}
 
-bool V5Batcher::add(const FlowRecord& record, Nanos now, V5Datagram& out) noexcept {
+bool V5Batcher::add(const FlowRecord& record, const ExportTime& time, V5Datagram& out) noexcept {
     if (record.family != Family::ipv4) return false;
-    if (count_ == 0) first_added_ = now;
+    if (count_ == 0) first_added_ = time.now;
     pending_[count_++] = record;
     if (count_ < kV5MaxRecords) return false;
-    emit(now, out);
+    emit(time, out);
     return true;
 }
 
-bool V5Batcher::poll(Nanos now, V5Datagram& out) noexcept {
-    if (count_ == 0 || now - first_added_ < max_wait_) return false;
-    emit(now, out);
+bool V5Batcher::poll(const ExportTime& time, V5Datagram& out) noexcept {
+    if (count_ == 0 || time.now - first_added_ < max_wait_) return false;
+    emit(time, out);
     return true;
 }
 
-bool V5Batcher::finish(Nanos now, V5Datagram& out) noexcept {
+bool V5Batcher::finish(const ExportTime& time, V5Datagram& out) noexcept {
     if (count_ == 0) return false;
-    emit(now, out);
+    emit(time, out);
     return true;
 }
 
-void V5Batcher::emit(Nanos now, V5Datagram& out) noexcept {
-    encode_v5({pending_.data(), count_}, params_, now, sequence_, out);
+void V5Batcher::emit(const ExportTime& time, V5Datagram& out) noexcept {
+    encode_v5({pending_.data(), count_}, params_, time, sequence_, out);
     // Advances whether or not the datagram is delivered: that is how a collector sees loss.
     sequence_ += static_cast<std::uint32_t>(count_);
     count_ = 0;

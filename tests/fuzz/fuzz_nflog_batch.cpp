@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     nflowd::NflogStats stats;
     std::size_t seen = 0;
     const auto n = nflowd::parse_nflog_batch(
-        buf, 1, seq, stats, [&](std::span<const std::byte> ip, const nflowd::PacketMeta&) {
+        buf, nflowd::TimePair{1, 1}, seq, stats,
+        [&](std::span<const std::byte> ip, const nflowd::PacketMeta&) {
             // The payload must lie inside the buffer.
             if (ip.data() < buf.data() || ip.data() + ip.size() > buf.data() + buf.size())
                 std::abort();

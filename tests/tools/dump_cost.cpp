@@ -37,19 +37,19 @@ int main(int argc, char** argv) {
     const std::size_t flows = arg(1, 1'000'000), workers = arg(2, 2);
     const int runs = static_cast<int>(arg(3, 5));
     nflowd::test::UdpCollector collector;
-    Clock clock(Clock::Mode::wall);
+    Clock clock(Clock::Mode::live);
     PipelineConfig pc;
     pc.workers = workers;
     pc.table.hashsize = flows;
     pc.table.maxflows = 0;
-    pc.v5.boot_time = wall_time();
+    pc.v5.boot_time = clock.now();
     Pipeline p(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
     auto& d = p.dispatcher(0);
     for (std::size_t f = 0; f < flows; ++f) {
         const auto pkt =
             nflowd::test::ipv4_packet(0x0a000000 + static_cast<std::uint32_t>(f), 0x0a640001, 17,
                                       5000, 53, static_cast<std::uint16_t>(40 + f % 1400));
-        d.dispatch(pkt, PacketMeta{wall_time(), 1, 2});
+        d.dispatch(pkt, PacketMeta{clock.now(), 1, 2});
         if (f % 256 == 255) d.publish();
     }
     d.publish();

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""flow_sender: deterministic or flooding IPv4 traffic with known flow keys, for live tests.
+"""flow_sender: deterministic or flooding IPv4/IPv6 traffic with known flow keys, for live tests.
 
 bash's /dev/udp picks a random source port per datagram, so its flows cannot be compared
 run to run. Here every flow has a fixed source port, so the same command gives the same
@@ -11,6 +11,7 @@ flow keys, packet counts and byte counts every time:
   flood   --count C: C datagrams spread over --flows source ports, as fast as one process
           can send, split over --procs processes; stops after --max-seconds in any case.
 
+An IPv6 --dst (it has a colon) sends over IPv6, --tos then sets the traffic class.
 Every loop is bounded by a count and by --max-seconds. Prints "sent=N" on exit.
 """
 import argparse
@@ -20,14 +21,25 @@ import sys
 import time
 
 
+def family_of(dst):
+    return socket.AF_INET6 if ":" in dst else socket.AF_INET
+
+
+def any_addr(dst):
+    return "::" if ":" in dst else "0.0.0.0"
+
+
 def send_flows(args, deadline):
     sizes = [int(s) for s in args.sizes.split(",")]
     socks = []
     for i in range(args.flows):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(family_of(args.dst), socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, args.tos)
-        s.bind(("0.0.0.0", args.sport + i))
+        if family_of(args.dst) == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, args.tos)
+        else:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, args.tos)
+        s.bind((any_addr(args.dst), args.sport + i))
         s.connect((args.dst, args.dport + i % 4))
         socks.append(s)
     sent = 0
@@ -45,11 +57,11 @@ def send_flows(args, deadline):
     for j in range(args.tcp_refused):
         if time.monotonic() > deadline:
             break
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(family_of(args.dst), socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # RST on close, no TIME_WAIT: the same source port can be used again next run.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        s.bind(("0.0.0.0", args.tcp_sport + j))
+        s.bind((any_addr(args.dst), args.tcp_sport + j))
         s.settimeout(2)
         try:
             s.connect((args.dst, args.tcp_dport))
@@ -64,9 +76,9 @@ def flood_one(args, share, index, deadline):
     payload = b"f" * args.sizes_first
     socks = []
     for i in range(args.flows):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(family_of(args.dst), socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", args.sport + index * args.flows + i))
+        s.bind((any_addr(args.dst), args.sport + index * args.flows + i))
         s.connect((args.dst, args.dport))
         socks.append(s)
     n = len(socks)

@@ -27,7 +27,13 @@ namespace nflowd {
 namespace {
 
 constexpr std::uint16_t kPacketType = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
-constexpr Nanos kRecvTime = 1'700'000'000LL * kNanosPerSecond + 123;
+// A batch received at wall 1700000002.5 s, 5000.000000456 s after boot (CLOCK_MONOTONIC).
+constexpr TimePair kRecvTime{1'700'000'002LL * kNanosPerSecond + 500'000'000LL,
+                             5'000LL * kNanosPerSecond + 456};
+// Where a kernel (wall) timestamp belongs in flow time.
+constexpr Nanos flow_time(Nanos wall) {
+    return kRecvTime.mono + (wall - kRecvTime.wall);
+}
 
 // Fluent description of one packet message (designated initialisers with omitted members
 // trip GCC 12's -Wmissing-field-initializers).
@@ -145,7 +151,7 @@ TEST(NflogParse, SinglePacketWithAllMetadata) {
     ASSERT_EQ(r.delivered, 1U);
     EXPECT_EQ(r.seen.lengths[0], 60U);
     EXPECT_EQ(r.seen.first_bytes[0], 0x45);
-    EXPECT_EQ(r.seen.metas[0].time, 1'700'000'001LL * kNanosPerSecond + 250'000'000LL);
+    EXPECT_EQ(r.seen.metas[0].time, flow_time(1'700'000'001LL * kNanosPerSecond + 250'000'000LL));
     EXPECT_EQ(r.seen.metas[0].in_if, 3U);
     EXPECT_EQ(r.seen.metas[0].out_if, 4U);
     EXPECT_EQ(r.stats.packets, 1U);
@@ -158,17 +164,54 @@ TEST(NflogParse, SinglePacketWithAllMetadata) {
 
 TEST(NflogParse, TimestampsFarFromTheReceiveTimeAreReplacedAndCounted) {
     Batch b;
-    const std::uint64_t recv_sec = kRecvTime / kNanosPerSecond;
-    b.add(Msg().seq(0).ts(recv_sec + 4, 0));    // within 5 s: kept
+    const std::uint64_t recv_sec = kRecvTime.wall / kNanosPerSecond;
+    b.add(Msg().seq(0).ts(recv_sec - 4, 0));    // within 5 s: kept
     b.add(Msg().seq(1).ts(recv_sec - 3600, 0)); // an hour behind: replaced
     b.add(Msg().seq(2).ts(recv_sec + 6, 0));    // 6 s ahead: replaced
+    b.add(Msg().seq(3).ts(recv_sec + 4, 0));    // ahead of its receipt: the receive time
     const Result r = parse(b.bytes());
-    ASSERT_EQ(r.delivered, 3U);
-    EXPECT_EQ(r.seen.metas[0].time, Nanos(recv_sec + 4) * kNanosPerSecond);
-    EXPECT_EQ(r.seen.metas[1].time, kRecvTime);
-    EXPECT_EQ(r.seen.metas[2].time, kRecvTime);
-    EXPECT_EQ(r.stats.kernel_timestamps, 3U);
+    ASSERT_EQ(r.delivered, 4U);
+    EXPECT_EQ(r.seen.metas[0].time, flow_time(Nanos(recv_sec - 4) * kNanosPerSecond));
+    EXPECT_EQ(r.seen.metas[1].time, kRecvTime.mono);
+    EXPECT_EQ(r.seen.metas[2].time, kRecvTime.mono);
+    EXPECT_EQ(r.seen.metas[3].time, kRecvTime.mono);
+    EXPECT_EQ(r.stats.kernel_timestamps, 4U);
     EXPECT_EQ(r.stats.bad_timestamps, 2U);
+}
+
+// Issue 11 item 4: packet times are flow time (CLOCK_MONOTONIC), not the kernel's wall
+// time, so a wall-clock step never reaches expiry.
+TEST(NflogParse, KernelTimestampsArePlacedOnTheMonotonicClock) {
+    Batch b;
+    // 300 ms before the receipt on the wall clock: 1700000002.2 s.
+    b.add(Msg().seq(0).ts(1'700'000'002, 200'000));
+    const Result r = parse(b.bytes());
+    ASSERT_EQ(r.delivered, 1U);
+    EXPECT_EQ(r.seen.metas[0].time, kRecvTime.mono - 300 * kNanosPerMilli);
+    EXPECT_EQ(r.stats.bad_timestamps, 0U);
+}
+
+TEST(NflogPacketTime, ConvertsWallStampsThroughTheReceiveTimePair) {
+    bool bad = true;
+    const Nanos ms = kNanosPerMilli;
+    EXPECT_EQ(detail::nflog_packet_time(kRecvTime.wall - 300 * ms, kRecvTime, bad),
+              kRecvTime.mono - 300 * ms);
+    EXPECT_FALSE(bad);
+    EXPECT_EQ(detail::nflog_packet_time(kRecvTime.wall - 5000 * ms, kRecvTime, bad),
+              kRecvTime.mono - 5000 * ms); // the edge of the tolerance is still believed
+    EXPECT_FALSE(bad);
+    EXPECT_EQ(detail::nflog_packet_time(kRecvTime.wall - 10'000 * ms, kRecvTime, bad),
+              kRecvTime.mono);
+    EXPECT_TRUE(bad);
+    EXPECT_EQ(detail::nflog_packet_time(kRecvTime.wall + 10'000 * ms, kRecvTime, bad),
+              kRecvTime.mono);
+    EXPECT_TRUE(bad);
+    // Logged after it was read cannot be: within the tolerance, the receive time, uncounted.
+    EXPECT_EQ(detail::nflog_packet_time(kRecvTime.wall + 2000 * ms, kRecvTime, bad),
+              kRecvTime.mono);
+    EXPECT_FALSE(bad);
+    EXPECT_EQ(detail::nflog_packet_time(kRecvTime.wall, kRecvTime, bad), kRecvTime.mono);
+    EXPECT_FALSE(bad);
 }
 
 TEST(NflogParse, ReceiveTimeWithoutTimestampAndUnknownInterfaces) {
@@ -176,7 +219,7 @@ TEST(NflogParse, ReceiveTimeWithoutTimestampAndUnknownInterfaces) {
     b.add(Msg().seq(7));
     const Result r = parse(b.bytes());
     ASSERT_EQ(r.delivered, 1U);
-    EXPECT_EQ(r.seen.metas[0].time, kRecvTime);
+    EXPECT_EQ(r.seen.metas[0].time, kRecvTime.mono);
     EXPECT_EQ(r.seen.metas[0].in_if, kUnknownIfindex);
     EXPECT_EQ(r.seen.metas[0].out_if, kUnknownIfindex);
     EXPECT_EQ(r.stats.kernel_timestamps, 0U);
@@ -187,8 +230,8 @@ TEST(NflogParse, InvalidTimestampFallsBackToReceiveTime) {
     b.add(Msg().ts(5, 1'000'000)).add(Msg().ts(~std::uint64_t{0}, 0));
     const Result r = parse(b.bytes());
     ASSERT_EQ(r.delivered, 2U);
-    EXPECT_EQ(r.seen.metas[0].time, kRecvTime);
-    EXPECT_EQ(r.seen.metas[1].time, kRecvTime);
+    EXPECT_EQ(r.seen.metas[0].time, kRecvTime.mono);
+    EXPECT_EQ(r.seen.metas[1].time, kRecvTime.mono);
 }
 
 // ipt_NETFLOW's default: a bridged packet is the bridge's, whatever port it crossed.

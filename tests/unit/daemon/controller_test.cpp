@@ -58,17 +58,24 @@ class FakeSources final : public SourceStats {
     int resets = 0;
 };
 
+// The live clock's wall source: flow time (CLOCK_MONOTONIC) plus a fixed, known offset.
+constexpr Nanos kWallOffset = 1'700'000'000 * kNanosPerSecond;
+Nanos offset_wall() noexcept {
+    return steady_time() + kWallOffset;
+}
+
 struct Fixture {
     Fixture() {
         Config c = default_config();
         apply_option(c, "group", "5");
         apply_option(c, "hashsize", "1024");
-        controller = std::make_unique<Controller>(c, 1'700'000'000 * kNanosPerSecond, parts());
+        controller = std::make_unique<Controller>(c, started, parts());
     }
     ControllerParts parts() {
         return {pipeline,
                 sources,
                 log,
+                clock,
                 [this](const std::vector<Destination>& d, int sndbuf) {
                     ++opened;
                     if (refuse_destinations)
@@ -80,6 +87,8 @@ struct Fixture {
     }
     std::string value(const std::string& knob) { return controller->get({knob}).at(0).value; }
 
+    Clock clock{Clock::Mode::live, offset_wall};
+    const Nanos started = steady_time() - 90 * kNanosPerSecond; // flow time
     FakePipeline pipeline;
     FakeSources sources;
     Logger log{"controller_test", false, 0};
@@ -297,6 +306,28 @@ TEST(Controller, FlowsAreSortedAndCutToTop) {
     const auto all = f.controller->flows(0, ctl::FlowSort::packets);
     ASSERT_EQ(all.flows.size(), 5u);
     EXPECT_EQ(all.flows[0].packets, 5u);
+}
+
+// Flows carry flow time (CLOCK_MONOTONIC); nflowctl shows wall times and ages: the dump is
+// converted with one wall offset, so the ages are exact whatever the wall clock did.
+TEST(Controller, FlowDumpAndReportAreInWallTime) {
+    Fixture f;
+    const Nanos now = steady_time();
+    FlowRecord r;
+    r.first = now - 10 * kNanosPerSecond;
+    r.last = now - 2 * kNanosPerSecond;
+    f.pipeline.flows.push_back(r);
+    const auto d = f.controller->flows(0, ctl::FlowSort::none);
+    ASSERT_EQ(d.flows.size(), 1u);
+    const Nanos tolerance = 500 * kNanosPerMilli;
+    EXPECT_NEAR(double(d.now), double(now + kWallOffset), double(tolerance));
+    EXPECT_NEAR(double(d.flows[0].first), double(r.first + kWallOffset), double(tolerance));
+    EXPECT_NEAR(double(d.flows[0].first - d.now), -10e9, double(tolerance));
+    EXPECT_EQ(d.flows[0].last - d.flows[0].first, 8 * kNanosPerSecond);
+
+    const auto report = f.controller->report();
+    EXPECT_NEAR(double(report.now), double(now + kWallOffset), double(tolerance));
+    EXPECT_NEAR(double(report.now - report.started), 90e9, double(tolerance));
 }
 
 } // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <random>
@@ -121,15 +122,15 @@ TEST(Pipeline, HashsizeChangesUnderLoadLoseAndDoubleNothing) {
 
 TEST(Pipeline, FlushExportsActiveFlowsAtOnce) {
     test::UdpCollector collector;
-    Clock clock(Clock::Mode::wall);
+    Clock clock(Clock::Mode::live);
     PipelineConfig pc;
     pc.workers = 2;
-    pc.v5.boot_time = wall_time();
+    pc.v5.boot_time = clock.now();
     Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
     auto& d = pipeline.dispatcher(0);
     for (std::uint32_t f = 0; f < 45; ++f)
         d.dispatch(test::ipv4_packet(0x0a000001, 0x0a000002 + f, 17, 5000, 53, 100),
-                   PacketMeta{wall_time(), 1, 2});
+                   PacketMeta{clock.now(), 1, 2});
     d.publish();
     // The workers own the packets once published; flush is applied by each worker in turn.
     for (int i = 0; i < 50 && pipeline.stats().parse.accounted < 45; ++i)
@@ -148,10 +149,10 @@ TEST(Pipeline, FlushExportsActiveFlowsAtOnce) {
 
 TEST(Pipeline, EachShardSelectsItsTopFlows) {
     test::UdpCollector collector;
-    Clock clock(Clock::Mode::wall);
+    Clock clock(Clock::Mode::live);
     PipelineConfig pc;
     pc.workers = 2;
-    pc.v5.boot_time = wall_time();
+    pc.v5.boot_time = clock.now();
     Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
     auto& d = pipeline.dispatcher(0);
     // Flow f carries f + 1 packets of 100 bytes: the biggest flows are the last ones.
@@ -160,7 +161,7 @@ TEST(Pipeline, EachShardSelectsItsTopFlows) {
     for (std::uint32_t f = 0; f < kFlows; ++f)
         for (std::uint32_t p = 0; p <= f; ++p, ++packets) {
             d.dispatch(test::ipv4_packet(0x0a000001, 0x0a100000 + f, 17, 5000, 53, 100),
-                       PacketMeta{wall_time(), 1, 2});
+                       PacketMeta{clock.now(), 1, 2});
             if (packets % 200 == 199) d.publish(); // batches, as a reader sends them
         }
     d.publish();
@@ -322,6 +323,89 @@ TEST(Pipeline, MaxflowsChangedAtRunTimeAppliesToAllWorkersTogether) {
     EXPECT_EQ(t.dropped_packets, 200u + 199u);
     EXPECT_EQ(pipeline.stats().peak, 301u);
     pipeline.finish();
+}
+
+// The wall clock a live pipeline reads for export timestamps, stepped by the test (a test
+// stands in for NTP or a VM restore; the pipeline's own time is CLOCK_MONOTONIC).
+std::atomic<Nanos> g_wall_step{0};
+Nanos stepped_wall() noexcept {
+    return wall_time() + g_wall_step.load();
+}
+
+// Sends `n` one-packet flows at flow time now; returns the flows' latest Last.
+Nanos send_flows(Dispatcher& d, const Clock& clock, std::uint32_t base, std::uint32_t n) {
+    Nanos last = 0;
+    for (std::uint32_t f = 0; f < n; ++f) {
+        last = clock.now();
+        d.dispatch(test::ipv4_packet(0x0a000001, base + f, 17, 5000, 53, 100),
+                   PacketMeta{last, 1, 2});
+    }
+    d.publish();
+    return last;
+}
+
+// Receives datagrams until `n` records arrived (or 6 s of silence).
+std::vector<test::V5Datagram> receive_records(test::UdpCollector& c, std::size_t n) {
+    std::vector<test::V5Datagram> out;
+    std::size_t records = 0;
+    while (records < n) {
+        auto dg = c.receive(6000);
+        if (!dg) break;
+        out.push_back(test::decode_v5(*dg));
+        records += out.back().header.count;
+    }
+    return out;
+}
+
+// What each datagram must say: unix_secs on the (stepped) wall clock, and sysUptime at or
+// after every record's Last (uint32 ms, as collectors subtract them).
+void expect_datagrams(const std::vector<test::V5Datagram>& dgs, Nanos boot, Nanos sent_at) {
+    const auto wall_secs = static_cast<double>(stepped_wall() / kNanosPerSecond);
+    const auto sent_ms = static_cast<std::uint32_t>((sent_at - boot) / kNanosPerMilli);
+    for (const auto& dg : dgs) {
+        EXPECT_NEAR(double(dg.header.secs), wall_secs, 5.0);
+        for (const auto& r : dg.records) {
+            EXPECT_LT(dg.header.uptime - r.last, 5000u) << "sysUptime behind Last or far ahead";
+            EXPECT_LE(sent_ms - r.last, 100u); // Last is the packet's flow time
+        }
+    }
+}
+
+// Issue 11 item 4: expiry runs on CLOCK_MONOTONIC. The wall clock steps back an hour (then
+// forward an hour) while flows are in the cache: they still leave after the 1 s inactive
+// timeout and their datagram after its 1 s wait, in real time; only the headers' unix_secs
+// follow the step. On the wall clock, the step back would hold them for an hour.
+TEST(Pipeline, WallClockStepsChangeExportTimestampsButNotExpiry) {
+    test::UdpCollector collector;
+    g_wall_step = 0;
+    Clock clock(Clock::Mode::live, stepped_wall);
+    PipelineConfig pc;
+    pc.workers = 2;
+    pc.table.inactive_timeout = kNanosPerSecond;
+    pc.table.active_timeout = 60 * kNanosPerSecond;
+    pc.v5.boot_time = clock.now();
+    pc.pacing.rate = 0;
+    Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
+    auto& d = pipeline.dispatcher(0);
+    for (const Nanos step : {-3600 * kNanosPerSecond, 3600 * kNanosPerSecond}) {
+        const auto base = static_cast<std::uint32_t>(0x0a100000 + (step > 0 ? 100 : 0));
+        const Nanos sent_at = send_flows(d, clock, base, 10);
+        for (int i = 0; i < 100 && pipeline.stats().total().active < 10; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        ASSERT_EQ(pipeline.stats().total().active, 10u);
+        g_wall_step = step; // the flows are in the cache
+        const auto dgs = receive_records(collector, 10);
+        const double waited = double(clock.now() - sent_at) / double(kNanosPerSecond);
+        std::size_t records = 0;
+        for (const auto& dg : dgs) records += dg.records.size();
+        ASSERT_EQ(records, 10u) << "step " << step / kNanosPerSecond << " s";
+        EXPECT_GE(waited, 1.0); // not before the inactive timeout
+        EXPECT_LT(waited, 4.0); // 1 s inactive + 1 s partial datagram + scheduling
+        expect_datagrams(dgs, pc.v5.boot_time, sent_at);
+    }
+    pipeline.finish();
+    EXPECT_FALSE(collector.receive(100).has_value());
+    g_wall_step = 0;
 }
 
 } // namespace

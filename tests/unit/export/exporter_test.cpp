@@ -59,9 +59,9 @@ constexpr PacingConfig kNoPacing{.rate = 0, .burst = 0};
 TEST(Exporter, FullDatagramsGoOutAsTheyFillAndFinishSendsTheRest) {
     Receiver r;
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()), kNoPacing);
-    ex.add(records(65), kBoot);
+    ex.add(records(65), ExportTime{kBoot});
     EXPECT_EQ(ex.stats().datagrams, 2U);
-    ex.finish(kBoot);
+    ex.finish(ExportTime{kBoot});
     EXPECT_EQ(ex.stats().flows, 65U);
     EXPECT_EQ(ex.stats().datagrams, 3U);
     EXPECT_EQ(ex.stats().lost_flows, 0U);
@@ -81,11 +81,11 @@ TEST(Exporter, FullDatagramsGoOutAsTheyFillAndFinishSendsTheRest) {
 TEST(Exporter, TickSendsAPartialDatagramAfterOneSecond) {
     Receiver r;
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()), kNoPacing);
-    ex.add(records(3), kBoot);
+    ex.add(records(3), ExportTime{kBoot});
     EXPECT_EQ(ex.deadline(), kBoot + kNanosPerSecond);
-    ex.tick(kBoot + 999 * kMs);
+    ex.tick(ExportTime{kBoot + 999 * kMs});
     EXPECT_FALSE(recv_header(r, 50));
-    ex.tick(kBoot + 1000 * kMs);
+    ex.tick(ExportTime{kBoot + 1000 * kMs});
     const auto h = recv_header(r);
     ASSERT_TRUE(h);
     EXPECT_EQ(h->count, 3);
@@ -94,8 +94,8 @@ TEST(Exporter, TickSendsAPartialDatagramAfterOneSecond) {
 
 TEST(Exporter, FlowsAreLostWhenNoCollectorAcceptsTheDatagram) {
     Exporter ex(V5Params{.boot_time = kBoot}, CollectorSet({}, 0), kNoPacing);
-    ex.add(records(40), kBoot);
-    ex.finish(kBoot);
+    ex.add(records(40), ExportTime{kBoot});
+    ex.finish(ExportTime{kBoot});
     EXPECT_EQ(ex.stats().lost_datagrams, 2U);
     EXPECT_EQ(ex.stats().lost_flows, 40U);
 }
@@ -106,7 +106,7 @@ TEST(Exporter, RefusalsAreCountedWithoutLosingTheDatagramBeingSent) {
     a.close();
     b.close();
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(spec), kNoPacing);
-    ex.add(records(30 * 10), kBoot);
+    ex.add(records(30 * 10), ExportTime{kBoot});
     // UDP learns of a closed port only from the ICMP answer, on the following send: each
     // refusal stands for an earlier datagram the collector never took. The current one is
     // retried, so nothing is counted lost locally.
@@ -122,7 +122,7 @@ TEST(Exporter, OneLiveCollectorIsEnoughToNotLoseFlows) {
     const auto spec = dead.address() + "," + live.address();
     dead.close();
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(spec), kNoPacing);
-    ex.add(records(30 * 6), kBoot);
+    ex.add(records(30 * 6), ExportTime{kBoot});
     EXPECT_EQ(ex.stats().lost_flows, 0U);
     for (int i = 0; i < 6; ++i) EXPECT_TRUE(recv_header(live));
 }
@@ -130,10 +130,10 @@ TEST(Exporter, OneLiveCollectorIsEnoughToNotLoseFlows) {
 TEST(Exporter, SwappingCollectorsKeepsTheSequenceAndPendingRecords) {
     Receiver a, b;
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(a.address()), kNoPacing);
-    ex.add(records(40), kBoot); // 30 sent to a, 10 pending
+    ex.add(records(40), ExportTime{kBoot}); // 30 sent to a, 10 pending
     ex.set_collectors(collectors_for(b.address()));
-    ex.add(records(20), kBoot);
-    ex.finish(kBoot);
+    ex.add(records(20), ExportTime{kBoot});
+    ex.finish(ExportTime{kBoot});
 
     const auto ha = recv_header(a);
     ASSERT_TRUE(ha);
@@ -150,9 +150,9 @@ TEST(Exporter, ACollectorKeptAcrossASwapKeepsItsCounters) {
     Receiver a, b, c;
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(a.address() + "," + b.address()),
                 kNoPacing);
-    ex.add(records(60), kBoot); // two datagrams to each
+    ex.add(records(60), ExportTime{kBoot}); // two datagrams to each
     ex.set_collectors(collectors_for(a.address() + "," + c.address()));
-    ex.add(records(30), kBoot); // one more to a and the first to c
+    ex.add(records(30), ExportTime{kBoot}); // one more to a and the first to c
     const auto st = ex.collectors().stats();
     ASSERT_EQ(st.size(), 2U);
     EXPECT_EQ(st[0].destination, a.address());
@@ -165,7 +165,7 @@ double seconds_to_send(std::size_t datagrams, const PacingConfig& pacing, Receiv
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()), pacing);
     const auto recs = records(30 * datagrams);
     const auto t0 = std::chrono::steady_clock::now();
-    ex.add(recs, kBoot);
+    ex.add(recs, ExportTime{kBoot});
     const auto t1 = std::chrono::steady_clock::now();
     EXPECT_EQ(ex.stats().datagrams, datagrams);
     return std::chrono::duration<double>(t1 - t0).count();
@@ -205,9 +205,9 @@ TEST(Exporter, RateIsSustainedAfterTheBurst) {
                 PacingConfig{.rate = 100, .burst = 2});
     const auto recs = records(30 * 10);
     const auto t0 = std::chrono::steady_clock::now();
-    ex.add(recs, kBoot);
+    ex.add(recs, ExportTime{kBoot});
     const auto t1 = std::chrono::steady_clock::now();
-    ex.add(recs, kBoot);
+    ex.add(recs, ExportTime{kBoot});
     const auto t2 = std::chrono::steady_clock::now();
     EXPECT_GE(std::chrono::duration<double>(t1 - t0).count(), 0.075);
     // The second batch starts with an empty bucket: all 10 wait their turn.
@@ -219,10 +219,10 @@ TEST(Exporter, NewPacingAppliesToTheNextDatagram) {
     Receiver r;
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()),
                 PacingConfig{.rate = 1, .burst = 1});
-    ex.add(records(30), kBoot); // uses the only token; the next would wait a second
+    ex.add(records(30), ExportTime{kBoot}); // uses the only token; the next would wait a second
     ex.set_pacing(kNoPacing);
     const auto t0 = std::chrono::steady_clock::now();
-    ex.add(records(30 * 5), kBoot);
+    ex.add(records(30 * 5), ExportTime{kBoot});
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.5);
     EXPECT_EQ(ex.stats().datagrams, 6U);
 }
@@ -233,9 +233,9 @@ TEST(Exporter, NewPacingAppliesToTheNextDatagram) {
 TEST(Exporter, FlowsLostToAnUnreachableCollectorShowAsASequenceGapThere) {
     const bool ran = test::in_fresh_netns([] {
         Exporter ex(V5Params{.boot_time = kBoot}, collectors_for("127.0.0.1:2055"), kNoPacing);
-        ex.add(records(30), kBoot); // a full datagram, sent at once: no route, lost
-        ex.add(records(7), kBoot);
-        ex.finish(kBoot);
+        ex.add(records(30), ExportTime{kBoot}); // a full datagram, sent at once: no route, lost
+        ex.add(records(7), ExportTime{kBoot});
+        ex.finish(ExportTime{kBoot});
         EXPECT_EQ(ex.stats().datagrams, 2U);
         EXPECT_EQ(ex.stats().lost_datagrams, 2U);
         EXPECT_EQ(ex.stats().lost_flows, 37U);
@@ -243,8 +243,8 @@ TEST(Exporter, FlowsLostToAnUnreachableCollectorShowAsASequenceGapThere) {
 
         test::set_loopback(true);
         Receiver r(2055);
-        ex.add(records(4), kBoot);
-        ex.finish(kBoot);
+        ex.add(records(4), ExportTime{kBoot});
+        ex.finish(ExportTime{kBoot});
         const auto h = recv_header(r);
         ASSERT_TRUE(h);
         EXPECT_EQ(h->count, 4U);

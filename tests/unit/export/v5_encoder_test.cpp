@@ -76,7 +76,7 @@ TEST(EncodeV5, TwoRecordDatagramMatchesHandBuiltBytes) {
     const V5Params params{.boot_time = kBoot, .engine_type = 1, .engine_id = 2};
     const Nanos now = kBoot + 3000 * kMs + 500'000; // unix 1700000003.000500000
     V5Datagram dg;
-    encode_v5(records, params, now, 0x01020304, dg);
+    encode_v5(records, params, ExportTime{now}, 0x01020304, dg);
 
     const std::vector<std::uint8_t> expected = {
         // header
@@ -146,7 +146,7 @@ TEST(EncodeV5, HeaderCarriesCountUptimeClockSequenceAndEngine) {
     const V5Params params{.boot_time = kBoot, .engine_type = 200, .engine_id = 77};
     const Nanos now = kBoot + 86'400 * kSec + 123 * kMs + 456'789;
     V5Datagram dg;
-    encode_v5(records, params, now, 0xfffffff0U, dg);
+    encode_v5(records, params, ExportTime{now}, 0xfffffff0U, dg);
 
     EXPECT_EQ(dg.size, kV5HeaderSize + 7 * kV5RecordSize);
     EXPECT_EQ(be16(dg, 0), 5);
@@ -162,7 +162,7 @@ TEST(EncodeV5, HeaderCarriesCountUptimeClockSequenceAndEngine) {
 
 TEST(EncodeV5, NoRecordsGivesBareHeader) {
     V5Datagram dg;
-    encode_v5({}, V5Params{.boot_time = kBoot}, kBoot, 0, dg);
+    encode_v5({}, V5Params{.boot_time = kBoot}, ExportTime{kBoot}, 0, dg);
     EXPECT_EQ(dg.size, kV5HeaderSize);
     EXPECT_EQ(dg.count, 0);
     EXPECT_EQ(be16(dg, 2), 0);
@@ -171,7 +171,7 @@ TEST(EncodeV5, NoRecordsGivesBareHeader) {
 TEST(EncodeV5, MoreThanThirtyRecordsAreClampedToThirty) {
     std::vector<FlowRecord> records(45, make_record(0, kBoot, kBoot));
     V5Datagram dg;
-    encode_v5(records, V5Params{.boot_time = kBoot}, kBoot, 0, dg);
+    encode_v5(records, V5Params{.boot_time = kBoot}, ExportTime{kBoot}, 0, dg);
     EXPECT_EQ(dg.size, kV5MaxDatagram);
     EXPECT_EQ(dg.count, 30);
     EXPECT_EQ(be16(dg, 2), 30);
@@ -182,7 +182,7 @@ TEST(EncodeV5, IfindexAbove16BitsSaturatesInsteadOfTruncating) {
     r.key.in_if = 65536; // truncation would say ifindex 0
     r.out_if = 65534;
     V5Datagram dg;
-    encode_v5({&r, 1}, V5Params{.boot_time = kBoot}, kBoot, 0, dg);
+    encode_v5({&r, 1}, V5Params{.boot_time = kBoot}, ExportTime{kBoot}, 0, dg);
     EXPECT_EQ(be16(dg, rec(0, 12)), 65535);
     EXPECT_EQ(be16(dg, rec(0, 14)), 65534);
 }
@@ -192,7 +192,7 @@ TEST(EncodeV5, BootFiftyDaysAgoWrapsUptimeAndFlowTimesConsistently) {
     const Nanos boot = now - 50LL * 86'400 * kSec; // 4.32e9 ms: past the 2^32 ms wrap
     const FlowRecord r = make_record(0, now - 90 * kSec, now - 30 * kSec);
     V5Datagram dg;
-    encode_v5({&r, 1}, V5Params{.boot_time = boot}, now, 0, dg);
+    encode_v5({&r, 1}, V5Params{.boot_time = boot}, ExportTime{now}, 0, dg);
 
     const std::uint64_t up_ms = 50ULL * 86'400'000;
     EXPECT_EQ(be32(dg, 4), static_cast<std::uint32_t>(up_ms));
@@ -207,12 +207,62 @@ TEST(EncodeV5, FlowSpanningTheUptimeWrapKeepsItsDuration) {
     const Nanos wrap = kBoot + (Nanos{1} << 32) * kMs;
     const FlowRecord r = make_record(0, wrap - 5000 * kMs, wrap + 3000 * kMs);
     V5Datagram dg;
-    encode_v5({&r, 1}, V5Params{.boot_time = kBoot}, wrap + 10'000 * kMs, 0, dg);
+    encode_v5({&r, 1}, V5Params{.boot_time = kBoot}, ExportTime{wrap + 10'000 * kMs}, 0, dg);
 
     EXPECT_EQ(be32(dg, 4), 10'000U);
     EXPECT_EQ(be32(dg, rec(0, 24)), 0xffffffffU - 4999U);
     EXPECT_EQ(be32(dg, rec(0, 28)), 3000U);
     EXPECT_EQ(static_cast<std::uint32_t>(be32(dg, rec(0, 28)) - be32(dg, rec(0, 24))), 8000U);
+}
+
+// Issue 11 item 5: --read's exporter reads the replay clock, then pops records the readers
+// published ahead of it. A header behind a record's Last makes collectors compute
+// sysUptime - Last as ~2^32 ms: the flow lands 49.7 days in the past.
+TEST(EncodeV5, HeaderIsNeverBehindTheLatestLast) {
+    const Nanos now = kBoot + 10 * kSec;
+    std::vector<FlowRecord> records{make_record(0, kBoot, now - kSec),
+                                    make_record(1, kBoot + kSec, now + 2500 * kMs),
+                                    make_record(2, kBoot, now + 700 * kMs)};
+    V5Datagram dg;
+    encode_v5(records, V5Params{.boot_time = kBoot}, ExportTime{now}, 0, dg);
+    ASSERT_EQ(dg.count, 3);
+    EXPECT_EQ(be32(dg, 4), 12'500U); // the latest Last, not `now`
+    for (std::size_t i = 0; i < 3; ++i)
+        EXPECT_LT(static_cast<std::uint32_t>(be32(dg, 4) - be32(dg, rec(i, 28))), 1U << 31)
+            << "record " << i;
+    // unix_secs/nsecs are the same instant as sysUptime: boot + 12.5 s.
+    EXPECT_EQ(be32(dg, 8), 1'700'000'012U);
+    EXPECT_EQ(be32(dg, 12), 500'000'000U);
+}
+
+TEST(EncodeV5, WallOffsetMovesUnixTimeButNeitherUptimeNorFlowTimes) {
+    // Live: flow time is CLOCK_MONOTONIC (boot here ~1 h of uptime), wall = flow + offset.
+    const Nanos boot = 3600 * kSec;
+    const Nanos now = boot + 20 * kSec;
+    const FlowRecord r = make_record(0, now - 8 * kSec, now - 3 * kSec);
+    const Nanos offset = kBoot - boot; // wall at `boot` was kBoot
+    V5Datagram before;
+    V5Datagram after;
+    encode_v5({&r, 1}, V5Params{.boot_time = boot}, ExportTime{now, offset}, 0, before);
+    // The wall clock is stepped back an hour: only the header's wall time follows it.
+    encode_v5({&r, 1}, V5Params{.boot_time = boot}, ExportTime{now, offset - 3600 * kSec}, 0,
+              after);
+    EXPECT_EQ(be32(before, 8), 1'700'000'020U);
+    EXPECT_EQ(be32(after, 8), 1'700'000'020U - 3600U);
+    EXPECT_EQ(be32(before, 4), 20'000U);
+    EXPECT_EQ(be32(after, 4), 20'000U);
+    EXPECT_EQ(be32(after, rec(0, 24)), 12'000U);
+    EXPECT_EQ(be32(after, rec(0, 28)), 17'000U);
+}
+
+TEST(V5Batcher, PartialDatagramIsDatedNoEarlierThanItsRecords) {
+    V5Batcher b(V5Params{.boot_time = kBoot});
+    V5Datagram dg;
+    const Nanos now = kBoot + 5 * kSec;
+    b.add(make_record(0, kBoot, now + 400 * kMs), ExportTime{now}, dg);
+    ASSERT_TRUE(b.finish(ExportTime{now}, dg));
+    EXPECT_EQ(be32(dg, 4), 5'400U);
+    EXPECT_EQ(be32(dg, rec(0, 28)), 5'400U);
 }
 
 // Feeds n records at one instant and returns every datagram the batcher produced,
@@ -221,22 +271,22 @@ std::vector<V5Datagram> batch(V5Batcher& b, std::size_t n, Nanos now) {
     std::vector<V5Datagram> out;
     V5Datagram dg;
     for (std::size_t i = 0; i < n; ++i)
-        if (b.add(make_record(static_cast<std::uint32_t>(i), kBoot, kBoot), now, dg))
+        if (b.add(make_record(static_cast<std::uint32_t>(i), kBoot, kBoot), ExportTime{now}, dg))
             out.push_back(dg);
-    if (b.finish(now, dg)) out.push_back(dg);
+    if (b.finish(ExportTime{now}, dg)) out.push_back(dg);
     return out;
 }
 
 TEST(V5Batcher, OneRecordIsHeldUntilFinish) {
     V5Batcher b(V5Params{.boot_time = kBoot});
     V5Datagram dg;
-    EXPECT_FALSE(b.add(make_record(0, kBoot, kBoot), kBoot, dg));
+    EXPECT_FALSE(b.add(make_record(0, kBoot, kBoot), ExportTime{kBoot}, dg));
     EXPECT_EQ(b.pending(), 1U);
-    ASSERT_TRUE(b.finish(kBoot, dg));
+    ASSERT_TRUE(b.finish(ExportTime{kBoot}, dg));
     EXPECT_EQ(dg.count, 1);
     EXPECT_EQ(dg.size, 72U);
     EXPECT_EQ(b.pending(), 0U);
-    EXPECT_FALSE(b.finish(kBoot, dg));
+    EXPECT_FALSE(b.finish(ExportTime{kBoot}, dg));
 }
 
 TEST(V5Batcher, TwentyNineRecordsStayPendingAsOnePartialDatagram) {
@@ -251,12 +301,12 @@ TEST(V5Batcher, ThirtiethRecordCompletesAFullDatagram) {
     V5Batcher b(V5Params{.boot_time = kBoot});
     V5Datagram dg;
     for (std::uint32_t i = 0; i < 29; ++i)
-        EXPECT_FALSE(b.add(make_record(i, kBoot, kBoot), kBoot, dg));
-    ASSERT_TRUE(b.add(make_record(29, kBoot, kBoot), kBoot, dg));
+        EXPECT_FALSE(b.add(make_record(i, kBoot, kBoot), ExportTime{kBoot}, dg));
+    ASSERT_TRUE(b.add(make_record(29, kBoot, kBoot), ExportTime{kBoot}, dg));
     EXPECT_EQ(dg.count, 30);
     EXPECT_EQ(dg.size, 1464U);
     EXPECT_EQ(b.pending(), 0U);
-    EXPECT_FALSE(b.finish(kBoot, dg));
+    EXPECT_FALSE(b.finish(ExportTime{kBoot}, dg));
 }
 
 TEST(V5Batcher, ThirtyFirstRecordStartsTheNextDatagram) {
@@ -293,35 +343,51 @@ TEST(V5Batcher, PartialDatagramIsEmittedOnceFirstRecordWaitedOneSecond) {
     V5Datagram dg;
     const Nanos t0 = kBoot + 10 * kSec;
     EXPECT_EQ(b.deadline(), 0);
-    EXPECT_FALSE(b.poll(t0, dg));
-    b.add(make_record(0, t0, t0), t0, dg);
+    EXPECT_FALSE(b.poll(ExportTime{t0}, dg));
+    b.add(make_record(0, t0, t0), ExportTime{t0}, dg);
     // A later record does not push the deadline back.
-    b.add(make_record(1, t0, t0), t0 + 600 * kMs, dg);
+    b.add(make_record(1, t0, t0), ExportTime{t0 + 600 * kMs}, dg);
     EXPECT_EQ(b.deadline(), t0 + kSec);
-    EXPECT_FALSE(b.poll(t0 + kSec - 1, dg));
-    ASSERT_TRUE(b.poll(t0 + kSec, dg));
+    EXPECT_FALSE(b.poll(ExportTime{t0 + kSec - 1}, dg));
+    ASSERT_TRUE(b.poll(ExportTime{t0 + kSec}, dg));
     EXPECT_EQ(dg.count, 2);
     EXPECT_EQ(be32(dg, 4), 11'000U); // stamped with the emit time
     EXPECT_EQ(b.deadline(), 0);
-    EXPECT_FALSE(b.poll(t0 + 5 * kSec, dg));
+    EXPECT_FALSE(b.poll(ExportTime{t0 + 5 * kSec}, dg));
 }
 
 TEST(V5Batcher, CustomMaxWaitIsHonoured) {
     V5Batcher b(V5Params{.boot_time = kBoot}, 250 * kMs);
     V5Datagram dg;
-    b.add(make_record(0, kBoot, kBoot), kBoot, dg);
-    EXPECT_FALSE(b.poll(kBoot + 249 * kMs, dg));
-    EXPECT_TRUE(b.poll(kBoot + 250 * kMs, dg));
+    b.add(make_record(0, kBoot, kBoot), ExportTime{kBoot}, dg);
+    EXPECT_FALSE(b.poll(ExportTime{kBoot + 249 * kMs}, dg));
+    EXPECT_TRUE(b.poll(ExportTime{kBoot + 250 * kMs}, dg));
 }
 
 TEST(V5Batcher, NewParamsApplyFromTheNextDatagram) {
     V5Batcher b(V5Params{.boot_time = kBoot, .engine_id = 1});
     V5Datagram dg;
-    b.add(make_record(0, kBoot, kBoot), kBoot, dg);
+    b.add(make_record(0, kBoot, kBoot), ExportTime{kBoot}, dg);
     b.set_params(V5Params{.boot_time = kBoot, .engine_id = 9});
-    ASSERT_TRUE(b.finish(kBoot, dg));
+    ASSERT_TRUE(b.finish(ExportTime{kBoot}, dg));
     EXPECT_EQ(std::to_integer<unsigned>(dg.bytes[21]), 9U);
     EXPECT_EQ(b.params().engine_id, 9);
+}
+
+TEST(V5Batcher, Ipv6RecordsAreNeverQueued) {
+    V5Batcher b(V5Params{.boot_time = kBoot});
+    V5Datagram dg;
+    FlowRecord v6;
+    v6.family = Family::ipv6;
+    v6.packets = 1;
+    for (int i = 0; i < 40; ++i) EXPECT_FALSE(b.add(v6, ExportTime{kBoot}, dg));
+    EXPECT_EQ(b.pending(), 0U);
+    EXPECT_EQ(b.sequence(), 0U);
+    FlowRecord v4;
+    v4.packets = 1;
+    for (std::size_t i = 1; i < kV5MaxRecords; ++i) EXPECT_FALSE(b.add(v4, ExportTime{kBoot}, dg));
+    ASSERT_TRUE(b.add(v4, ExportTime{kBoot}, dg));
+    EXPECT_EQ(dg.count, kV5MaxRecords);
 }
 
 } // namespace
