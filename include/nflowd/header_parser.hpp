@@ -114,6 +114,21 @@ class HeaderParser {
     void reset_stats() noexcept { stats_ = {}; }
 
   private:
+    // Counts one result; `octets` is read only when it is accounted (else unspecified).
+    ParseResult count(ParseResult r, const std::uint32_t& octets) noexcept {
+        // Adding comparisons instead of switching keeps the hot path free of a
+        // data-dependent branch.
+        ++stats_.packets;
+        stats_.accounted += is_accounted(r) ? 1U : 0U;
+        stats_.fragments += r == ParseResult::fragment ? 1U : 0U;
+        stats_.truncated += r == ParseResult::truncated ? 1U : 0U;
+        stats_.ipv6 += r == ParseResult::ipv6 ? 1U : 0U;
+        stats_.invalid += r == ParseResult::invalid ? 1U : 0U;
+        stats_.unknown_length += r == ParseResult::unknown_length ? 1U : 0U;
+        stats_.oversize += is_accounted(r) && octets > kEthernetMtu ? 1U : 0U;
+        return r;
+    }
+
     ParseStats stats_;
     bool ipv6_;
 };

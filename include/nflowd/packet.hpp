@@ -158,7 +158,21 @@ constexpr std::uint64_t hash_key(const HashKey& key, const FlowKey& flow) noexce
                              (std::uint64_t{flow.in_if} << 32);
     const std::uint64_t last =
         (std::uint64_t{kFlowKeyBytes} << 56) | flow.protocol | (std::uint64_t{flow.tos} << 8);
-    return detail::siphash13_words(key, std::array{m0, m1}, last);
+    std::uint64_t v0 = key.k0 ^ 0x736f6d6570736575ULL;
+    std::uint64_t v1 = key.k1 ^ 0x646f72616e646f6dULL;
+    std::uint64_t v2 = key.k0 ^ 0x6c7967656e657261ULL;
+    std::uint64_t v3 = key.k1 ^ 0x7465646279746573ULL;
+    const auto absorb = [&](std::uint64_t m) {
+        v3 ^= m;
+        detail::sip_round(v0, v1, v2, v3);
+        v0 ^= m;
+    };
+    absorb(m0);
+    absorb(m1);
+    absorb(last);
+    v2 ^= 0xff;
+    for (int i = 0; i < 3; ++i) detail::sip_round(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 // The same for an IPv6 key: SipHash-1-3 of flow_key_bytes(flow), five message words.

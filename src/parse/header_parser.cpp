@@ -245,24 +245,15 @@ ParseResult parse_ipv6_packet(std::span<const std::byte> bytes, const PacketMeta
 
 ParseResult HeaderParser::parse(std::span<const std::byte> bytes, const PacketMeta& meta,
                                 ParsedPacket& out) noexcept {
-    const bool v6 = ipv6_ && !bytes.empty() && (std::to_integer<unsigned>(bytes[0]) >> 4U) == 6;
-    out.family = v6 ? Family::ipv6 : Family::ipv4;
-    const ParseResult r =
-        v6 ? parse_ipv6_packet(bytes, meta, out.v6) : parse_ip_packet(bytes, meta, out.v4);
-    // Adding comparisons instead of switching keeps the hot path free of a data-dependent
-    // branch.
-    ++stats_.packets;
-    stats_.accounted += is_accounted(r) ? 1U : 0U;
-    stats_.fragments += r == ParseResult::fragment ? 1U : 0U;
-    stats_.truncated += r == ParseResult::truncated ? 1U : 0U;
-    stats_.ipv6 += r == ParseResult::ipv6 ? 1U : 0U;
-    stats_.invalid += r == ParseResult::invalid ? 1U : 0U;
-    stats_.unknown_length += r == ParseResult::unknown_length ? 1U : 0U;
-    // `out` is unspecified unless accounted, hence the && (a well-predicted branch).
-    stats_.ipv6_accounted += v6 && is_accounted(r) ? 1U : 0U;
-    stats_.oversize +=
-        is_accounted(r) && (v6 ? out.v6.octets : out.v4.octets) > kEthernetMtu ? 1U : 0U;
-    return r;
+    // IPv4 stays the straight path: one well-predicted test of the switch first.
+    if (ipv6_ && !bytes.empty() && (std::to_integer<unsigned>(bytes[0]) >> 4U) == 6) {
+        out.family = Family::ipv6;
+        const ParseResult r = parse_ipv6_packet(bytes, meta, out.v6);
+        stats_.ipv6_accounted += is_accounted(r) ? 1U : 0U;
+        return count(r, out.v6.octets);
+    }
+    out.family = Family::ipv4;
+    return count(parse_ip_packet(bytes, meta, out.v4), out.v4.octets);
 }
 
 } // namespace nflowd
