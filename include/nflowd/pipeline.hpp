@@ -12,6 +12,7 @@
 #include "nflowd/notifier.hpp"
 #include "nflowd/pipeline_control.hpp"
 #include "nflowd/spsc_ring.hpp"
+#include "nflowd/watchdog.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -83,6 +84,8 @@ class Dispatcher {
     void dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept;
     // Ends a batch: makes queued packets visible and wakes sleeping workers.
     void publish() noexcept;
+    // The reader thread's, for the watchdog: its loop beats, and so does a wait on a full ring.
+    Heartbeat& heartbeat() noexcept { return heartbeat_; }
 
   private:
     friend class Pipeline;
@@ -104,6 +107,7 @@ class Dispatcher {
     std::vector<Nanos> unwoken_since_;
     // The parser's counters as other threads may read them; written once per batch.
     AtomicStats<ParseStats> published_;
+    Heartbeat heartbeat_;
 };
 
 class Pipeline final : public PipelineControl {
@@ -144,15 +148,19 @@ class Pipeline final : public PipelineControl {
     // The worker a flow (after aggregation) is accounted by, for tests that need to know.
     std::size_t worker_of(const FlowKey& key) const noexcept;
     std::size_t worker_of(const FlowKey6& key) const noexcept;
+    // The workers' and the exporter's, for the watchdog (the readers' are their dispatchers').
+    std::vector<Watched> heartbeats() const;
 
   private:
     friend class Dispatcher;
+    friend struct PipelineTestAccess; // tests: on_workers with commands that stall or throw
     struct Worker;
     struct ExportThread;
 
     void run_worker(Worker& w);
     void push_expired(Worker& w);
-    void flush_worker(Worker& w); // every flow of both tables, in bounded pieces
+    // Every flow of both tables (or the IPv6 one), in bounded pieces.
+    void flush_worker(Worker& w, bool ipv6_only);
     void run_exporter();
     void on_workers(const std::function<void(Worker&)>& fn);
     void on_exporter(const std::function<void(Exporter&)>& fn);

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <exception>
 #include <future>
-#include <type_traits>
 #include <utility>
 
 namespace nflowd {
@@ -51,6 +50,10 @@ struct Pipeline::Worker {
         expired.reserve(kFlushChunk);
     }
 
+    SpscRing<PacketInfo>& input(std::size_t reader, const PacketInfo&) { return *inputs[reader]; }
+    SpscRing<PacketInfo6>& input(std::size_t reader, const PacketInfo6&) {
+        return *inputs6[reader];
+    }
     bool has_input() {
         const auto busy = [](auto& r) { return !r->empty(); };
         return std::any_of(inputs.begin(), inputs.end(), busy) ||
@@ -93,6 +96,7 @@ struct Pipeline::Worker {
     Nanos last_snapshot = 0;
     mutable std::mutex stats_mutex;
     WorkerStats stats;
+    Heartbeat heartbeat;
     std::thread thread;
 };
 
@@ -116,6 +120,7 @@ struct Pipeline::ExportThread {
     mutable std::mutex stats_mutex;
     ExporterStats stats;
     std::vector<CollectorStats> collectors;
+    Heartbeat heartbeat;
     std::thread thread;
 };
 
@@ -150,17 +155,12 @@ template <class Packet> void Dispatcher::route(Packet& packet) noexcept {
 
 template <class Packet> void Dispatcher::push(std::size_t worker, const Packet& packet) noexcept {
     auto& w = *pipeline_.workers_[worker];
-    auto& ring = [&]() -> auto& {
-        if constexpr (std::is_same_v<Packet, PacketInfo>)
-            return *w.inputs[index_];
-        else
-            return *w.inputs6[index_];
-    }
-    ();
+    auto& ring = w.input(index_, packet);
     while (!ring.try_push(packet)) {
         // Back-pressure: live, the kernel then drops and the sequence numbers count it.
         ring.publish();
         w.wake.notify();
+        heartbeat_.beat(); // waiting on a worker that has a heartbeat of its own
         std::this_thread::yield();
     }
 }
@@ -238,6 +238,7 @@ void Pipeline::push_expired(Worker& w) {
         while (!w.output.try_push(rec)) {
             w.output.publish();
             export_->wake.notify();
+            w.heartbeat.beat(); // waiting on the exporter, which has a heartbeat of its own
             std::this_thread::yield();
         }
     }
@@ -249,6 +250,7 @@ void Pipeline::push_expired(Worker& w) {
 void Pipeline::run_worker(Worker& w) {
     const bool replay = clock_.mode() == Clock::Mode::packets;
     for (;;) {
+        w.heartbeat.beat();
         // Read replay time before looking at the rings: if they are then empty, every packet
         // up to that time has been accounted and expiring at it cannot split a flow.
         const Nanos clock_before = clock_.now();
@@ -269,15 +271,19 @@ void Pipeline::run_worker(Worker& w) {
             kIdleWait);
     }
     w.mailbox.run();
-    flush_worker(w);
-    w.snapshot(true);
+    flush_worker(w, false);
     workers_running_.fetch_sub(1, std::memory_order_seq_cst);
     export_->wake.wake();
 }
 
-void Pipeline::flush_worker(Worker& w) {
-    while (w.table.flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
+void Pipeline::flush_worker(Worker& w, bool ipv6_only) {
+    const auto some = [&w, ipv6_only] {
+        return ipv6_only ? w.table.ipv6().flush_some(w.expired, kFlushChunk)
+                         : w.table.flush_some(w.expired, kFlushChunk);
+    };
+    while (some() != 0) push_expired(w);
     push_expired(w);
+    w.snapshot(true); // stats read right after show the emptied cache
 }
 
 void Pipeline::run_exporter() {
@@ -287,6 +293,7 @@ void Pipeline::run_exporter() {
                            [](auto& w) { return !w->output.empty(); });
     };
     for (;;) {
+        x.heartbeat.beat();
         x.mailbox.run();
         const bool last_round = workers_running_.load(std::memory_order_seq_cst) == 0;
         std::size_t n = 0;
@@ -294,7 +301,9 @@ void Pipeline::run_exporter() {
         const ExportTime now = clock_.export_time();
         for (auto& w : workers_) {
             const std::size_t avail = w->output.available();
-            for (std::size_t i = 0; i < avail; ++i) x.exporter.add({&w->output.peek(i), 1}, now);
+            // A beat per record: pacing may hold one pass of this loop for many seconds.
+            for (std::size_t i = 0; i < avail; ++i, x.heartbeat.beat())
+                x.exporter.add({&w->output.peek(i), 1}, now);
             if (avail) w->output.pop(avail);
             n += avail;
         }
@@ -410,19 +419,11 @@ void Pipeline::set_pacing(const PacingConfig& pacing) {
 void Pipeline::set_ipv6(bool accept) {
     config_.ipv6 = accept;
     accept_ipv6_.store(accept, std::memory_order_relaxed);
-    if (accept) return;
-    on_workers([this](Worker& w) {
-        while (w.table.ipv6().flush_some(w.expired, kFlushChunk) != 0) push_expired(w);
-        push_expired(w);
-        w.snapshot(true);
-    });
+    if (!accept) on_workers([this](Worker& w) { flush_worker(w, true); });
 }
 
 void Pipeline::flush() {
-    on_workers([this](Worker& w) {
-        flush_worker(w);
-        w.snapshot(true); // stats read right after show the empty cache
-    });
+    on_workers([this](Worker& w) { flush_worker(w, false); });
 }
 
 FlowSelection Pipeline::select_flows(std::size_t top, FlowRank rank) {
@@ -459,6 +460,14 @@ std::size_t Pipeline::worker_of(const FlowKey& key) const noexcept {
 
 std::size_t Pipeline::worker_of(const FlowKey6& key) const noexcept {
     return shard_of(shard_key_, key, workers_.size());
+}
+
+std::vector<Watched> Pipeline::heartbeats() const {
+    std::vector<Watched> out;
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+        out.push_back({"worker " + std::to_string(i), &workers_[i]->heartbeat});
+    out.push_back({"exporter", &export_->heartbeat});
+    return out;
 }
 
 ParseStats Pipeline::parse_totals() const {
