@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 deps=(build-essential cmake pkg-config libnetfilter-log-dev libmnl-dev libnfnetlink-dev
       libboost-program-options-dev libgtest-dev libgmock-dev libpcap-dev nfdump iproute2
-      iptables iputils-ping)
+      iptables iputils-ping libcap-ng-dev libsystemd-dev libnetfilter-conntrack-dev)
 missing=()
 for p in "${deps[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -13,7 +13,7 @@ deps=(build-essential cmake pkg-config libnetfilter-log-dev libmnl-dev libnfnetl
       libboost-program-options-dev libgtest-dev libgmock-dev libpcap-dev clang libclang-rt-14-dev
       nfdump tshark iproute2 iptables nftables tcpdump procps iputils-ping python3 python3-scapy
       mandoc man-db dpkg-dev file systemd nlohmann-json3-dev python3-prometheus-client prometheus
-      netcat-openbsd libcap-ng-dev)
+      netcat-openbsd libcap-ng-dev libsystemd-dev libnetfilter-conntrack-dev conntrack)
 missing=()
 for p in "${deps[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -10,6 +10,7 @@
 #include "nflowd/pidfile.hpp"
 #include "nflowd/pipeline.hpp"
 #include "nflowd/unique_fd.hpp"
+#include "nflowd/watchdog.hpp"
 
 #include <memory>
 #include <optional>
@@ -42,12 +43,15 @@ class Daemon final : private SourceStats {
     void log_started();
     void reload();
     bool handle_signal(); // false: stop
+    std::vector<Watched> watched();
     void stop_control();
 
     // Restart-only settings as started; run-time ones live in the Controller.
     const Config start_;
     const std::vector<std::string> argv_;
     Logger log_;
+    // Connected here, before --user drops privileges; READY=1 once every thread runs.
+    ServiceNotifier systemd_{log_};
     Clock clock_{Clock::Mode::live};
     const Nanos started_; // flow time (clock_): v5's sysUptime 0
     UniqueFd signal_fd_;

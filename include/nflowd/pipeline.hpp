@@ -6,11 +6,13 @@
 #include "nflowd/clock.hpp"
 #include "nflowd/collector_set.hpp"
 #include "nflowd/exporter.hpp"
+#include "nflowd/flow_shard.hpp"
 #include "nflowd/flow_table.hpp"
 #include "nflowd/header_parser.hpp"
 #include "nflowd/notifier.hpp"
 #include "nflowd/pipeline_control.hpp"
 #include "nflowd/spsc_ring.hpp"
+#include "nflowd/watchdog.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -32,7 +34,10 @@ struct PipelineConfig {
     Aggregation aggregation;
     V5Params v5;
     PacingConfig pacing;
-    std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring
+    std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring, per family
+    // Account IPv6 packets (the protocol can export them: v9, IPFIX). Off, as NetFlow v5
+    // needs, they are only counted (ipv6_skipped).
+    bool ipv6 = false;
 };
 
 // A worker's own levels beside its flow table's counters; its fields are only those levels
@@ -79,16 +84,21 @@ class Dispatcher {
     void dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept;
     // Ends a batch: makes queued packets visible and wakes sleeping workers.
     void publish() noexcept;
+    // The reader thread's, for the watchdog: its loop beats, and so does a wait on a full ring.
+    Heartbeat& heartbeat() noexcept { return heartbeat_; }
 
   private:
     friend class Pipeline;
-    void push(std::size_t worker, const PacketInfo& packet) noexcept;
+    // Aggregates one packet of either family and queues it for its worker.
+    template <class Packet> void route(Packet& packet) noexcept;
+    template <class Packet> void push(std::size_t worker, const Packet& packet) noexcept;
     void publish_stats() noexcept;
 
     Pipeline& pipeline_;
     std::size_t index_;
     const ShardKey shard_key_; // the pipeline's, copied next to what the packet path reads
     HeaderParser parser_;
+    ParsedPacket parsed_; // reused: the parser fills every field it reports
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
     Nanos batch_max_time_ = 0;
@@ -97,6 +107,7 @@ class Dispatcher {
     std::vector<Nanos> unwoken_since_;
     // The parser's counters as other threads may read them; written once per batch.
     AtomicStats<ParseStats> published_;
+    Heartbeat heartbeat_;
 };
 
 class Pipeline final : public PipelineControl {
@@ -122,6 +133,10 @@ class Pipeline final : public PipelineControl {
     void set_v5_params(const V5Params& params) override;
     void set_sndbuf(int sndbuf) override;
     void set_pacing(const PacingConfig& pacing) override;
+    // Whether readers account IPv6 packets from their next batch on (PipelineConfig::ipv6).
+    // Turning it off also exports every IPv6 flow (forced) through each worker's mailbox, so
+    // call it before the exporter stops carrying IPv6 (switching to v5), after it starts.
+    void set_ipv6(bool accept);
     void flush() override; // export every active flow now
     FlowSelection select_flows(std::size_t top, FlowRank rank) override;
     // Zeroes every counter stats() reports (`set flush 2`); active flows and their peak
@@ -132,14 +147,20 @@ class Pipeline final : public PipelineControl {
     std::size_t workers() const noexcept { return workers_.size(); }
     // The worker a flow (after aggregation) is accounted by, for tests that need to know.
     std::size_t worker_of(const FlowKey& key) const noexcept;
+    std::size_t worker_of(const FlowKey6& key) const noexcept;
+    // The workers' and the exporter's, for the watchdog (the readers' are their dispatchers').
+    std::vector<Watched> heartbeats() const;
 
   private:
     friend class Dispatcher;
+    friend struct PipelineTestAccess; // tests: on_workers with commands that stall or throw
     struct Worker;
     struct ExportThread;
 
     void run_worker(Worker& w);
     void push_expired(Worker& w);
+    // Every flow of both tables (or the IPv6 one), in bounded pieces.
+    void flush_worker(Worker& w, bool ipv6_only);
     void run_exporter();
     void on_workers(const std::function<void(Worker&)>& fn);
     void on_exporter(const std::function<void(Exporter&)>& fn);
@@ -161,6 +182,7 @@ class Pipeline final : public PipelineControl {
     mutable std::mutex aggregation_mutex_;
     std::shared_ptr<const Aggregation> aggregation_current_;
     std::atomic<std::uint64_t> aggregation_version_{0};
+    std::atomic<bool> accept_ipv6_{false}; // readers copy it into their parsers per batch
 
     // Parse counters belong to the reader threads; zeroing them records a base instead.
     mutable std::mutex parse_base_mutex_;

@@ -19,6 +19,8 @@ namespace {
 
 // Batches a reader drains before looking at the stop flag again; bounds shutdown latency.
 constexpr int kBatchesPerWake = 64;
+// A reader waiting for packets still wakes this often to beat its heartbeat (the watchdog).
+constexpr int kReaderIdleMs = 100;
 // On stop, reads that bring no datagram (overruns, EINTR) before the drain gives up.
 constexpr int kDrainMisses = 1024;
 
@@ -65,7 +67,10 @@ struct Daemon::Reader {
         };
         pollfd fds[2] = {{source.fd(), POLLIN, 0}, {stop_fd, POLLIN, 0}};
         for (;;) {
-            if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+            dispatcher.heartbeat().beat();
+            const int ready = ::poll(fds, 2, kReaderIdleMs);
+            if (ready < 0 && errno != EINTR) break;
+            if (ready <= 0) continue;
             if (fds[1].revents) break;
             for (int i = 0; i < kBatchesPerWake; ++i) {
                 if (source.receive(deliver) == 0) break;
@@ -198,8 +203,13 @@ int Daemon::run() {
         }
     });
     log_started();
+    systemd_.ready(watched(),
+                   "NFLOG group " + join_groups(start_.groups) + ", exporting to " +
+                       option_value(start_, "destination"),
+                   steady_time());
     // The one tick of the daemon: a signal, or a second without one.
     for (;;) {
+        systemd_.tick(steady_time());
         pollfd p{signal_fd_.get(), POLLIN, 0};
         if (::poll(&p, 1, 1000) == 0) {
             controller_->tick();
@@ -207,6 +217,7 @@ int Daemon::run() {
         }
         if (!handle_signal()) break;
     }
+    systemd_.stopping("exporting all flows before exit");
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(stop_fd_.get(), &one, sizeof one);
     // The control thread sees the stop between datagrams, between reply messages and while
@@ -230,6 +241,16 @@ int Daemon::run() {
                                    " flows lost, " + std::to_string(lost_packets) +
                                    " packets lost");
     return 0;
+}
+
+// Every thread whose progress feeds systemd's watchdog.
+std::vector<Watched> Daemon::watched() {
+    std::vector<Watched> out;
+    for (std::size_t i = 0; i < readers_.size(); ++i)
+        out.push_back({"reader of NFLOG group " + std::to_string(start_.groups[i]),
+                       &pipeline_->dispatcher(i).heartbeat()});
+    for (auto& w : pipeline_->heartbeats()) out.push_back(std::move(w));
+    return out;
 }
 
 bool Daemon::handle_signal() {

@@ -72,6 +72,7 @@ const auto kSummary = std::to_array<SummaryLine>({
     {"truncated", [](P s, T) { return s.parse.truncated; }},
     {"fragments", [](P s, T) { return s.parse.fragments; }},
     {"ipv6", [](P s, T) { return s.parse.ipv6; }},
+    {"ipv6_accounted", [](P s, T) { return s.parse.ipv6_accounted; }},
     {"unknown_length", [](P s, T) { return s.parse.unknown_length; }},
     {"oversize", [](P s, T) { return s.parse.oversize; }},
     {"maxflows_dropped", [](P, T t) { return t.dropped_packets; }},

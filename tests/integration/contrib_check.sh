@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # contrib/ stays usable: nflowd.service has the restart, reload and hardening settings the
-# package promises, a system call filter that lets nflowd manage its capabilities and
-# pidfile, and passes `systemd-analyze verify` with no output (pointed at this
-# build's nflowd and man pages); nflowd.conf, with every "#name = value" line uncommented,
-# is accepted by nflowd (values included), and names every option of `nflowd --help`.
-# Skips (77) without systemd-analyze.
+# package promises, Type=notify with its watchdog, a system call filter that lets nflowd
+# manage its capabilities and pidfile, and passes `systemd-analyze verify` with no output
+# (pointed at this build's nflowd and man pages); nflowd.conf, with every "#name = value"
+# line uncommented, is accepted by nflowd (values included), and names every option of
+# `nflowd --help`. Skips (77) without systemd-analyze.
 # usage: contrib_check.sh CONTRIB_DIR MAN_DIR PATH/TO/nflowd
 set -euo pipefail
 
@@ -35,6 +35,9 @@ echo "== nflowd.service"
 UNIT=$CONTRIB/nflowd.service
 # shellcheck disable=SC2016 # $MAINPID is for systemd, not for this shell
 want=(
+    'Type=notify'
+    'NotifyAccess=main'
+    'WatchdogSec=30s'
     'ExecStart=/usr/sbin/nflowd --config /etc/nflowd/nflowd.conf'
     'ExecReload=/bin/kill -HUP $MAINPID'
     'Restart=on-failure'

@@ -74,7 +74,8 @@ DEB=$(ls "$WORK"/build/nflowd_*.deb)
 echo "$(basename "$DEB")"
 dpkg-deb -f "$DEB" Package Version Architecture Depends
 depends=$(dpkg-deb -f "$DEB" Depends)
-for lib in libc6 libstdc++6 libmnl0 libnetfilter-log1 libpcap0.8 libboost-program-options libcap-ng0; do
+for lib in libc6 libstdc++6 libmnl0 libnetfilter-log1 libpcap0.8 libboost-program-options libcap-ng0 \
+    libsystemd0; do
     [[ $depends == *"$lib"* ]] || fail "Depends lacks $lib: $depends"
 done
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's#^\./#/#' >"$WORK/contents"

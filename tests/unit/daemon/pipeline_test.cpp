@@ -1,5 +1,6 @@
 #include "nflowd/pipeline.hpp"
 
+#include "pipeline_test_access.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <stdexcept>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -236,9 +238,9 @@ TEST(Pipeline, MaxflowsIsOneLimitForAllWorkers) {
         for (std::uint32_t f = 0; flows.size() < 5000; ++f) {
             auto pkt = test::ipv4_packet(0x0a000000 + f, 0x0a640001, 17,
                                          static_cast<std::uint16_t>(1024 + f % 50000), 53, 100);
-            PacketInfo info;
+            ParsedPacket info;
             ASSERT_TRUE(is_accounted(parser.parse(pkt, PacketMeta{start, 3, 4}, info)));
-            const bool first = pipeline.worker_of(info.key) == 0;
+            const bool first = pipeline.worker_of(info.v4.key) == 0;
             if (first ? on_first == 300 : flows.size() - on_first == 4700) continue;
             on_first += first ? 1 : 0;
             flows.push_back(std::move(pkt));
@@ -406,6 +408,52 @@ TEST(Pipeline, WallClockStepsChangeExportTimestampsButNotExpiry) {
     pipeline.finish();
     EXPECT_FALSE(collector.receive(100).has_value());
     g_wall_step = 0;
+}
+
+// Issue 11, item 3: the command refers to the caller's frame, so one worker's exception may
+// reach the caller only once every other worker is done with the command. Worker 0 throws at
+// once, worker 1 is still busy for 200 ms: a rethrow on the first failed future returns early.
+TEST(Pipeline, WorkerCommandRethrowsOnlyAfterEveryWorkerFinished) {
+    test::UdpCollector collector;
+    Clock clock(Clock::Mode::live);
+    PipelineConfig pc;
+    pc.workers = 2;
+    pc.v5.boot_time = clock.now();
+    Pipeline pipeline(pc, clock, CollectorSet(parse_destinations(collector.address()), 0));
+    std::atomic<int> ran{0};
+    std::atomic<bool> slow_done{false};
+    bool done_when_thrown = false;
+    try {
+        PipelineTestAccess::on_workers(pipeline, [&](std::size_t worker) {
+            ++ran;
+            if (worker == 0) throw std::runtime_error("worker 0 failed");
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            slow_done = true;
+        });
+        ADD_FAILURE() << "the exception did not reach the caller";
+    } catch (const std::runtime_error& e) {
+        done_when_thrown = slow_done.load();
+        EXPECT_STREQ(e.what(), "worker 0 failed");
+    }
+    EXPECT_TRUE(done_when_thrown) << "rethrown while worker 1 still ran the command";
+    EXPECT_EQ(ran.load(), 2);
+    // Both workers go on: packets are accounted and a flush exports every flow.
+    auto& d = pipeline.dispatcher(0);
+    for (std::uint32_t f = 0; f < 20; ++f)
+        d.dispatch(test::ipv4_packet(0x0a000001, 0x0a000100 + f, 17, 5000, 53, 100),
+                   PacketMeta{clock.now(), 1, 2});
+    d.publish();
+    for (int i = 0; i < 200 && pipeline.stats().parse.accounted < 20; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    pipeline.flush();
+    std::size_t records = 0;
+    while (records < 20) {
+        auto dg = collector.receive(2000);
+        ASSERT_TRUE(dg.has_value()) << "only " << records << " records arrived";
+        records += test::decode_v5(*dg).header.count;
+    }
+    EXPECT_EQ(records, 20u);
+    pipeline.finish();
 }
 
 } // namespace
