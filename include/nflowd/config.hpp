@@ -72,6 +72,10 @@ struct Config {
     friend bool operator==(const Config&, const Config&) = default;
 };
 
+// Whether some destination gets v9 or IPFIX, which carry IPv6 flows (v5 cannot): the pipeline
+// accounts IPv6 packets only then (PipelineConfig::ipv6).
+bool exports_ipv6(const Config& config) noexcept;
+
 // Default bucket count: ipt_NETFLOW's rule of thumb, scaled to physical memory.
 std::size_t default_hashsize() noexcept;
 Config default_config();

@@ -98,6 +98,11 @@ enum FlowAttr : std::uint16_t {
     kFlowSrcMask,     // u8
     kFlowDstMask,     // u8
     kFlowMax = kFlowDstMask,
+    // An IPv6 flow adds these (the u32 addresses are then 0); an IPv4 flow has neither.
+    kFlowSrcAddr6 = kFlowMax + 1, // 16 bytes, network order
+    kFlowDstAddr6,                // 16 bytes
+    kFlowLabel,                   // u32
+    kFlowMax6 = kFlowLabel,
 };
 
 enum class StatsFormat : std::uint8_t { text = 0, json = 1, prometheus = 2 };

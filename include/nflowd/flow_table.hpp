@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 // Error idiom (cache): per packet add() returns false for a packet dropped (cache full) and
@@ -125,30 +126,38 @@ struct FlowTableStats {
     }
 };
 
-class FlowTable {
+// The flows of one address family: Packet is PacketInfo (IPv4, FlowTable) or PacketInfo6
+// (IPv6, FlowTable6). Separate tables keep each family's entry as small as its key allows; a
+// worker holds one of each, both counting in the same FlowBudget.
+template <class Packet> class BasicFlowTable {
   public:
+    using Key = decltype(Packet::key);
+    static constexpr bool kIpv6 = std::is_same_v<Packet, PacketInfo6>;
+
     // The bucket key is drawn with random_hash_key() (may throw std::system_error); tests
     // pass a fixed one for reproducible bucket assignments.
     //
     // Alone, a table has a budget of its own with config.maxflows as its limit. Given a
     // budget, the table counts its flows in it and config.maxflows is ignored: the limit is the
     // budget's, shared with every table that uses it; the budget must outlive the table.
-    explicit FlowTable(const FlowTableConfig& config);
-    FlowTable(const FlowTableConfig& config, const HashKey& bucket_key);
-    FlowTable(const FlowTableConfig& config, FlowBudget& budget);
-    FlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget& budget);
+    explicit BasicFlowTable(const FlowTableConfig& config);
+    BasicFlowTable(const FlowTableConfig& config, const HashKey& bucket_key);
+    BasicFlowTable(const FlowTableConfig& config, FlowBudget& budget);
+    BasicFlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget& budget);
     // Gives its flows' slots back to the budget. Neither copied nor moved, so that each
     // table's flows are counted once in the budget and given back once.
-    ~FlowTable();
-    FlowTable(const FlowTable&) = delete;
-    FlowTable& operator=(const FlowTable&) = delete;
+    ~BasicFlowTable();
+    BasicFlowTable(const BasicFlowTable&) = delete;
+    BasicFlowTable& operator=(const BasicFlowTable&) = delete;
 
     // Accounts one packet (time = packet.time). A flow that has timed out by that time, or
     // whose octets or packets would overflow, is appended to `exported` first and a new flow
     // starts in its slot (never refused by maxflows, the table does not grow). Returns false
     // when maxflows refused a new flow (the packet is counted as dropped). A packet older than
     // its flow's `last` never moves `last` back; one older than `first` moves `first` back.
-    bool add(const PacketInfo& packet, std::vector<FlowRecord>& exported);
+    // Each exported record says why it left (end_reason): idle or active timeout, active for
+    // a counter about to wrap, end_of_flow for a timed-out TCP flow that saw FIN or RST.
+    bool add(const Packet& packet, std::vector<FlowRecord>& exported);
 
     // Appends every flow idle longer than inactive_timeout (now - last > inactive) or older
     // than active_timeout (now - first > active) at `now`: both strict, as ipt_NETFLOW, so a
@@ -157,8 +166,11 @@ class FlowTable {
     // With out-of-order packet times (several sources) a flow may leave up to that skew late.
     void expire(Nanos now, std::vector<FlowRecord>& exported);
 
-    // Appends every flow and empties the table.
+    // Appends every flow (end_reason forced) and empties the table.
     void flush(std::vector<FlowRecord>& exported);
+    // The same for at most `max` flows, oldest first; returns the flows left. Flushing a big
+    // table piece by piece never holds all its records at once beside its entries.
+    std::size_t flush_some(std::vector<FlowRecord>& exported, std::size_t max);
 
     // Rebuilds the hash with `buckets` buckets (clamped to kMinHashsize) keeping every flow,
     // under a new bucket key (drawn here, or given): as ipt_NETFLOW re-seeds its jhash at
@@ -177,16 +189,17 @@ class FlowTable {
     void reset_stats() noexcept; // keeps active/peak consistent with the content
     std::size_t size() const noexcept;
     // The bucket a key maps to now (hash_key under bucket_key(), then onto [0, hashsize)).
-    std::uint32_t bucket_of(const FlowKey& key) const noexcept;
+    std::uint32_t bucket_of(const Key& key) const noexcept;
     const HashKey& bucket_key() const noexcept { return bucket_key_; }
     // Heap held by the table. Slab capacity stays at its high-water mark (in 4096-entry
     // chunks) until flush() releases it.
     std::size_t memory_bytes() const noexcept;
 
-    // Visits every active flow as a FlowRecord in start order (for flow dumps); does not
-    // change anything.
+    // Visits every active flow as a FlowRecord in start order (for flow dumps; end_reason is
+    // not meaningful there); does not change anything.
     template <class Fn> void for_each(Fn&& fn) const {
-        for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next) fn(to_record(at(i)));
+        for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next)
+            fn(to_record(at(i), EndReason::forced));
     }
     // The first `n` flows in `rank` order, unordered among themselves (every flow when n is
     // 0): one pass over the slab front to back reading the ranked fields, a bounded heap of
@@ -201,9 +214,11 @@ class FlowTable {
 
     // Flows live in a slab indexed by 32-bit ids: three lists thread through it (hash chain,
     // last-seen order for inactive expiry, start order for active expiry). Key and chain link
-    // come first so a chain walk touches one cache line per entry. 72 bytes.
+    // come first so a chain walk touches one cache line per entry. 72 bytes for IPv4, 104 for
+    // IPv6 (a 44-byte key and the flow label, which only IPv6 flows store).
+    struct NoLabel {};
     struct Entry {
-        FlowKey key;
+        Key key;
         std::uint32_t chain_next; // also links the free list
         Nanos first;
         Nanos last;
@@ -216,6 +231,7 @@ class FlowTable {
         std::uint8_t src_mask;
         std::uint8_t dst_mask;
         bool in_use;
+        [[no_unique_address]] std::conditional_t<kIpv6, std::uint32_t, NoLabel> flow_label;
     };
 
     // The slab is a list of fixed-size chunks rather than one vector: growing never copies
@@ -230,18 +246,21 @@ class FlowTable {
         return chunks_[i >> kChunkShift][i & kChunkMask];
     }
 
-    static FlowRecord to_record(const Entry& e) noexcept;
+    static FlowRecord to_record(const Entry& e, EndReason why) noexcept;
+    // A timeout's reason, unless the flow is a TCP connection that already ended.
+    static EndReason timeout_reason(const Entry& e, EndReason timeout) noexcept;
     template <class Score> std::vector<FlowRecord> top_by(std::size_t n, Score score) const;
 
     std::uint32_t allocate() noexcept;
-    void start(std::uint32_t i, const PacketInfo& packet) noexcept;
-    void restart(std::uint32_t i, const PacketInfo& packet, std::vector<FlowRecord>& exported);
+    void start(std::uint32_t i, const Packet& packet) noexcept;
+    void restart(std::uint32_t i, const Packet& packet, EndReason why,
+                 std::vector<FlowRecord>& exported);
     // The three steps of add(), the per-packet hot path: forced inline so that splitting it
     // for reading costs no call.
-    [[gnu::always_inline]] std::uint32_t find(std::uint32_t bucket, const FlowKey& key) noexcept;
-    [[gnu::always_inline]] void update(std::uint32_t i, const PacketInfo& packet,
+    [[gnu::always_inline]] std::uint32_t find(std::uint32_t bucket, const Key& key) noexcept;
+    [[gnu::always_inline]] void update(std::uint32_t i, const Packet& packet,
                                        std::vector<FlowRecord>& exported);
-    [[gnu::always_inline]] bool insert(std::uint32_t bucket, const PacketInfo& packet);
+    [[gnu::always_inline]] bool insert(std::uint32_t bucket, const Packet& packet);
     void remove(std::uint32_t i) noexcept;
     // The two expiry lists share one implementation, parameterised by their link fields.
     template <std::uint32_t Entry::*Prev, std::uint32_t Entry::*Next>
@@ -253,7 +272,7 @@ class FlowTable {
     void age_unlink(std::uint32_t i) noexcept;
     void age_append(std::uint32_t i) noexcept;
 
-    FlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget* shared);
+    BasicFlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget* shared);
 
     FlowTableConfig config_; // its maxflows is unused: the budget holds the limit
     FlowBudget own_budget_;  // used when no budget is shared
@@ -268,5 +287,10 @@ class FlowTable {
     std::uint32_t lru_head_ = kNil, lru_tail_ = kNil;
     std::uint32_t age_head_ = kNil, age_tail_ = kNil;
 };
+
+using FlowTable = BasicFlowTable<PacketInfo>;
+using FlowTable6 = BasicFlowTable<PacketInfo6>;
+extern template class BasicFlowTable<PacketInfo>;
+extern template class BasicFlowTable<PacketInfo6>;
 
 } // namespace nflowd

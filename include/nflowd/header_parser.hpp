@@ -32,7 +32,7 @@ enum class ParseResult : std::uint8_t {
     accounted, // full L3+L4 header seen
     fragment,  // non-first fragment: accounted with ports 0
     truncated, // capture cut inside the IP options or the L4 header: accounted with ports 0
-    ipv6,      // recognised, not accounted (NetFlow v5 carries IPv4 only)
+    ipv6,      // IPv6 while IPv6 is not accepted (NetFlow v5 carries IPv4 only): not accounted
     invalid,   // not accounted: bad version, IHL < 5, total length < header, cut in fixed header
     unknown_length, // BIG TCP (IPv4 total length 0) with no wire_len: not accounted, counted
 };
@@ -47,7 +47,8 @@ struct ParseStats {
     std::uint64_t accounted = 0; // including fragments and truncated
     std::uint64_t fragments = 0;
     std::uint64_t truncated = 0;
-    std::uint64_t ipv6 = 0;
+    std::uint64_t ipv6 = 0;           // skipped: IPv6 not accepted
+    std::uint64_t ipv6_accounted = 0; // IPv6 packets among `accounted`
     std::uint64_t invalid = 0;
     std::uint64_t unknown_length = 0; // packets = accounted + ipv6 + invalid + unknown_length
     std::uint64_t oversize = 0;       // accounted packets longer than kEthernetMtu
@@ -62,7 +63,10 @@ struct ParseStats {
             F{"fragments", &ParseStats::fragments, c, "packets", "IP fragments"},
             F{"truncated", &ParseStats::truncated, c, "packets",
               "Packets captured too short for their IP options or transport header"},
-            F{"ipv6_skipped", &ParseStats::ipv6, c, "packets", "IPv6 packets, not exported by v5"},
+            F{"ipv6_skipped", &ParseStats::ipv6, c, "packets",
+              "IPv6 packets not accounted: the configured protocol (v5) cannot carry them"},
+            F{"ipv6_accounted", &ParseStats::ipv6_accounted, c, "packets",
+              "IPv6 packets accounted (v9, IPFIX), counted in accounted too"},
             F{"invalid", &ParseStats::invalid, c, "packets", "Packets that are not valid IP"},
             F{"unknown_length", &ParseStats::unknown_length, c, "packets",
               "BIG TCP packets (IPv4 total length 0) whose length the capture does not give"},
@@ -72,22 +76,61 @@ struct ParseStats {
     }
 };
 
-// Parses an IP packet starting at bytes[0] (no link-layer header). Never reads past
+// Parses an IPv4 packet starting at bytes[0] (no link-layer header). Never reads past
 // bytes.size(). On an accounted result `out` is filled; otherwise it is left unspecified.
-// out.octets is the IP total length field, or meta.wire_len for a BIG TCP packet.
+// out.octets is the IP total length field, or meta.wire_len for a BIG TCP packet. An IPv6
+// packet (whole fixed header captured) yields ParseResult::ipv6.
 ParseResult parse_ip_packet(std::span<const std::byte> bytes, const PacketMeta& meta,
                             PacketInfo& out) noexcept;
 
-// parse_ip_packet plus counting, for the per-packet path.
+// Parses an IPv6 packet the same way: extension headers walked (hop-by-hop, routing,
+// destination options, fragment) to the transport header; ESP, AH and no-next-header end the
+// walk, the flow's protocol is then that header's number with ports 0, as ipt_NETFLOW's. A
+// non-first fragment is a `fragment` (ports 0); a capture cut inside an extension header is
+// `truncated` (ports 0, protocol the header that was cut). out.octets is 40 + payload
+// length; a payload length of 0 takes the hop-by-hop jumbo option's length (RFC 2675) if the
+// capture holds one, else meta.wire_len by IPv4's BIG TCP rule (unknown_length without it).
+ParseResult parse_ipv6_packet(std::span<const std::byte> bytes, const PacketMeta& meta,
+                              PacketInfo6& out) noexcept;
+
+// One parsed packet of either family: `family` says whether v4 or v6 holds it.
+struct ParsedPacket {
+    Family family = Family::ipv4;
+    PacketInfo v4;
+    PacketInfo6 v6;
+};
+
+// parse_ip_packet/parse_ipv6_packet plus counting, for the per-packet path. IPv6 packets are
+// accounted only when accepted (set_ipv6(true): the configured protocol can export them);
+// otherwise they are counted as `ipv6` (skipped), as NetFlow v5 needs.
 class HeaderParser {
   public:
+    explicit HeaderParser(bool ipv6 = false) noexcept : ipv6_(ipv6) {}
     ParseResult parse(std::span<const std::byte> bytes, const PacketMeta& meta,
-                      PacketInfo& out) noexcept;
+                      ParsedPacket& out) noexcept;
+    void set_ipv6(bool accept) noexcept { ipv6_ = accept; }
+    bool ipv6() const noexcept { return ipv6_; }
     const ParseStats& stats() const noexcept { return stats_; }
     void reset_stats() noexcept { stats_ = {}; }
 
   private:
+    // Counts one result; `octets` is read only when it is accounted (else unspecified).
+    ParseResult count(ParseResult r, const std::uint32_t& octets) noexcept {
+        // Adding comparisons instead of switching keeps the hot path free of a
+        // data-dependent branch.
+        ++stats_.packets;
+        stats_.accounted += is_accounted(r) ? 1U : 0U;
+        stats_.fragments += r == ParseResult::fragment ? 1U : 0U;
+        stats_.truncated += r == ParseResult::truncated ? 1U : 0U;
+        stats_.ipv6 += r == ParseResult::ipv6 ? 1U : 0U;
+        stats_.invalid += r == ParseResult::invalid ? 1U : 0U;
+        stats_.unknown_length += r == ParseResult::unknown_length ? 1U : 0U;
+        stats_.oversize += is_accounted(r) && octets > kEthernetMtu ? 1U : 0U;
+        return r;
+    }
+
     ParseStats stats_;
+    bool ipv6_;
 };
 
 } // namespace nflowd

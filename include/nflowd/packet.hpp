@@ -41,6 +41,11 @@ constexpr bool has_ports(std::uint8_t protocol) noexcept {
            protocol == IPPROTO_UDPLITE;
 }
 
+// The address family of a flow. IPv4 flows keep their addresses in FlowKey (host order);
+// IPv6 flows carry theirs as 16 bytes in network order.
+enum class Family : std::uint8_t { ipv4 = 4, ipv6 = 6 };
+using Ipv6Addr = std::array<std::uint8_t, 16>;
+
 // IPv4 flow key, ipt_NETFLOW's: addresses and ports in host byte order.
 struct FlowKey {
     std::uint32_t src_addr = 0;
@@ -52,6 +57,20 @@ struct FlowKey {
     std::uint8_t tos = 0;
 
     friend bool operator==(const FlowKey&, const FlowKey&) = default;
+};
+
+// IPv6 flow key: the addresses as on the wire (network order), the other fields as FlowKey's
+// (ports or ICMPv6 type/code in dst_port, tos = traffic class). 44 bytes.
+struct FlowKey6 {
+    Ipv6Addr src_addr{};
+    Ipv6Addr dst_addr{};
+    std::uint16_t src_port = 0;
+    std::uint16_t dst_port = 0;
+    std::uint32_t in_if = kUnknownIfindex;
+    std::uint8_t protocol = 0;
+    std::uint8_t tos = 0;
+
+    friend bool operator==(const FlowKey6&, const FlowKey6&) = default;
 };
 
 // A 128-bit SipHash key. Flow keys come from the network, so an unkeyed hash lets a sender
@@ -77,6 +96,10 @@ std::uint64_t siphash24(const HashKey& key, std::span<const std::byte> bytes) no
 // order (src_addr, dst_addr, src_port, dst_port, in_if, protocol, tos), no padding.
 constexpr std::size_t kFlowKeyBytes = 18;
 std::array<std::byte, kFlowKeyBytes> flow_key_bytes(const FlowKey& key) noexcept;
+// The 42 bytes of an IPv6 key the same way: the addresses as they are (network order), then
+// src_port, dst_port, in_if little-endian, protocol, tos.
+constexpr std::size_t kFlowKey6Bytes = 42;
+std::array<std::byte, kFlowKey6Bytes> flow_key_bytes(const FlowKey6& key) noexcept;
 
 namespace detail {
 constexpr std::uint64_t rotl(std::uint64_t x, int b) noexcept {
@@ -95,6 +118,31 @@ constexpr void sip_round(std::uint64_t& v0, std::uint64_t& v1, std::uint64_t& v2
     v2 += v1;
     v1 = rotl(v1, 17) ^ v2;
     v2 = rotl(v2, 32);
+}
+// Eight bytes as SipHash reads them (little-endian); compilers make this one load.
+constexpr std::uint64_t load_le64(const std::uint8_t* p) noexcept {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= std::uint64_t{p[i]} << (8 * i);
+    return v;
+}
+// SipHash-1-3 over the given message words (each 8 bytes of the message) and the final block.
+template <std::size_t N>
+constexpr std::uint64_t siphash13_words(const HashKey& key, const std::array<std::uint64_t, N>& m,
+                                        std::uint64_t last) noexcept {
+    std::uint64_t v0 = key.k0 ^ 0x736f6d6570736575ULL;
+    std::uint64_t v1 = key.k1 ^ 0x646f72616e646f6dULL;
+    std::uint64_t v2 = key.k0 ^ 0x6c7967656e657261ULL;
+    std::uint64_t v3 = key.k1 ^ 0x7465646279746573ULL;
+    const auto absorb = [&](std::uint64_t w) {
+        v3 ^= w;
+        sip_round(v0, v1, v2, v3);
+        v0 ^= w;
+    };
+    for (const std::uint64_t w : m) absorb(w);
+    absorb(last);
+    v2 ^= 0xff;
+    for (int i = 0; i < 3; ++i) sip_round(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 } // namespace detail
 
@@ -127,9 +175,24 @@ constexpr std::uint64_t hash_key(const HashKey& key, const FlowKey& flow) noexce
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-// The key of the shard pick: six random 64-bit words, drawn once per pipeline.
+// The same for an IPv6 key: SipHash-1-3 of flow_key_bytes(flow), five message words.
+constexpr std::uint64_t hash_key(const HashKey& key, const FlowKey6& flow) noexcept {
+    const std::uint64_t m4 = std::uint64_t{flow.src_port} | (std::uint64_t{flow.dst_port} << 16) |
+                             (std::uint64_t{flow.in_if} << 32);
+    const std::uint64_t last =
+        (std::uint64_t{kFlowKey6Bytes} << 56) | flow.protocol | (std::uint64_t{flow.tos} << 8);
+    return detail::siphash13_words(
+        key,
+        std::array{detail::load_le64(&flow.src_addr[0]), detail::load_le64(&flow.src_addr[8]),
+                   detail::load_le64(&flow.dst_addr[0]), detail::load_le64(&flow.dst_addr[8]), m4},
+        last);
+}
+
+// The key of the shard pick: random 64-bit words, drawn once per pipeline; six for an IPv4
+// key, twelve for an IPv6 key (one per 32-bit word of it, and the constant).
 struct ShardKey {
     std::array<std::uint64_t, 6> a{};
+    std::array<std::uint64_t, 12> a6{};
     friend bool operator==(const ShardKey&, const ShardKey&) = default;
 };
 ShardKey random_shard_key(); // getrandom(2); throws std::system_error
@@ -149,6 +212,21 @@ constexpr std::uint64_t shard_hash(const ShardKey& k, const FlowKey& f) noexcept
            k.a[4] * proto_tos + k.a[5];
 }
 
+// The same construction over an IPv6 key's eleven 32-bit words.
+constexpr std::uint64_t shard_hash(const ShardKey& k, const FlowKey6& f) noexcept {
+    std::uint64_t h = k.a6[11];
+    for (std::size_t i = 0; i < 4; ++i) {
+        const auto word = [i](const Ipv6Addr& a) {
+            return (std::uint64_t{a[4 * i]} << 24) | (std::uint64_t{a[4 * i + 1]} << 16) |
+                   (std::uint64_t{a[4 * i + 2]} << 8) | a[4 * i + 3];
+        };
+        h += k.a6[i] * word(f.src_addr) + k.a6[4 + i] * word(f.dst_addr);
+    }
+    const std::uint64_t ports = (std::uint64_t{f.src_port} << 16) | f.dst_port;
+    const std::uint64_t proto_tos = (std::uint64_t{f.protocol} << 8) | f.tos;
+    return h + k.a6[8] * ports + k.a6[9] * f.in_if + k.a6[10] * proto_tos;
+}
+
 // One accounted packet, after parsing and (later) aggregation.
 struct PacketInfo {
     FlowKey key;
@@ -160,10 +238,18 @@ struct PacketInfo {
     std::uint8_t dst_mask = 0;
 };
 
-// The address family of a flow. IPv4 flows keep their addresses in FlowKey (host order);
-// IPv6 flows carry theirs as 16 bytes in network order.
-enum class Family : std::uint8_t { ipv4 = 4, ipv6 = 6 };
-using Ipv6Addr = std::array<std::uint8_t, 16>;
+// One accounted IPv6 packet: PacketInfo's fields with the IPv6 key and the flow label. A
+// type of its own so that IPv4 packets stay 48 bytes on their way to the workers.
+struct PacketInfo6 {
+    FlowKey6 key;
+    std::uint32_t flow_label = 0; // 20 bits
+    Nanos time = 0;
+    std::uint32_t out_if = kUnknownIfindex;
+    std::uint32_t octets = 0; // 40 + payload length, never the captured length
+    std::uint8_t tcp_flags = 0;
+    std::uint8_t src_mask = 0;
+    std::uint8_t dst_mask = 0;
+};
 
 // Why a flow left the cache, with IPFIX's flowEndReason values (RFC 7011 IE 136) so that
 // the encoders write it as is.

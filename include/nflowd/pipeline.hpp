@@ -6,6 +6,7 @@
 #include "nflowd/clock.hpp"
 #include "nflowd/collector_set.hpp"
 #include "nflowd/exporter.hpp"
+#include "nflowd/flow_shard.hpp"
 #include "nflowd/flow_table.hpp"
 #include "nflowd/header_parser.hpp"
 #include "nflowd/notifier.hpp"
@@ -34,7 +35,10 @@ struct PipelineConfig {
     V5Params v5;
     PacingConfig pacing;
     ExportFormat format;
-    std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring
+    std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring, per family
+    // Account IPv6 packets (the protocol can export them: v9, IPFIX). Off, as NetFlow v5
+    // needs, they are only counted (ipv6_skipped).
+    bool ipv6 = false;
 };
 
 // A worker's own levels beside its flow table's counters; its fields are only those levels
@@ -86,13 +90,16 @@ class Dispatcher {
 
   private:
     friend class Pipeline;
-    void push(std::size_t worker, const PacketInfo& packet) noexcept;
+    // Aggregates one packet of either family and queues it for its worker.
+    template <class Packet> void route(Packet& packet) noexcept;
+    template <class Packet> void push(std::size_t worker, const Packet& packet) noexcept;
     void publish_stats() noexcept;
 
     Pipeline& pipeline_;
     std::size_t index_;
     const ShardKey shard_key_; // the pipeline's, copied next to what the packet path reads
     HeaderParser parser_;
+    ParsedPacket parsed_; // reused: the parser fills every field it reports
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
     Nanos batch_max_time_ = 0;
@@ -127,12 +134,27 @@ class Pipeline final : public PipelineControl {
     void set_v5_params(const V5Params& params) override;
     void set_sndbuf(int sndbuf) override;
     void set_pacing(const PacingConfig& pacing) override;
-    void set_export_format(const ExportFormat& format) override;
+    // Flows expired before the change leave in the format they were expired for: set_ipv6
+    // (false) hands the IPv6 ones over just before a switch to v5.
+    void set_export_format(const ExportFormat& format) override {
+        on_exporter([&](Exporter& e) {
+            drain_outputs(clock_.export_time());
+            e.set_format(format);
+        });
+    }
     void send_templates() override {
         on_exporter([](Exporter& e) { e.send_templates(); });
     }
     void report_ignored_packets(std::uint64_t packets) noexcept override {
         ignored_packets_.store(packets, std::memory_order_relaxed);
+    }
+    // Whether readers account IPv6 packets from their next batch on (PipelineConfig::ipv6).
+    // Turning it off also exports every IPv6 flow (forced) through each worker's mailbox, so
+    // call it before the exporter stops carrying IPv6 (switching to v5), after it starts.
+    void set_ipv6(bool accept) override {
+        config_.ipv6 = accept;
+        accept_ipv6_.store(accept, std::memory_order_relaxed);
+        if (!accept) on_workers([this](Worker& w) { flush_worker(w, true); });
     }
     void flush() override; // export every active flow now
     FlowSelection select_flows(std::size_t top, FlowRank rank) override;
@@ -144,6 +166,7 @@ class Pipeline final : public PipelineControl {
     std::size_t workers() const noexcept { return workers_.size(); }
     // The worker a flow (after aggregation) is accounted by, for tests that need to know.
     std::size_t worker_of(const FlowKey& key) const noexcept;
+    std::size_t worker_of(const FlowKey6& key) const noexcept;
     // The workers' and the exporter's, for the watchdog (the readers' are their dispatchers').
     std::vector<Watched> heartbeats() const;
 
@@ -155,7 +178,11 @@ class Pipeline final : public PipelineControl {
 
     void run_worker(Worker& w);
     void push_expired(Worker& w);
+    // Every flow of both tables (or the IPv6 one), in bounded pieces.
+    void flush_worker(Worker& w, bool ipv6_only);
     void run_exporter();
+    // Hands the exporter every record waiting in the workers' rings (exporter thread only).
+    std::size_t drain_outputs(const ExportTime& now);
     void on_workers(const std::function<void(Worker&)>& fn);
     void on_exporter(const std::function<void(Exporter&)>& fn);
     std::shared_ptr<const Aggregation> aggregation(std::uint64_t& version) const;
@@ -176,6 +203,7 @@ class Pipeline final : public PipelineControl {
     mutable std::mutex aggregation_mutex_;
     std::shared_ptr<const Aggregation> aggregation_current_;
     std::atomic<std::uint64_t> aggregation_version_{0};
+    std::atomic<bool> accept_ipv6_{false}; // readers copy it into their parsers per batch
 
     // Parse counters belong to the reader threads; zeroing them records a base instead.
     mutable std::mutex parse_base_mutex_;

@@ -34,6 +34,8 @@ class PipelineControl {
     virtual void set_pacing(const PacingConfig& pacing) = 0;
     virtual void set_export_format(const ExportFormat& format) = 0;
     virtual void send_templates() = 0; // every v9/IPFIX destination, now
+    // Whether IPv6 packets are accounted (v9/IPFIX can export them, v5 cannot).
+    virtual void set_ipv6(bool accept) = 0;
     // NFLOG packets lost so far, for the IPFIX/v9 statistics record (ignoredPacketTotalCount).
     // Never blocks: the exporter picks the figure up between batches.
     virtual void report_ignored_packets(std::uint64_t packets) noexcept = 0;

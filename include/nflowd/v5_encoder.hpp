@@ -47,7 +47,8 @@ class V5Batcher {
     explicit V5Batcher(const V5Params& params, Nanos max_wait = kNanosPerSecond);
 
     // Queues a record; if that completes a datagram, fills `out` and returns true. The
-    // max_wait timer runs on flow time (time.now).
+    // max_wait timer runs on flow time (time.now). An IPv6 record is never queued (v5 has no
+    // room for its addresses): false, nothing changes, the caller counts it.
     bool add(const FlowRecord& record, const ExportTime& time, V5Datagram& out) noexcept;
     // Completes a partial datagram whose first record is older than max_wait.
     bool poll(const ExportTime& time, V5Datagram& out) noexcept;

@@ -121,6 +121,8 @@ std::string protocol_name(std::uint8_t p) {
         return "gre";
     case 50:
         return "esp";
+    case 58:
+        return "icmp6";
     case 132:
         return "sctp";
     default:
@@ -237,9 +239,20 @@ void print_flows_header(const FlowsQuery& q, std::uint64_t total) {
     std::fflush(stdout);
 }
 
+// An IPv6 address in brackets before its port, as in URLs (RFC 3986).
+std::string endpoint(const nflowd::FlowRecord& f, bool source) {
+    const auto port = std::to_string(source ? f.key.src_port : f.key.dst_port);
+    if (f.family != nflowd::Family::ipv6)
+        return address(source ? f.key.src_addr : f.key.dst_addr) + ":" + port;
+    char buf[INET6_ADDRSTRLEN];
+    const auto& a = source ? f.src6 : f.dst6;
+    return std::string("[") + (inet_ntop(AF_INET6, a.data(), buf, sizeof buf) ? buf : "?") +
+           "]:" + port;
+}
+
 void print_flow(const nflowd::FlowRecord& f, nflowd::Nanos now) {
-    const auto src = address(f.key.src_addr) + ":" + std::to_string(f.key.src_port);
-    const auto dst = address(f.key.dst_addr) + ":" + std::to_string(f.key.dst_port);
+    const auto src = endpoint(f, true);
+    const auto dst = endpoint(f, false);
     const double age = static_cast<double>(now - f.first) / 1e9;
     const double idle = static_cast<double>(now - f.last) / 1e9;
     std::printf("%-5s %-21s %-21s %3u %5u %5u %10u %12u %6s %7.1f %7.1f\n",

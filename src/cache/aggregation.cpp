@@ -53,6 +53,47 @@ bool parse_ipv4(std::string_view s, std::uint32_t& out) noexcept {
     return true;
 }
 
+using Halves = std::array<std::uint64_t, 2>;
+
+Halves halves_of(const Ipv6Addr& a) noexcept {
+    Halves h{};
+    for (std::size_t i = 0; i < 16; ++i) h[i / 8] = (h[i / 8] << 8) | a[i];
+    return h;
+}
+
+Ipv6Addr address_of(const Halves& h) noexcept {
+    Ipv6Addr a{};
+    for (std::size_t i = 0; i < 16; ++i)
+        a[i] = static_cast<std::uint8_t>(h[i / 8] >> (8 * (7 - i % 8)));
+    return a;
+}
+
+Halves prefix_mask6(unsigned prefix) noexcept {
+    const auto half = [](unsigned bits) {
+        return bits == 0 ? 0U : bits >= 64 ? ~std::uint64_t{0} : ~std::uint64_t{0} << (64U - bits);
+    };
+    return {half(prefix), half(prefix > 64 ? prefix - 64 : 0)};
+}
+
+Halves masked(const Halves& a, const Halves& m) noexcept {
+    return {a[0] & m[0], a[1] & m[1]};
+}
+
+// inet_pton(AF_INET6): every form RFC 4291 allows, nothing else.
+bool parse_ipv6(std::string_view s, Ipv6Addr& out) noexcept {
+    s = trim(s);
+    char text[INET6_ADDRSTRLEN]{};
+    if (s.size() >= sizeof text) return false;
+    std::memcpy(text, s.data(), s.size());
+    return ::inet_pton(AF_INET6, text, out.data()) == 1;
+}
+
+// RFC 5952's canonical text (inet_ntop), so that to_string() is stable whatever was typed.
+std::string ipv6_to_string(const Ipv6Addr& a) {
+    char text[INET6_ADDRSTRLEN]{};
+    return ::inet_ntop(AF_INET6, a.data(), text, sizeof text) ? text : "::";
+}
+
 std::string ipv4_to_string(std::uint32_t a) {
     std::string s;
     for (int shift = 24; shift >= 0; shift -= 8) {
@@ -63,6 +104,37 @@ std::string ipv4_to_string(std::uint32_t a) {
 }
 
 } // namespace
+
+Aggregation::NetRule Aggregation::net_rule(std::string_view rule, std::string_view address,
+                                           std::string_view prefix_text, std::string_view rhs) {
+    NetRule r{};
+    std::uint32_t addr = 0, prefix = 0, aggr = 0;
+    if (!parse_ipv4(address, addr)) reject(rule, "bad IPv4 address");
+    if (!parse_number(prefix_text, 32, prefix)) reject(rule, "prefix must be 0-32");
+    if (!parse_number(rhs, 32, aggr)) reject(rule, "aggregation prefix must be 0-32");
+    r.mask = prefix_mask(prefix);
+    r.aggr_mask = prefix_mask(aggr);
+    r.network = addr & r.mask;
+    r.prefix = static_cast<std::uint8_t>(prefix);
+    r.aggr = static_cast<std::uint8_t>(aggr);
+    return r;
+}
+
+Aggregation::NetRule6 Aggregation::net_rule6(std::string_view rule, std::string_view address,
+                                             std::string_view prefix_text, std::string_view rhs) {
+    NetRule6 r{};
+    Ipv6Addr addr{};
+    std::uint32_t prefix = 0, aggr = 0;
+    if (!parse_ipv6(address, addr)) reject(rule, "bad IPv6 address");
+    if (!parse_number(prefix_text, 128, prefix)) reject(rule, "prefix must be 0-128");
+    if (!parse_number(rhs, 128, aggr)) reject(rule, "aggregation prefix must be 0-128");
+    r.mask = prefix_mask6(prefix);
+    r.aggr_mask = prefix_mask6(aggr);
+    r.network = masked(halves_of(addr), r.mask);
+    r.prefix = static_cast<std::uint8_t>(prefix);
+    r.aggr = static_cast<std::uint8_t>(aggr);
+    return r;
+}
 
 Aggregation Aggregation::parse(std::string_view spec) {
     Aggregation result;
@@ -80,18 +152,12 @@ Aggregation Aggregation::parse(std::string_view spec) {
         const std::string_view rhs = rule.substr(eq + 1);
 
         if (const std::size_t slash = lhs.find('/'); slash != std::string_view::npos) {
-            NetRule r{};
-            std::uint32_t addr = 0, prefix = 0, aggr = 0;
-            if (!parse_ipv4(lhs.substr(0, slash), addr)) reject(rule, "bad IPv4 address");
-            if (!parse_number(lhs.substr(slash + 1), 32, prefix))
-                reject(rule, "prefix must be 0-32");
-            if (!parse_number(rhs, 32, aggr)) reject(rule, "aggregation prefix must be 0-32");
-            r.mask = prefix_mask(prefix);
-            r.aggr_mask = prefix_mask(aggr);
-            r.network = addr & r.mask;
-            r.prefix = static_cast<std::uint8_t>(prefix);
-            r.aggr = static_cast<std::uint8_t>(aggr);
-            result.nets_.push_back(r);
+            if (lhs.find(':') != std::string_view::npos)
+                result.nets6_.push_back(
+                    net_rule6(rule, lhs.substr(0, slash), lhs.substr(slash + 1), rhs));
+            else
+                result.nets_.push_back(
+                    net_rule(rule, lhs.substr(0, slash), lhs.substr(slash + 1), rhs));
         } else {
             std::uint32_t low = 0, high = 0, to = 0;
             const std::size_t dash = lhs.find('-');
@@ -130,8 +196,32 @@ void Aggregation::apply(PacketInfo& packet) const noexcept {
         if (src_done && dst_done) break;
     }
 
+    apply_ports(k);
+}
+
+void Aggregation::apply(PacketInfo6& packet) const noexcept {
+    FlowKey6& k = packet.key;
+    Halves src = halves_of(k.src_addr), dst = halves_of(k.dst_addr);
+    bool src_done = false, dst_done = false;
+    for (const NetRule6& r : nets6_) {
+        if (!src_done && masked(src, r.mask) == r.network) {
+            k.src_addr = address_of(masked(src, r.aggr_mask));
+            packet.src_mask = r.aggr;
+            src_done = true;
+        }
+        if (!dst_done && masked(dst, r.mask) == r.network) {
+            k.dst_addr = address_of(masked(dst, r.aggr_mask));
+            packet.dst_mask = r.aggr;
+            dst_done = true;
+        }
+        if (src_done && dst_done) break;
+    }
+    apply_ports(k);
+}
+
+template <class Key> void Aggregation::apply_ports(Key& k) const noexcept {
     if (!has_ports(k.protocol)) return;
-    src_done = dst_done = false;
+    bool src_done = false, dst_done = false;
     for (const PortRule& r : ports_) {
         if (!src_done && k.src_port >= r.low && k.src_port <= r.high) {
             k.src_port = r.to;
@@ -150,6 +240,14 @@ std::string Aggregation::to_string() const {
     for (const NetRule& r : nets_) {
         if (!s.empty()) s += ',';
         s += ipv4_to_string(r.network);
+        s += '/';
+        s += std::to_string(r.prefix);
+        s += '=';
+        s += std::to_string(r.aggr);
+    }
+    for (const NetRule6& r : nets6_) {
+        if (!s.empty()) s += ',';
+        s += ipv6_to_string(address_of(r.network));
         s += '/';
         s += std::to_string(r.prefix);
         s += '=';

@@ -1,5 +1,7 @@
 #include "nflowd/flow_table.hpp"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <limits>
 #include <new>
@@ -28,41 +30,63 @@ bool exceeded(Nanos now, Nanos since, Nanos timeout) noexcept {
 
 } // namespace
 
-FlowTable::FlowTable(const FlowTableConfig& config) : FlowTable(config, random_hash_key()) {}
+template <class P>
+BasicFlowTable<P>::BasicFlowTable(const FlowTableConfig& config)
+    : BasicFlowTable(config, random_hash_key()) {}
 
-FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& bucket_key)
-    : FlowTable(config, bucket_key, nullptr) {}
+template <class P>
+BasicFlowTable<P>::BasicFlowTable(const FlowTableConfig& config, const HashKey& bucket_key)
+    : BasicFlowTable(config, bucket_key, nullptr) {}
 
-FlowTable::FlowTable(const FlowTableConfig& config, FlowBudget& budget)
-    : FlowTable(config, random_hash_key(), &budget) {}
+template <class P>
+BasicFlowTable<P>::BasicFlowTable(const FlowTableConfig& config, FlowBudget& budget)
+    : BasicFlowTable(config, random_hash_key(), &budget) {}
 
-FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget& budget)
-    : FlowTable(config, bucket_key, &budget) {}
+template <class P>
+BasicFlowTable<P>::BasicFlowTable(const FlowTableConfig& config, const HashKey& bucket_key,
+                                  FlowBudget& budget)
+    : BasicFlowTable(config, bucket_key, &budget) {}
 
-FlowTable::FlowTable(const FlowTableConfig& config, const HashKey& bucket_key, FlowBudget* shared)
+template <class P>
+BasicFlowTable<P>::BasicFlowTable(const FlowTableConfig& config, const HashKey& bucket_key,
+                                  FlowBudget* shared)
     : config_(config), own_budget_(config.maxflows), budget_(shared ? shared : &own_budget_),
       bucket_key_(bucket_key) {
-    // The memory budget (<= 128 bytes per flow with buckets at load 1) is planned on this.
-    static_assert(sizeof(Entry) <= 72);
+    // The memory budget is planned on these: an IPv4 flow no bigger than before IPv6 came,
+    // an IPv6 flow at most 160 bytes with its bucket share and the slab's slack.
+    static_assert(sizeof(Entry) <= (kIpv6 ? 104 : 72));
     config_.hashsize = clamp_hashsize(config_.hashsize);
     config_.inactive_timeout = clamp_timeout(config_.inactive_timeout);
     config_.active_timeout = clamp_timeout(config_.active_timeout);
     buckets_.assign(config_.hashsize, kNil);
 }
 
-FlowTable::~FlowTable() {
+template <class P> BasicFlowTable<P>::~BasicFlowTable() {
     budget_->release(count_);
 }
 
-FlowTableConfig FlowTable::config() const noexcept {
+template <class P> FlowTableConfig BasicFlowTable<P>::config() const noexcept {
     FlowTableConfig c = config_;
     c.maxflows = budget_->limit();
     return c;
 }
 
-FlowRecord FlowTable::to_record(const Entry& e) noexcept {
+template <class P> FlowRecord BasicFlowTable<P>::to_record(const Entry& e, EndReason why) noexcept {
     FlowRecord r;
-    r.key = e.key;
+    if constexpr (kIpv6) {
+        r.family = Family::ipv6;
+        r.src6 = e.key.src_addr;
+        r.dst6 = e.key.dst_addr;
+        r.key.src_port = e.key.src_port;
+        r.key.dst_port = e.key.dst_port;
+        r.key.in_if = e.key.in_if;
+        r.key.protocol = e.key.protocol;
+        r.key.tos = e.key.tos;
+        r.flow_label = e.flow_label;
+    } else {
+        r.key = e.key;
+    }
+    r.end_reason = why;
     r.out_if = e.out_if;
     r.packets = e.packets;
     r.octets = e.octets;
@@ -74,15 +98,24 @@ FlowRecord FlowTable::to_record(const Entry& e) noexcept {
     return r;
 }
 
+template <class P>
+EndReason BasicFlowTable<P>::timeout_reason(const Entry& e, EndReason timeout) noexcept {
+    constexpr std::uint8_t kFinRst = 0x01 | 0x04;
+    return e.key.protocol == IPPROTO_TCP && (e.tcp_flags & kFinRst) != 0 ? EndReason::end_of_flow
+                                                                         : timeout;
+}
+
 // Lemire's multiply-shift maps 32 bits of the keyed hash onto [0, hashsize) without a
 // division, so hashsize need not be a power of two.
-std::uint32_t FlowTable::bucket_of(const FlowKey& key) const noexcept {
+template <class P> std::uint32_t BasicFlowTable<P>::bucket_of(const Key& key) const noexcept {
     const auto h = static_cast<std::uint32_t>(hash_key(bucket_key_, key));
     return static_cast<std::uint32_t>((std::uint64_t{h} * buckets_.size()) >> 32);
 }
 
-template <std::uint32_t FlowTable::Entry::*Prev, std::uint32_t FlowTable::Entry::*Next>
-void FlowTable::unlink(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail) noexcept {
+template <class P>
+template <std::uint32_t BasicFlowTable<P>::Entry::*Prev,
+          std::uint32_t BasicFlowTable<P>::Entry::*Next>
+void BasicFlowTable<P>::unlink(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail) noexcept {
     Entry& e = at(i);
     if (e.*Prev != kNil)
         at(e.*Prev).*Next = e.*Next;
@@ -94,8 +127,10 @@ void FlowTable::unlink(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail
         tail = e.*Prev;
 }
 
-template <std::uint32_t FlowTable::Entry::*Prev, std::uint32_t FlowTable::Entry::*Next>
-void FlowTable::append(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail) noexcept {
+template <class P>
+template <std::uint32_t BasicFlowTable<P>::Entry::*Prev,
+          std::uint32_t BasicFlowTable<P>::Entry::*Next>
+void BasicFlowTable<P>::append(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail) noexcept {
     Entry& e = at(i);
     e.*Prev = tail;
     e.*Next = kNil;
@@ -106,22 +141,22 @@ void FlowTable::append(std::uint32_t i, std::uint32_t& head, std::uint32_t& tail
     tail = i;
 }
 
-void FlowTable::lru_unlink(std::uint32_t i) noexcept {
+template <class P> void BasicFlowTable<P>::lru_unlink(std::uint32_t i) noexcept {
     unlink<&Entry::lru_prev, &Entry::lru_next>(i, lru_head_, lru_tail_);
 }
-void FlowTable::lru_append(std::uint32_t i) noexcept {
+template <class P> void BasicFlowTable<P>::lru_append(std::uint32_t i) noexcept {
     append<&Entry::lru_prev, &Entry::lru_next>(i, lru_head_, lru_tail_);
 }
-void FlowTable::age_unlink(std::uint32_t i) noexcept {
+template <class P> void BasicFlowTable<P>::age_unlink(std::uint32_t i) noexcept {
     unlink<&Entry::age_prev, &Entry::age_next>(i, age_head_, age_tail_);
 }
-void FlowTable::age_append(std::uint32_t i) noexcept {
+template <class P> void BasicFlowTable<P>::age_append(std::uint32_t i) noexcept {
     append<&Entry::age_prev, &Entry::age_next>(i, age_head_, age_tail_);
 }
 
 // Returns kNil when the id space or the memory is exhausted: the caller drops the packet
 // rather than throwing out of the packet path.
-std::uint32_t FlowTable::allocate() noexcept {
+template <class P> std::uint32_t BasicFlowTable<P>::allocate() noexcept {
     if (free_head_ != kNil) {
         const std::uint32_t i = free_head_;
         free_head_ = at(i).chain_next;
@@ -144,7 +179,7 @@ std::uint32_t FlowTable::allocate() noexcept {
     return used_++;
 }
 
-void FlowTable::start(std::uint32_t i, const PacketInfo& packet) noexcept {
+template <class P> void BasicFlowTable<P>::start(std::uint32_t i, const P& packet) noexcept {
     Entry& e = at(i);
     e.key = packet.key;
     e.first = packet.time;
@@ -156,6 +191,7 @@ void FlowTable::start(std::uint32_t i, const PacketInfo& packet) noexcept {
     e.src_mask = packet.src_mask;
     e.dst_mask = packet.dst_mask;
     e.in_use = true;
+    if constexpr (kIpv6) e.flow_label = packet.flow_label;
     ++stats_.created;
     ++stats_.packets;
     stats_.octets += packet.octets;
@@ -163,9 +199,10 @@ void FlowTable::start(std::uint32_t i, const PacketInfo& packet) noexcept {
 
 // Exports the flow in slot i and starts the packet's flow in the same slot: the chain link
 // stays valid because the key is unchanged, only the list positions move to the tails.
-void FlowTable::restart(std::uint32_t i, const PacketInfo& packet,
-                        std::vector<FlowRecord>& exported) {
-    exported.push_back(to_record(at(i)));
+template <class P>
+void BasicFlowTable<P>::restart(std::uint32_t i, const P& packet, EndReason why,
+                                std::vector<FlowRecord>& exported) {
+    exported.push_back(to_record(at(i), why));
     start(i, packet);
     lru_unlink(i);
     lru_append(i);
@@ -173,7 +210,7 @@ void FlowTable::restart(std::uint32_t i, const PacketInfo& packet,
     age_append(i);
 }
 
-void FlowTable::remove(std::uint32_t i) noexcept {
+template <class P> void BasicFlowTable<P>::remove(std::uint32_t i) noexcept {
     Entry& e = at(i);
     std::uint32_t* link = &buckets_[bucket_of(e.key)];
     while (*link != i) link = &at(*link).chain_next;
@@ -187,7 +224,8 @@ void FlowTable::remove(std::uint32_t i) noexcept {
     stats_.active = count_;
 }
 
-inline std::uint32_t FlowTable::find(std::uint32_t bucket, const FlowKey& key) noexcept {
+template <class P>
+inline std::uint32_t BasicFlowTable<P>::find(std::uint32_t bucket, const Key& key) noexcept {
     std::uint32_t i = buckets_[bucket];
     while (i != kNil) {
         ++stats_.searched;
@@ -199,21 +237,22 @@ inline std::uint32_t FlowTable::find(std::uint32_t bucket, const FlowKey& key) n
 
 // A packet of a flow in the cache: counted into it, unless the flow has expired or would
 // overflow its 32-bit counters, when it is exported and the packet starts it again.
-inline void FlowTable::update(std::uint32_t i, const PacketInfo& packet,
-                              std::vector<FlowRecord>& exported) {
+template <class P>
+inline void BasicFlowTable<P>::update(std::uint32_t i, const P& packet,
+                                      std::vector<FlowRecord>& exported) {
     ++stats_.found;
     Entry& e = at(i);
     if (exceeded(packet.time, e.last, config_.inactive_timeout)) {
         ++stats_.expired_inactive;
-        return restart(i, packet, exported);
+        return restart(i, packet, timeout_reason(e, EndReason::idle), exported);
     }
     if (exceeded(packet.time, e.first, config_.active_timeout)) {
         ++stats_.expired_active;
-        return restart(i, packet, exported);
+        return restart(i, packet, timeout_reason(e, EndReason::active), exported);
     }
     if (packet.octets > kU32Max - e.octets || e.packets == kU32Max) {
         ++stats_.expired_overflow;
-        return restart(i, packet, exported);
+        return restart(i, packet, EndReason::active, exported);
     }
     ++e.packets;
     e.octets += packet.octets;
@@ -231,7 +270,7 @@ inline void FlowTable::update(std::uint32_t i, const PacketInfo& packet,
 // A new flow, unless the cache is full (the budget's maxflows, or no free entry): then the
 // packet is dropped and counted. The budget's slot is taken first so that two tables sharing
 // it cannot both admit the last flow; it is given back if no entry can be had.
-inline bool FlowTable::insert(std::uint32_t bucket, const PacketInfo& packet) {
+template <class P> inline bool BasicFlowTable<P>::insert(std::uint32_t bucket, const P& packet) {
     std::uint32_t i = kNil;
     if (budget_->try_acquire()) {
         i = allocate();
@@ -254,7 +293,7 @@ inline bool FlowTable::insert(std::uint32_t bucket, const PacketInfo& packet) {
     return true;
 }
 
-bool FlowTable::add(const PacketInfo& packet, std::vector<FlowRecord>& exported) {
+template <class P> bool BasicFlowTable<P>::add(const P& packet, std::vector<FlowRecord>& exported) {
     const std::uint32_t b = bucket_of(packet.key);
     const std::uint32_t i = find(b, packet.key);
     if (i == kNil) return insert(b, packet);
@@ -262,26 +301,28 @@ bool FlowTable::add(const PacketInfo& packet, std::vector<FlowRecord>& exported)
     return true;
 }
 
-void FlowTable::expire(Nanos now, std::vector<FlowRecord>& exported) {
+template <class P> void BasicFlowTable<P>::expire(Nanos now, std::vector<FlowRecord>& exported) {
     // The budget is given back once per call, not once per flow: one atomic operation.
     const std::uint32_t before = count_;
     while (lru_head_ != kNil && exceeded(now, at(lru_head_).last, config_.inactive_timeout)) {
-        exported.push_back(to_record(at(lru_head_)));
+        exported.push_back(
+            to_record(at(lru_head_), timeout_reason(at(lru_head_), EndReason::idle)));
         ++stats_.expired_inactive;
         remove(lru_head_);
     }
     while (age_head_ != kNil && exceeded(now, at(age_head_).first, config_.active_timeout)) {
-        exported.push_back(to_record(at(age_head_)));
+        exported.push_back(
+            to_record(at(age_head_), timeout_reason(at(age_head_), EndReason::active)));
         ++stats_.expired_active;
         remove(age_head_);
     }
     budget_->release(before - count_);
 }
 
-void FlowTable::flush(std::vector<FlowRecord>& exported) {
+template <class P> void BasicFlowTable<P>::flush(std::vector<FlowRecord>& exported) {
     exported.reserve(exported.size() + count_);
     for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next)
-        exported.push_back(to_record(at(i)));
+        exported.push_back(to_record(at(i), EndReason::forced));
     stats_.flushed += count_;
     budget_->release(count_);
     std::fill(buckets_.begin(), buckets_.end(), kNil);
@@ -296,11 +337,27 @@ void FlowTable::flush(std::vector<FlowRecord>& exported) {
     age_head_ = age_tail_ = kNil;
 }
 
-void FlowTable::set_hashsize(std::size_t buckets) {
+template <class P>
+std::size_t BasicFlowTable<P>::flush_some(std::vector<FlowRecord>& exported, std::size_t max) {
+    if (max >= count_) {
+        flush(exported);
+        return 0;
+    }
+    for (std::size_t n = 0; n < max; ++n) {
+        exported.push_back(to_record(at(age_head_), EndReason::forced));
+        remove(age_head_);
+    }
+    stats_.flushed += max;
+    budget_->release(max);
+    return count_;
+}
+
+template <class P> void BasicFlowTable<P>::set_hashsize(std::size_t buckets) {
     set_hashsize(buckets, random_hash_key());
 }
 
-void FlowTable::set_hashsize(std::size_t buckets, const HashKey& bucket_key) {
+template <class P>
+void BasicFlowTable<P>::set_hashsize(std::size_t buckets, const HashKey& bucket_key) {
     buckets = clamp_hashsize(buckets);
     // Built aside and swapped in, so a failed allocation leaves the table intact.
     std::vector<std::uint32_t> fresh(buckets, kNil);
@@ -314,31 +371,33 @@ void FlowTable::set_hashsize(std::size_t buckets, const HashKey& bucket_key) {
     }
 }
 
-void FlowTable::set_maxflows(std::size_t maxflows) noexcept {
+template <class P> void BasicFlowTable<P>::set_maxflows(std::size_t maxflows) noexcept {
     budget_->set_limit(maxflows);
 }
 
-void FlowTable::set_timeouts(Nanos inactive, Nanos active) noexcept {
+template <class P> void BasicFlowTable<P>::set_timeouts(Nanos inactive, Nanos active) noexcept {
     config_.inactive_timeout = clamp_timeout(inactive);
     config_.active_timeout = clamp_timeout(active);
 }
 
-void FlowTable::reset_stats() noexcept {
+template <class P> void BasicFlowTable<P>::reset_stats() noexcept {
     stats_ = FlowTableStats{};
     stats_.active = count_;
     stats_.peak = count_;
 }
 
-std::size_t FlowTable::size() const noexcept {
+template <class P> std::size_t BasicFlowTable<P>::size() const noexcept {
     return count_;
 }
 
-std::size_t FlowTable::memory_bytes() const noexcept {
+template <class P> std::size_t BasicFlowTable<P>::memory_bytes() const noexcept {
     return chunks_.size() * std::size_t{kChunkSize} * sizeof(Entry) +
            chunks_.capacity() * sizeof(chunks_[0]) + buckets_.capacity() * sizeof(buckets_[0]);
 }
 
-template <class Score> std::vector<FlowRecord> FlowTable::top_by(std::size_t n, Score score) const {
+template <class P>
+template <class Score>
+std::vector<FlowRecord> BasicFlowTable<P>::top_by(std::size_t n, Score score) const {
     using Ranked = std::pair<std::uint64_t, std::uint32_t>; // score, slab id
     // A min-heap on the score: its front is the weakest flow kept, the one to beat.
     const auto stronger = [](const Ranked& a, const Ranked& b) { return a.first > b.first; };
@@ -359,16 +418,17 @@ template <class Score> std::vector<FlowRecord> FlowTable::top_by(std::size_t n, 
     }
     std::vector<FlowRecord> out;
     out.reserve(heap.size());
-    for (const auto& r : heap) out.push_back(to_record(at(r.second)));
+    for (const auto& r : heap) out.push_back(to_record(at(r.second), EndReason::forced));
     return out;
 }
 
-std::vector<FlowRecord> FlowTable::top(std::size_t n, FlowRank rank) const {
+template <class P>
+std::vector<FlowRecord> BasicFlowTable<P>::top(std::size_t n, FlowRank rank) const {
     if (n == 0) {
         std::vector<FlowRecord> all;
         all.reserve(count_);
         for (std::uint32_t i = 0; i < used_; ++i)
-            if (const Entry& e = at(i); e.in_use) all.push_back(to_record(e));
+            if (const Entry& e = at(i); e.in_use) all.push_back(to_record(e, EndReason::forced));
         return all;
     }
     // Ties fall to the second field, as nflowctl's sort orders them.
@@ -382,5 +442,8 @@ std::vector<FlowRecord> FlowTable::top(std::size_t n, FlowRank rank) const {
     }
     return top_by(n, [](const Entry& e) { return ~static_cast<std::uint64_t>(e.first); });
 }
+
+template class BasicFlowTable<PacketInfo>;
+template class BasicFlowTable<PacketInfo6>;
 
 } // namespace nflowd

@@ -96,7 +96,8 @@ bool ReplyWriter::add_flow_header(std::uint64_t total, Nanos now) {
 
 bool ReplyWriter::add_flow(const FlowRecord& f) {
     constexpr std::size_t kFlowBytes = 4 + 6 * 8 + 2 * 8 + 5 * 8 + 2 * 12;
-    if (!room_for(kFlowBytes)) return false;
+    constexpr std::size_t kFlow6Bytes = kFlowBytes + 2 * 20 + 8;
+    if (!room_for(f.family == Family::ipv6 ? kFlow6Bytes : kFlowBytes)) return false;
     auto* nlh = reinterpret_cast<nlmsghdr*>(buf_.data());
     auto* nest = mnl_attr_nest_start(nlh, kAttrFlow);
     mnl_attr_put_u32(nlh, kFlowSrcAddr, f.key.src_addr);
@@ -114,6 +115,11 @@ bool ReplyWriter::add_flow(const FlowRecord& f) {
     mnl_attr_put_u8(nlh, kFlowTcpFlags, f.tcp_flags);
     mnl_attr_put_u8(nlh, kFlowSrcMask, f.src_mask);
     mnl_attr_put_u8(nlh, kFlowDstMask, f.dst_mask);
+    if (f.family == Family::ipv6) {
+        mnl_attr_put(nlh, kFlowSrcAddr6, f.src6.size(), f.src6.data());
+        mnl_attr_put(nlh, kFlowDstAddr6, f.dst6.size(), f.dst6.data());
+        mnl_attr_put_u32(nlh, kFlowLabel, f.flow_label);
+    }
     mnl_attr_nest_end(nlh, nest);
     has_data_ = true;
     return true;
@@ -240,6 +246,13 @@ template <class T> bool read_field(const nlattr* a, T& field) {
     return true;
 }
 
+// A 16-byte IPv6 address attribute.
+bool read_address6(const nlattr* a, Ipv6Addr& out) {
+    if (mnl_attr_get_payload_len(a) != out.size()) return false;
+    std::memcpy(out.data(), mnl_attr_get_payload(a), out.size());
+    return true;
+}
+
 // One attribute of a flow nest into its field of `f`; unknown types are skipped.
 bool decode_flow_field(const nlattr* a, std::uint16_t type, FlowRecord& f) {
     switch (type) {
@@ -273,6 +286,12 @@ bool decode_flow_field(const nlattr* a, std::uint16_t type, FlowRecord& f) {
         return read_field(a, f.src_mask);
     case kFlowDstMask:
         return read_field(a, f.dst_mask);
+    case kFlowSrcAddr6:
+        return read_address6(a, f.src6);
+    case kFlowDstAddr6:
+        return read_address6(a, f.dst6);
+    case kFlowLabel:
+        return read_field(a, f.flow_label);
     default:
         return true;
     }
@@ -285,13 +304,17 @@ bool decode_flow(const nlattr* nest, Reply& out) {
     std::uint32_t seen = 0;
     const bool ok = nested_walk(nest, [&](const nlattr* a) {
         const auto type = mnl_attr_get_type(a);
-        if (type == 0 || type > kFlowMax) return true;
+        if (type == 0 || type > kFlowMax6) return true;
         if (seen & (1u << type)) return false;
         seen |= 1u << type;
         return decode_flow_field(a, type, f);
     });
+    // Every IPv4 field, and the IPv6 ones all or none.
     constexpr std::uint32_t kAll = ((1u << (kFlowMax + 1)) - 1) & ~1u;
-    if (!ok || seen != kAll) return false;
+    constexpr std::uint32_t kAll6 = ((1u << (kFlowMax6 + 1)) - 1) & ~kAll & ~1u;
+    if (!ok || (seen & kAll) != kAll || ((seen & kAll6) != 0 && (seen & kAll6) != kAll6))
+        return false;
+    if (seen & kAll6) f.family = Family::ipv6;
     out.flows.push_back(f);
     return true;
 }

@@ -131,6 +131,12 @@ Config default_config() {
     return c;
 }
 
+bool exports_ipv6(const Config& config) noexcept {
+    return std::any_of(config.destinations.begin(), config.destinations.end(), [&](const auto& d) {
+        return d.protocol.value_or(config.format.protocol) != ExportProtocol::v5;
+    });
+}
+
 const std::vector<OptionInfo>& option_table() {
     static const std::vector<OptionInfo> infos = [] {
         const Config defaults = default_config();

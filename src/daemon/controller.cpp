@@ -247,8 +247,12 @@ void Controller::apply(const Config& next) {
     std::optional<CollectorSet> collectors;
     if (changed.test(Opt::destination))
         collectors.emplace(parts_.open_collectors(next.destinations, next.sndbuf));
+    // IPv6 flows leave (forced) while a v9/IPFIX destination is still there to carry them,
+    // and are accounted once one is.
+    const bool ipv6_before = exports_ipv6(config_), ipv6_after = exports_ipv6(next);
     std::vector<const Step*> done;
     try {
+        if (ipv6_before && !ipv6_after) parts_.pipeline.set_ipv6(false);
         for (const auto& step : steps()) {
             if ((changed & step.reads).none()) continue;
             step.apply(parts_.pipeline, parts_.log, next, started_);
@@ -258,7 +262,9 @@ void Controller::apply(const Config& next) {
             parts_.pipeline.set_collectors(std::move(*collectors));
         else if (changed.test(Opt::sndbuf))
             parts_.pipeline.set_sndbuf(next.sndbuf);
+        if (!ipv6_before && ipv6_after) parts_.pipeline.set_ipv6(true);
     } catch (...) {
+        if (ipv6_before) parts_.pipeline.set_ipv6(true); // cannot fail: no flush
         for (auto it = done.rbegin(); it != done.rend(); ++it) {
             try {
                 (*it)->apply(parts_.pipeline, parts_.log, config_, started_);

@@ -47,6 +47,7 @@ PipelineConfig pipeline_config(const Config& c, Nanos boot) {
     pc.v5 = V5Params{boot, 0, c.engine_id};
     pc.pacing = c.pacing;
     pc.format = c.format;
+    pc.ipv6 = exports_ipv6(c);
     return pc;
 }
 

@@ -32,6 +32,7 @@ OfflineSummary run_offline(const Config& config) {
     pc.v5 = V5Params{boot, 0, config.engine_id};
     pc.pacing = config.pacing;
     pc.format = config.format;
+    pc.ipv6 = exports_ipv6(config);
     Pipeline pipeline(pc, clock, CollectorSet(config.destinations, config.sndbuf));
     auto& dispatcher = pipeline.dispatcher(0);
     if (any) {
@@ -73,6 +74,7 @@ const auto kSummary = std::to_array<SummaryLine>({
     {"truncated", [](P s, T) { return s.parse.truncated; }},
     {"fragments", [](P s, T) { return s.parse.fragments; }},
     {"ipv6", [](P s, T) { return s.parse.ipv6; }},
+    {"ipv6_accounted", [](P s, T) { return s.parse.ipv6_accounted; }},
     {"unknown_length", [](P s, T) { return s.parse.unknown_length; }},
     {"oversize", [](P s, T) { return s.parse.oversize; }},
     {"maxflows_dropped", [](P, T t) { return t.dropped_packets; }},

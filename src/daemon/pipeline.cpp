@@ -1,5 +1,7 @@
 #include "nflowd/pipeline.hpp"
 
+#include "mailbox.hpp"
+
 #include <algorithm>
 #include <exception>
 #include <future>
@@ -16,6 +18,8 @@ constexpr std::size_t kOutputRing = 1 << 16;
 constexpr std::size_t kChunk = 1024;
 constexpr std::size_t kWakeBatch = 1024;
 constexpr Nanos kWakeDelay = 2 * kNanosPerMilli;
+// Flows flushed per step: a big cache's records never sit all at once beside its entries.
+constexpr std::size_t kFlushChunk = 4096;
 
 // Buckets are split over the shards; maxflows is not, the workers share one FlowBudget.
 FlowTableConfig shard_config(const FlowTableConfig& total, std::size_t shards) {
@@ -29,43 +33,9 @@ std::size_t pick(std::uint64_t hash, std::size_t n) noexcept {
     return static_cast<std::size_t>(((hash >> 32) * n) >> 32);
 }
 
-std::size_t shard_of(const ShardKey& shard_key, const FlowKey& key, std::size_t n) noexcept {
+template <class Key>
+std::size_t shard_of(const ShardKey& shard_key, const Key& key, std::size_t n) noexcept {
     return n == 1 ? 0 : pick(shard_hash(shard_key, key), n);
-}
-
-using Command = std::function<void()>;
-
-struct Mailbox {
-    std::mutex mutex;
-    std::vector<Command> commands;
-    std::atomic<bool> pending{false};
-
-    void post(Command c) {
-        std::lock_guard lock(mutex);
-        commands.push_back(std::move(c));
-        pending.store(true, std::memory_order_seq_cst);
-    }
-    void run() {
-        if (!pending.load(std::memory_order_acquire)) return;
-        std::vector<Command> todo;
-        {
-            std::lock_guard lock(mutex);
-            todo.swap(commands);
-            pending.store(false, std::memory_order_relaxed);
-        }
-        for (auto& c : todo) c();
-    }
-};
-
-// Posts fn to a thread's mailbox and waits until that thread ran it.
-template <class Target>
-std::future<void> post(Mailbox& box, Notifier& wake, Target& target,
-                       const std::function<void(Target&)>& fn) {
-    auto task = std::make_shared<std::packaged_task<void()>>([&fn, &target] { fn(target); });
-    auto done = task->get_future();
-    box.post([task] { (*task)(); });
-    wake.wake();
-    return done;
 }
 
 } // namespace
@@ -73,13 +43,37 @@ std::future<void> post(Mailbox& box, Notifier& wake, Target& target,
 struct Pipeline::Worker {
     Worker(const FlowTableConfig& config, FlowBudget& budget, std::size_t readers, std::size_t ring)
         : table(config, budget), output(kOutputRing) {
-        for (std::size_t i = 0; i < readers; ++i)
+        for (std::size_t i = 0; i < readers; ++i) {
             inputs.push_back(std::make_unique<SpscRing<PacketInfo>>(ring));
-        expired.reserve(4096);
+            inputs6.push_back(std::make_unique<SpscRing<PacketInfo6>>(ring));
+        }
+        expired.reserve(kFlushChunk);
     }
 
+    SpscRing<PacketInfo>& input(std::size_t reader, const PacketInfo&) { return *inputs[reader]; }
+    SpscRing<PacketInfo6>& input(std::size_t reader, const PacketInfo6&) {
+        return *inputs6[reader];
+    }
     bool has_input() {
-        return std::any_of(inputs.begin(), inputs.end(), [](auto& r) { return !r->empty(); });
+        const auto busy = [](auto& r) { return !r->empty(); };
+        return std::any_of(inputs.begin(), inputs.end(), busy) ||
+               std::any_of(inputs6.begin(), inputs6.end(), busy);
+    }
+    // Accounts up to kChunk packets of each of the rings; returns how many.
+    template <class Packet>
+    std::size_t drain(std::vector<std::unique_ptr<SpscRing<Packet>>>& rings) {
+        std::size_t n = 0;
+        for (auto& in : rings) {
+            const std::size_t avail = std::min(in->available(), kChunk);
+            for (std::size_t i = 0; i < avail; ++i) {
+                const Packet& p = in->peek(i);
+                table.add(p, expired);
+                last_packet_time = std::max(last_packet_time, p.time);
+            }
+            if (avail) in->pop(avail);
+            n += avail;
+        }
+        return n;
     }
     void snapshot(bool force) {
         const Nanos now = steady_time();
@@ -91,8 +85,9 @@ struct Pipeline::Worker {
         stats.hashsize = table.config().hashsize;
     }
 
-    FlowTable table;
-    std::vector<std::unique_ptr<SpscRing<PacketInfo>>> inputs; // one per reader
+    FlowShard table;                                             // IPv4 and IPv6 flows
+    std::vector<std::unique_ptr<SpscRing<PacketInfo>>> inputs;   // one per reader
+    std::vector<std::unique_ptr<SpscRing<PacketInfo6>>> inputs6; // one per reader
     SpscRing<FlowRecord> output;
     Notifier wake;
     Mailbox mailbox;
@@ -106,9 +101,8 @@ struct Pipeline::Worker {
 };
 
 struct Pipeline::ExportThread {
-    ExportThread(const V5Params& params, CollectorSet set, const PacingConfig& pacing,
-                 const ExportFormat& format)
-        : exporter(params, std::move(set), pacing, format) {}
+    ExportThread(const PipelineConfig& c, CollectorSet set)
+        : exporter(c.v5, std::move(set), c.pacing, c.format) {}
 
     void snapshot(bool force) {
         const Nanos now = steady_time();
@@ -142,19 +136,26 @@ Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
     : pipeline_(pipeline), index_(index), shard_key_(pipeline.shard_key_),
       unwoken_(pipeline.workers_.size(), 0), unwoken_since_(pipeline.workers_.size(), 0) {
     aggregation_ = pipeline.aggregation(aggregation_version_);
+    parser_.set_ipv6(pipeline.accept_ipv6_.load(std::memory_order_relaxed));
 }
 
 void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept {
-    PacketInfo packet;
-    if (!is_accounted(parser_.parse(bytes, meta, packet))) return;
+    if (!is_accounted(parser_.parse(bytes, meta, parsed_))) return;
+    if (parsed_.family == Family::ipv4)
+        route(parsed_.v4);
+    else
+        route(parsed_.v6);
+}
+
+template <class Packet> void Dispatcher::route(Packet& packet) noexcept {
     if (!aggregation_->empty()) aggregation_->apply(packet);
     push(shard_of(shard_key_, packet.key, pipeline_.workers_.size()), packet);
     batch_max_time_ = std::max(batch_max_time_, packet.time);
 }
 
-void Dispatcher::push(std::size_t worker, const PacketInfo& packet) noexcept {
+template <class Packet> void Dispatcher::push(std::size_t worker, const Packet& packet) noexcept {
     auto& w = *pipeline_.workers_[worker];
-    auto& ring = *w.inputs[index_];
+    auto& ring = w.input(index_, packet);
     while (!ring.try_push(packet)) {
         // Back-pressure: live, the kernel then drops and the sequence numbers count it.
         ring.publish();
@@ -169,8 +170,10 @@ void Dispatcher::publish() noexcept {
     for (std::size_t i = 0; i < pipeline_.workers_.size(); ++i) {
         auto& w = *pipeline_.workers_[i];
         auto& ring = *w.inputs[index_];
-        if (const auto n = ring.unpublished()) {
+        auto& ring6 = *w.inputs6[index_];
+        if (const auto n = ring.unpublished() + ring6.unpublished()) {
             ring.publish();
+            ring6.publish();
             if (unwoken_[i] == 0) unwoken_since_[i] = now;
             unwoken_[i] += n;
         }
@@ -187,6 +190,7 @@ void Dispatcher::publish() noexcept {
     publish_stats();
     if (pipeline_.aggregation_version_.load(std::memory_order_acquire) != aggregation_version_)
         aggregation_ = pipeline_.aggregation(aggregation_version_);
+    parser_.set_ipv6(pipeline_.accept_ipv6_.load(std::memory_order_relaxed));
 }
 
 void Dispatcher::publish_stats() noexcept {
@@ -196,7 +200,7 @@ void Dispatcher::publish_stats() noexcept {
 // ---- pipeline ----
 
 Pipeline::Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors)
-    : config_(std::move(config)), clock_(clock) {
+    : config_(std::move(config)), clock_(clock), accept_ipv6_(config_.ipv6) {
     config_.workers = std::max<std::size_t>(1, config_.workers);
     config_.readers = std::max<std::size_t>(1, config_.readers);
     aggregation_current_ = std::make_shared<const Aggregation>(config_.aggregation);
@@ -206,8 +210,7 @@ Pipeline::Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors)
             std::make_unique<Worker>(shard, budget_, config_.readers, config_.ring_capacity));
     for (std::size_t i = 0; i < config_.readers; ++i)
         dispatchers_.push_back(std::make_unique<Dispatcher>(Dispatcher::Key{}, *this, i));
-    export_ = std::make_unique<ExportThread>(config_.v5, std::move(collectors), config_.pacing,
-                                             config_.format);
+    export_ = std::make_unique<ExportThread>(config_, std::move(collectors));
 
     threads_running_ = true;
     workers_running_ = workers_.size();
@@ -251,17 +254,7 @@ void Pipeline::run_worker(Worker& w) {
         // Read replay time before looking at the rings: if they are then empty, every packet
         // up to that time has been accounted and expiring at it cannot split a flow.
         const Nanos clock_before = clock_.now();
-        std::size_t n = 0;
-        for (auto& in : w.inputs) {
-            std::size_t avail = std::min(in->available(), kChunk);
-            for (std::size_t i = 0; i < avail; ++i) {
-                const PacketInfo& p = in->peek(i);
-                w.table.add(p, w.expired);
-                w.last_packet_time = std::max(w.last_packet_time, p.time);
-            }
-            if (avail) in->pop(avail);
-            n += avail;
-        }
+        const std::size_t n = w.drain(w.inputs) + w.drain(w.inputs6);
         // Commands after the drain, so that "flush" covers what was published before it.
         w.mailbox.run();
         const Nanos now = !replay ? clock_.now() : n == 0 ? clock_before : w.last_packet_time;
@@ -278,11 +271,19 @@ void Pipeline::run_worker(Worker& w) {
             kIdleWait);
     }
     w.mailbox.run();
-    w.table.flush(w.expired);
-    push_expired(w);
-    w.snapshot(true);
+    flush_worker(w, false);
     workers_running_.fetch_sub(1, std::memory_order_seq_cst);
     export_->wake.wake();
+}
+
+void Pipeline::flush_worker(Worker& w, bool ipv6_only) {
+    const auto some = [&w, ipv6_only] {
+        return ipv6_only ? w.table.ipv6().flush_some(w.expired, kFlushChunk)
+                         : w.table.flush_some(w.expired, kFlushChunk);
+    };
+    while (some() != 0) push_expired(w);
+    push_expired(w);
+    w.snapshot(true); // stats read right after show the emptied cache
 }
 
 void Pipeline::run_exporter() {
@@ -295,17 +296,9 @@ void Pipeline::run_exporter() {
         x.heartbeat.beat();
         x.mailbox.run();
         const bool last_round = workers_running_.load(std::memory_order_seq_cst) == 0;
-        std::size_t n = 0;
         // Flow time drives the 1 s partial-datagram wait; the wall offset only dates headers.
         const ExportTime now = clock_.export_time();
-        for (auto& w : workers_) {
-            const std::size_t avail = w->output.available();
-            // A beat per record: pacing may hold one pass of this loop for many seconds.
-            for (std::size_t i = 0; i < avail; ++i, x.heartbeat.beat())
-                x.exporter.add({&w->output.peek(i), 1}, now);
-            if (avail) w->output.pop(avail);
-            n += avail;
-        }
+        const std::size_t n = drain_outputs(now);
         x.exporter.set_ignored_packets(ignored_packets_.load(std::memory_order_relaxed));
         x.exporter.tick(now);
         x.snapshot(false);
@@ -321,6 +314,20 @@ void Pipeline::run_exporter() {
     x.mailbox.run();
     x.exporter.finish(clock_.export_time());
     x.snapshot(true);
+}
+
+std::size_t Pipeline::drain_outputs(const ExportTime& now) {
+    auto& x = *export_;
+    std::size_t n = 0;
+    for (auto& w : workers_) {
+        const std::size_t avail = w->output.available();
+        // A beat per record: pacing may hold one pass of this loop for many seconds.
+        for (std::size_t i = 0; i < avail; ++i, x.heartbeat.beat())
+            x.exporter.add({&w->output.peek(i), 1}, now);
+        if (avail) w->output.pop(avail);
+        n += avail;
+    }
+    return n;
 }
 
 void Pipeline::on_workers(const std::function<void(Worker&)>& fn) {
@@ -396,6 +403,7 @@ void Pipeline::set_aggregation(Aggregation aggregation) {
 // read right after a change show it.
 void Pipeline::set_collectors(CollectorSet collectors) {
     on_exporter([&](Exporter& e) {
+        drain_outputs(clock_.export_time()); // expired flows go where they were bound
         e.set_collectors(std::move(collectors));
         export_->snapshot(true);
     });
@@ -416,19 +424,8 @@ void Pipeline::set_pacing(const PacingConfig& pacing) {
     on_exporter([&](Exporter& e) { e.set_pacing(pacing); });
 }
 
-void Pipeline::set_export_format(const ExportFormat& format) {
-    on_exporter([&](Exporter& e) {
-        e.set_format(format);
-        export_->snapshot(true);
-    });
-}
-
 void Pipeline::flush() {
-    on_workers([this](Worker& w) {
-        w.table.flush(w.expired);
-        push_expired(w);
-        w.snapshot(true); // stats read right after show the empty cache
-    });
+    on_workers([this](Worker& w) { flush_worker(w, false); });
 }
 
 FlowSelection Pipeline::select_flows(std::size_t top, FlowRank rank) {
@@ -460,6 +457,10 @@ void Pipeline::reset_stats() {
 }
 
 std::size_t Pipeline::worker_of(const FlowKey& key) const noexcept {
+    return shard_of(shard_key_, key, workers_.size());
+}
+
+std::size_t Pipeline::worker_of(const FlowKey6& key) const noexcept {
     return shard_of(shard_key_, key, workers_.size());
 }
 

@@ -145,6 +145,8 @@ const auto kPackets = std::to_array<Item<View>>({
     {"truncated {}", "truncated", [](V v) -> Value { return v.r.pipeline.parse.truncated; }},
     {"fragments {}", "fragments", [](V v) -> Value { return v.r.pipeline.parse.fragments; }},
     {"ipv6 skipped {}", "ipv6_skipped", [](V v) -> Value { return v.r.pipeline.parse.ipv6; }},
+    {"ipv6 accounted {}", "ipv6_accounted",
+     [](V v) -> Value { return v.r.pipeline.parse.ipv6_accounted; }},
     {"unknown length {}", "unknown_length",
      [](V v) -> Value { return v.r.pipeline.parse.unknown_length; }},
     {"oversize {}", "oversize", [](V v) -> Value { return v.r.pipeline.parse.oversize; }},

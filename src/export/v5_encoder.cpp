@@ -162,6 +162,7 @@ V5Batcher::V5Batcher(const V5Params& params, Nanos max_wait)
     : params_(params), max_wait_(max_wait) {}
 
 bool V5Batcher::add(const FlowRecord& record, const ExportTime& time, V5Datagram& out) noexcept {
+    if (record.family != Family::ipv4) return false;
     if (count_ == 0) first_added_ = time.now;
     pending_[count_++] = record;
     if (count_ < kV5MaxRecords) return false;

@@ -57,11 +57,15 @@ HashKey random_hash_key() {
 
 ShardKey random_shard_key() {
     ShardKey k;
-    for (std::size_t i = 0; i < k.a.size(); i += 2) {
-        const HashKey half = random_hash_key();
-        k.a[i] = half.k0;
-        k.a[i + 1] = half.k1;
-    }
+    const auto fill = [](auto& words) {
+        for (std::size_t i = 0; i < words.size(); i += 2) {
+            const HashKey half = random_hash_key();
+            words[i] = half.k0;
+            words[i + 1] = half.k1;
+        }
+    };
+    fill(k.a);
+    fill(k.a6);
     return k;
 }
 
@@ -82,6 +86,20 @@ std::array<std::byte, kFlowKeyBytes> flow_key_bytes(const FlowKey& key) noexcept
     put_le(&out[12], key.in_if, 4);
     put_le(&out[16], key.protocol, 1);
     put_le(&out[17], key.tos, 1);
+    return out;
+}
+
+std::array<std::byte, kFlowKey6Bytes> flow_key_bytes(const FlowKey6& key) noexcept {
+    std::array<std::byte, kFlowKey6Bytes> out{};
+    for (std::size_t i = 0; i < 16; ++i) {
+        out[i] = static_cast<std::byte>(key.src_addr[i]);
+        out[16 + i] = static_cast<std::byte>(key.dst_addr[i]);
+    }
+    put_le(&out[32], key.src_port, 2);
+    put_le(&out[34], key.dst_port, 2);
+    put_le(&out[36], key.in_if, 4);
+    put_le(&out[40], key.protocol, 1);
+    put_le(&out[41], key.tos, 1);
     return out;
 }
 

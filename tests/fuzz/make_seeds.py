@@ -26,6 +26,24 @@ SCTP = struct.pack("!HHI", 3868, 3868, 0) + b"\0" * 4
 IPV6 = struct.pack("!IHBB16s16s", 0x60000000, 8, 17, 64, b"\x20\x01" + b"\0" * 14,
                    b"\x20\x01" + b"\0" * 13 + b"\x01") + struct.pack("!HHHH", 1, 2, 8, 0)
 
+def ipv6(next_header, payload, payload_len=None, tclass=0, label=0):
+    plen = len(payload) if payload_len is None else payload_len
+    return struct.pack("!IHBB16s16s", 0x60000000 | tclass << 20 | label, plen, next_header, 64,
+                       b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x01",
+                       b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x02") + payload
+
+
+def ext(next_header, units=1):  # hop-by-hop, routing, destination options: PadN inside
+    return struct.pack("!BBBB", next_header, units - 1, 1, units * 8 - 4) + b"\0" * (units * 8 - 4)
+
+
+def frag6(next_header, offset, more):
+    return struct.pack("!BBHI", next_header, 0, offset << 3 | more, 0x12345678)
+
+
+ICMP6 = struct.pack("!BBHHH", 128, 0, 0, 1, 1) + b"p" * 56
+JUMBO = struct.pack("!BBBBI", 6, 0, 0xc2, 4, 100000)
+
 PACKETS = {
     "tcp_syn": ipv4(6, TCP),
     "tcp_opts": ipv4(6, TCP, ihl=7),
@@ -64,6 +82,31 @@ def nflog_msg(seq, payload, indev=2, outdev=3, ts=True):
     return struct.pack("=IHHII", 16 + len(body), (4 << 8) | 0, 0, 0, 0) + body
 
 
+def rtnl_link(ifindex, name=None, alias=None, msg_type=16, seq=0, flags=0, family=0):
+    """RTM_NEWLINK (16) / RTM_DELLINK (17): ifinfomsg, IFLA_MTU, IFLA_IFNAME, IFLA_IFALIAS."""
+    body = struct.pack("=BxHiII", family, 1, ifindex, 0, 0) + nla(4, struct.pack("=I", 1500))
+    if name is not None:
+        body += nla(3, name + b"\0")
+    if alias is not None:
+        body += nla(20, alias + b"\0")
+    return struct.pack("=IHHII", 16 + len(body), msg_type, flags, seq, 0) + body
+
+
+def rtnl_done(seq):  # NLMSG_DONE, NLM_F_MULTI, status 0
+    return struct.pack("=IHHIIi", 20, 3, 2, seq, 0, 0)
+
+
+def link_seeds():
+    # link_names: sequence 1 from port 0 is the fuzz target's dump (fuzz_link_names.cpp).
+    write("link_names", "dump", rtnl_link(1, b"lo", seq=1, flags=2) +
+          rtnl_link(2, b"eth3", b"uplink to ISP", seq=1, flags=2) +
+          rtnl_link(3, b"ppp11", seq=1, flags=2) + rtnl_done(1))
+    write("link_names", "updates", rtnl_link(2, b"eth7") + rtnl_link(4, b"wg0", b"tunnel") +
+          rtnl_link(3, msg_type=17) + rtnl_link(2, b"x", family=7, msg_type=17))
+    write("link_names", "interrupted", rtnl_link(5, b"eth5", seq=1, flags=2 | 0x10) +
+          rtnl_done(1))
+
+
 def main():
     for name, p in PACKETS.items():
         write("header_parser", name, p)
@@ -75,6 +118,22 @@ def main():
     write("header_parser", "igmp_query", ipv4(2, struct.pack("!BBH4s", 0x11, 100, 0, b"\0" * 4),
                                               ihl=6))
     write("header_parser", "opts_cut", ipv4(17, UDP, ihl=15)[:30])
+    # IPv6: every extension header, a chain, ESP/AH/no-next-header stops, fragments, ICMPv6,
+    # payload length 0 with a jumbo option and without (odd size: with a capture length).
+    ipv6_seeds = {
+        "ipv6_hbh_frag_tcp": ipv6(0, ext(44) + frag6(6, 0, 1) + TCP, tclass=0xb8, label=0xbeef),
+        "ipv6_chain_udp": ipv6(0, ext(60) + ext(43, 2) + ext(44) + frag6(60, 0, 1) + ext(17) + UDP),
+        "ipv6_frag_later": ipv6(44, frag6(17, 185, 1) + b"y" * 40),
+        "ipv6_icmp6": ipv6(58, ICMP6),
+        "ipv6_esp": ipv6(50, struct.pack("!II", 0x100, 1) + b"e" * 32),
+        "ipv6_ah_after_dstopts": ipv6(60, ext(51) + b"a" * 24),
+        "ipv6_no_next": ipv6(59, b""),
+        "ipv6_sctp_routing": ipv6(43, ext(132) + SCTP),
+        "ipv6_jumbo": ipv6(0, JUMBO + TCP, payload_len=0),
+        "ipv6_big_tcp": ipv6(6, TCP + b"z", payload_len=0),
+    }
+    for name, p in ipv6_seeds.items():
+        write("header_parser", name, p)
     write("nflog_batch", "one", nflog_msg(0, PACKETS["tcp_syn"]))
     write("nflog_batch", "batch", b"".join(
         nflog_msg(i, p) for i, p in enumerate(PACKETS.values())))
@@ -102,6 +161,7 @@ def main():
                            b"0", b"syslog", b"2"]):
         for opt in range(0, 24, 3):
             write("options", "v%d_o%d" % (i, opt), bytes([opt + i % 3]) + v)
+    link_seeds()
 
 
 if __name__ == "__main__":

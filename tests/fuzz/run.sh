@@ -9,7 +9,7 @@ build=${NFLOWD_FUZZ_BUILD_DIR:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$build" -DNFLOWD_FUZZ=ON -DNFLOWD_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target fuzz_header_parser fuzz_nflog_batch \
-    fuzz_link_layer fuzz_options fuzz_control fuzz_ipfix_encoder >/dev/null
+    fuzz_link_layer fuzz_options fuzz_control fuzz_link_names fuzz_ipfix_encoder >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # One fuzzer per core at a time: each gets its full time, the stage takes a fraction of it.

@@ -7,6 +7,7 @@
 // TCP FIN/RST only ever ends a direction, so with timeouts longer than the span each key is
 // exported as exactly one flow. Frames are cut at --snaplen like NFLOG --nflog-size would,
 // while the IP total length keeps the real size.
+#include <arpa/inet.h>
 #include <pcap/pcap.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@ struct Options {
     std::string linktype = "en10mb";
     std::string out;
     std::string truth;
+    std::string truth6; // optional: the IPv6 flows' truth, same columns
     double ipv6_share = 0.05;
     double frag_share = 0.02;
     double vlan_share = 0.0;  // en10mb only: frames with 802.1Q (a quarter of them QinQ)
@@ -58,10 +60,12 @@ struct Options {
         "  --nonip-share F    ARP frames per IP packet (en10mb, sll)       [0]\n"
         "  --eth-pad 0|1      pad Ethernet frames to 60 bytes (en10mb)     [1]\n"
         "  --duration S       time span of the trace in seconds            [30]\n"
+        "  --truth6 FILE.csv  also write the IPv6 flows' truth (same columns) [none]\n"
         "  --start EPOCH      time of the first packet                     [1700000000]\n"
         "Truth CSV: src,dst,sport,dport,proto,tos,packets,bytes,tcp_flags,in_if,out_if,first_ms,\n"
         "last_ms, one line per IPv4 NetFlow key (ICMP: sport 0, dport type<<8|code; non-first\n"
-        "fragments: ports 0); times are Unix milliseconds, truncated.\n"
+        "fragments: ports 0); times are Unix milliseconds, truncated. --truth6: the same per\n"
+        "IPv6 key (addresses in RFC 5952 text, ICMPv6 protocol 58).\n"
         "A summary (key: value) goes to stdout.\n",
         rc == 0 ? stdout : stderr);
     std::exit(rc);
@@ -97,6 +101,8 @@ Options parse(int argc, char** argv) {
                 o.out = value;
             else if (arg == "--truth")
                 o.truth = value;
+            else if (arg == "--truth6")
+                o.truth6 = value;
             else if (arg == "--ipv6-share")
                 o.ipv6_share = std::stod(value);
             else if (arg == "--frag-share")
@@ -831,6 +837,14 @@ class Writer {
     std::array<std::uint8_t, 70000> buf_{};
 };
 
+// The text of the address put_v6_addr() writes (RFC 5952, as inet_ntop and nfdump print it).
+std::string ipv6_text(std::uint32_t v4, bool server) {
+    std::uint8_t a[16];
+    put_v6_addr(a, v4, server);
+    char text[INET6_ADDRSTRLEN];
+    return inet_ntop(AF_INET6, a, text, sizeof text) ? text : "?";
+}
+
 std::string ipv4_text(std::uint32_t a) {
     return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 0xff) + "." +
            std::to_string(a >> 8 & 0xff) + "." + std::to_string(a & 0xff);
@@ -870,7 +884,7 @@ int run(const Options& o) {
     });
 
     std::vector<std::array<Acc, 3>> acc(sessions.size());
-    std::uint64_t v4_packets = 0, v6_packets = 0, fragments = 0, v4_bytes = 0;
+    std::uint64_t v4_packets = 0, v6_packets = 0, fragments = 0, v4_bytes = 0, v6_bytes = 0;
     {
         Writer w(o);
         for (const auto& e : events) {
@@ -883,11 +897,12 @@ int run(const Options& o) {
             w.packet(e.t_us, s, p, e.idx);
             if (s.v6) {
                 ++v6_packets;
-                continue;
+                v6_bytes += p.total;
+            } else {
+                ++v4_packets;
+                v4_bytes += p.total;
+                if (p.frag_off != 0) ++fragments;
             }
-            ++v4_packets;
-            v4_bytes += p.total;
-            if (p.frag_off != 0) ++fragments;
             auto& a = acc[e.sess][static_cast<std::size_t>(p.slot)];
             if (a.packets++ == 0) a.first_us = e.t_us;
             a.last_us = e.t_us;
@@ -901,56 +916,68 @@ int run(const Options& o) {
         std::uint8_t tos;
         Acc a;
         std::uint32_t in_if, out_if;
+        bool server_src; // IPv6: which half of 2001:db8:<c|5>:: each address is in
     };
-    std::vector<Line> lines;
-    lines.reserve(keys4);
-    for (std::uint32_t i = 0; i < sessions.size(); ++i) {
-        const auto& s = sessions[i];
-        if (s.v6) continue;
-        for (int slot = 0; slot < 3; ++slot) {
-            const Acc& a = acc[i][static_cast<std::size_t>(slot)];
-            if (a.packets == 0) continue;
-            const int d = slot == 0 ? 0 : 1;
-            Tuple t{s.addr4[d], s.addr4[1 - d], s.port[d], s.port[1 - d], 6};
-            switch (s.kind) {
-            case Kind::dns:
-            case Kind::udp_stream:
-            case Kind::udp_frag:
-                t.proto = 17;
-                break;
-            case Kind::icmp_echo:
-            case Kind::icmp_unreach: {
-                t.proto = 1;
-                t.sport = 0;
-                const Pkt p = describe(s, static_cast<std::uint32_t>(d), o.seed, i);
-                t.dport = static_cast<std::uint16_t>(p.icmp_type << 8 | p.icmp_code);
-                break;
+    // One family's truth lines, sorted by key.
+    const auto lines_of = [&](bool v6) {
+        std::vector<Line> lines;
+        lines.reserve(v6 ? keys6 : keys4);
+        for (std::uint32_t i = 0; i < sessions.size(); ++i) {
+            const auto& s = sessions[i];
+            if (s.v6 != v6) continue;
+            for (int slot = 0; slot < 3; ++slot) {
+                const Acc& a = acc[i][static_cast<std::size_t>(slot)];
+                if (a.packets == 0) continue;
+                const int d = slot == 0 ? 0 : 1;
+                Tuple t{s.addr4[d], s.addr4[1 - d], s.port[d], s.port[1 - d], 6};
+                switch (s.kind) {
+                case Kind::dns:
+                case Kind::udp_stream:
+                case Kind::udp_frag:
+                    t.proto = 17;
+                    break;
+                case Kind::icmp_echo:
+                case Kind::icmp_unreach: {
+                    t.proto = v6 ? 58 : 1;
+                    t.sport = 0;
+                    const Pkt p = describe(s, static_cast<std::uint32_t>(d), o.seed, i);
+                    t.dport = static_cast<std::uint16_t>(p.icmp_type << 8 | p.icmp_code);
+                    break;
+                }
+                default:
+                    break;
+                }
+                if (slot == 2) t.sport = t.dport = 0;
+                lines.push_back({t, s.tos[d], a, s.ifindex[d], s.ifindex[1 - d], d == 1});
             }
-            default:
-                break;
-            }
-            if (slot == 2) t.sport = t.dport = 0;
-            lines.push_back({t, s.tos[d], a, s.ifindex[d], s.ifindex[1 - d]});
         }
-    }
-    std::sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
-        return std::tie(a.t.src, a.t.dst, a.t.sport, a.t.dport, a.t.proto, a.tos) <
-               std::tie(b.t.src, b.t.dst, b.t.sport, b.t.dport, b.t.proto, b.tos);
-    });
-    std::ofstream csv(o.truth);
-    if (!csv) throw std::runtime_error("cannot write " + o.truth);
-    csv << "src,dst,sport,dport,proto,tos,packets,bytes,tcp_flags,in_if,out_if,first_ms,last_ms\n";
+        std::sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
+            return std::tie(a.t.src, a.t.dst, a.t.sport, a.t.dport, a.t.proto, a.tos) <
+                   std::tie(b.t.src, b.t.dst, b.t.sport, b.t.dport, b.t.proto, b.tos);
+        });
+        return lines;
+    };
     const auto epoch_ms = [&o](std::uint64_t us) {
         return o.start * 1000 + std::int64_t(us / 1000);
     };
-    for (const auto& l : lines)
-        csv << ipv4_text(l.t.src) << ',' << ipv4_text(l.t.dst) << ',' << l.t.sport << ','
-            << l.t.dport << ',' << unsigned{l.t.proto} << ',' << unsigned{l.tos} << ','
-            << l.a.packets << ',' << l.a.bytes << ',' << unsigned{l.a.flags} << ',' << l.in_if
-            << ',' << l.out_if << ',' << epoch_ms(l.a.first_us) << ',' << epoch_ms(l.a.last_us)
-            << '\n';
-    csv.close();
-    if (!csv) throw std::runtime_error("cannot write " + o.truth);
+    const auto write_truth = [&](const std::string& path, const std::vector<Line>& lines, bool v6) {
+        std::ofstream csv(path);
+        if (!csv) throw std::runtime_error("cannot write " + path);
+        csv << "src,dst,sport,dport,proto,tos,packets,bytes,tcp_flags,in_if,out_if,first_ms,"
+               "last_ms\n";
+        for (const auto& l : lines)
+            csv << (v6 ? ipv6_text(l.t.src, l.server_src) : ipv4_text(l.t.src)) << ','
+                << (v6 ? ipv6_text(l.t.dst, !l.server_src) : ipv4_text(l.t.dst)) << ',' << l.t.sport
+                << ',' << l.t.dport << ',' << unsigned{l.t.proto} << ',' << unsigned{l.tos} << ','
+                << l.a.packets << ',' << l.a.bytes << ',' << unsigned{l.a.flags} << ',' << l.in_if
+                << ',' << l.out_if << ',' << epoch_ms(l.a.first_us) << ',' << epoch_ms(l.a.last_us)
+                << '\n';
+        csv.close();
+        if (!csv) throw std::runtime_error("cannot write " + path);
+    };
+    const std::vector<Line> lines = lines_of(false);
+    write_truth(o.truth, lines, false);
+    if (!o.truth6.empty()) write_truth(o.truth6, lines_of(true), true);
 
     std::cout << "frames: " << events.size() << "\n"
               << "packets: " << v4_packets + v6_packets << "\n"
@@ -962,6 +989,7 @@ int run(const Options& o) {
               << "flows: " << lines.size() << "\n"
               << "ipv6_flows: " << keys6 << "\n"
               << "bytes: " << v4_bytes << "\n"
+              << "ipv6_bytes: " << v6_bytes << "\n"
               << "duration: " << o.duration << "\n";
     return 0;
 }

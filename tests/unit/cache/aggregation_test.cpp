@@ -210,5 +210,99 @@ TEST(Aggregation, RejectsJunkNamingTheRule) {
     expect_rejected("+80=80", "+80=80", "port must be 0-65535");
 }
 
+// ---- IPv6 prefixes ----
+
+Ipv6Addr v6(std::initializer_list<unsigned> words) { // eight 16-bit groups
+    Ipv6Addr a{};
+    std::size_t i = 0;
+    for (const unsigned w : words) {
+        a[i++] = static_cast<std::uint8_t>(w >> 8);
+        a[i++] = static_cast<std::uint8_t>(w);
+    }
+    return a;
+}
+
+PacketInfo6 packet6(const Ipv6Addr& src, const Ipv6Addr& dst, std::uint16_t sport,
+                    std::uint16_t dport, std::uint8_t protocol = 6) {
+    PacketInfo6 p;
+    p.key.src_addr = src;
+    p.key.dst_addr = dst;
+    p.key.src_port = sport;
+    p.key.dst_port = dport;
+    p.key.protocol = protocol;
+    return p;
+}
+
+TEST(Aggregation6, PrefixRuleMasksIpv6AddressesAndSetsMasks) {
+    const Aggregation a = Aggregation::parse("2001:db8::/32=48,2001:db8:0:1::/64=100,80-89=80");
+    PacketInfo6 p = packet6(v6({0x2001, 0xdb8, 0xabcd, 0x1234, 0, 0, 0, 1}),
+                            v6({0x2001, 0xdb8, 0, 1, 0xffff, 0xffff, 0xffff, 0xffff}), 81, 443);
+    a.apply(p);
+    EXPECT_EQ(p.key.src_addr, v6({0x2001, 0xdb8, 0xabcd, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(p.src_mask, 48);
+    // The first matching rule wins: /32 matches the destination before the /64 rule.
+    EXPECT_EQ(p.key.dst_addr, v6({0x2001, 0xdb8, 0, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(p.dst_mask, 48);
+    EXPECT_EQ(p.key.src_port, 80); // port rules hold for both families
+    EXPECT_EQ(p.key.dst_port, 443);
+}
+
+TEST(Aggregation6, MasksAcrossTheMiddleOfTheAddress) {
+    const Aggregation a = Aggregation::parse("::/0=100");
+    PacketInfo6 p = packet6(v6({0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff}),
+                            v6({0x2001, 0, 0, 0, 0x1234, 0x5678, 0x9abc, 0xdef0}), 1, 2);
+    a.apply(p);
+    EXPECT_EQ(p.key.src_addr, v6({0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xf000, 0}));
+    EXPECT_EQ(p.key.dst_addr, v6({0x2001, 0, 0, 0, 0x1234, 0x5678, 0x9000, 0}));
+    EXPECT_EQ(p.src_mask, 100);
+}
+
+TEST(Aggregation6, FamiliesDoNotMix) {
+    const Aggregation a = Aggregation::parse("0.0.0.0/0=8,::/0=16");
+    PacketInfo p4 = packet(ip(10, 1, 2, 3), ip(192, 168, 1, 1), 1, 2);
+    a.apply(p4);
+    EXPECT_EQ(p4.key.src_addr, ip(10, 0, 0, 0));
+    EXPECT_EQ(p4.src_mask, 8);
+    PacketInfo6 p6 =
+        packet6(v6({0x2001, 0xdb8, 1, 2, 3, 4, 5, 6}), v6({0xfe80, 0, 0, 0, 0, 0, 0, 1}), 1, 2);
+    a.apply(p6);
+    EXPECT_EQ(p6.key.src_addr, v6({0x2001, 0, 0, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(p6.key.dst_addr, v6({0xfe80, 0, 0, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(p6.src_mask, 16);
+}
+
+TEST(Aggregation6, NoMatchingRuleLeavesTheAddress) {
+    const Aggregation a = Aggregation::parse("2001:db8::/32=48");
+    const Ipv6Addr other = v6({0x2a00, 1, 2, 3, 4, 5, 6, 7});
+    PacketInfo6 p = packet6(other, other, 1, 2);
+    a.apply(p);
+    EXPECT_EQ(p.key.src_addr, other);
+    EXPECT_EQ(p.src_mask, 0);
+    EXPECT_EQ(p.dst_mask, 0);
+}
+
+TEST(Aggregation6, ToStringIsCanonicalAndReparses) {
+    const Aggregation a =
+        Aggregation::parse(" 2001:0DB8:0000::1/32 = 48 , 10.0.0.0/8=16,::/0=0,80=8080");
+    EXPECT_EQ(a.to_string(), "10.0.0.0/8=16,2001:db8::/32=48,::/0=0,80=8080");
+    EXPECT_EQ(Aggregation::parse(a.to_string()), a);
+    EXPECT_EQ(Aggregation::parse("::ffff:10.0.0.0/104=112").to_string(), "::ffff:10.0.0.0/104=112");
+}
+
+TEST(Aggregation6, MalformedIpv6RulesRejectTheWholeList) {
+    for (const char* spec : {"2001:db8::/129=48", "2001:db8::/32=129", "2001:db8:::/32=48",
+                             "2001:db8::g/32=48", "10.0.0.0/8=16,2001:db8::/33x=48",
+                             "2001:db8::/=48", "2001:db8::/32=", "[2001:db8::]/32=48"}) {
+        EXPECT_THROW(Aggregation::parse(spec), std::invalid_argument) << spec;
+    }
+    try {
+        Aggregation::parse("10.0.0.0/8=16,fe80::/200=64");
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("fe80::/200=64"), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("0-128"), std::string::npos);
+    }
+}
+
 } // namespace
 } // namespace nflowd

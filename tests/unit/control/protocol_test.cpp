@@ -5,6 +5,8 @@
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -408,6 +410,43 @@ TEST(ControlProtocol, LargeFlowDumpIsSplitAndComesBackWhole) {
         EXPECT_EQ(got[i].last, want.last);
         EXPECT_EQ(got[i].dst_mask, want.dst_mask);
     }
+}
+
+// An IPv6 flow row carries its addresses and flow label besides the shared fields; its
+// attributes come all or none.
+TEST(ControlProtocol, Ipv6FlowRowsComeBackWhole) {
+    FlowRecord v6 = flow(7);
+    v6.family = Family::ipv6;
+    v6.key.src_addr = v6.key.dst_addr = 0;
+    v6.src6 = {0x20, 0x01, 0x0d, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    v6.dst6 = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99};
+    v6.flow_label = 0xfffff;
+    Collected c;
+    ReplyWriter w(Command::flows, 5, 1, collect, &c);
+    ASSERT_TRUE(w.add_flow_header(2, 1));
+    ASSERT_TRUE(w.add_flow(flow(1)));
+    ASSERT_TRUE(w.add_flow(v6));
+    ASSERT_TRUE(w.finish());
+    std::vector<FlowRecord> got;
+    for (const auto& r : decode_all(c)) got.insert(got.end(), r.flows.begin(), r.flows.end());
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].family, Family::ipv4);
+    EXPECT_EQ(got[0].key, flow(1).key);
+    EXPECT_EQ(got[1].family, Family::ipv6);
+    EXPECT_EQ(got[1].key, v6.key);
+    EXPECT_EQ(got[1].src6, v6.src6);
+    EXPECT_EQ(got[1].dst6, v6.dst6);
+    EXPECT_EQ(got[1].flow_label, v6.flow_label);
+    EXPECT_EQ(got[1].octets, v6.octets);
+
+    // The source address attribute retyped to one the decoder skips: half an IPv6 row.
+    auto m = c.messages.front();
+    const std::array<std::byte, 6> attr{std::byte{20}, std::byte{0},    std::byte{kFlowSrcAddr6},
+                                        std::byte{0},  std::byte{0x20}, std::byte{0x01}};
+    const auto at = std::search(m.begin(), m.end(), attr.begin(), attr.end());
+    ASSERT_NE(at, m.end());
+    at[2] = std::byte{kFlowMax6 + 5};
+    EXPECT_TRUE(decode_replies(m, [](Reply&&) {}));
 }
 
 TEST(ControlProtocol, LongTextAndKnobsComeBackExactly) {

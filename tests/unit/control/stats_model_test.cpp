@@ -206,14 +206,15 @@ TEST(OfflineSummary, KeyValueLinesInOrder) {
     c.datagrams = 2;
     s.stats.collectors = {c};
     s.seconds = 2;
-    EXPECT_EQ(format_summary(s), "frames: 1\nnon_ip: 2\nmalformed_frames: 3\npackets: 10\n"
-                                 "accounted: 16\noctets: 0\ninvalid: 0\ntruncated: 0\n"
-                                 "fragments: 0\nipv6: 0\nunknown_length: 0\noversize: 0\n"
-                                 "maxflows_dropped: 0\nflows: 4\n"
-                                 "peak_flows: 6\ndatagrams: 0\nlost_flows: 0\nseconds: 2\n"
-                                 "packets_per_second: 5\n"
-                                 "collector 127.0.0.1:2055: datagrams 2, bytes 0, buffer_full 0, "
-                                 "refused 0, unreachable 0, other 0\n");
+    EXPECT_EQ(format_summary(s),
+              "frames: 1\nnon_ip: 2\nmalformed_frames: 3\npackets: 10\n"
+              "accounted: 16\noctets: 0\ninvalid: 0\ntruncated: 0\n"
+              "fragments: 0\nipv6: 0\nipv6_accounted: 0\nunknown_length: 0\noversize: 0\n"
+              "maxflows_dropped: 0\nflows: 4\n"
+              "peak_flows: 6\ndatagrams: 0\nlost_flows: 0\nseconds: 2\n"
+              "packets_per_second: 5\n"
+              "collector 127.0.0.1:2055: datagrams 2, bytes 0, buffer_full 0, "
+              "refused 0, unreachable 0, other 0\n");
 }
 
 } // namespace

@@ -37,6 +37,7 @@ class FakePipeline final : public PipelineControl {
              std::to_string(f.template_timeout_rate) + "," + std::to_string(f.mtu) + ")");
     }
     void send_templates() override { call("send_templates()"); }
+    void set_ipv6(bool accept) override { call("ipv6(" + std::to_string(accept) + ")"); }
     void report_ignored_packets(std::uint64_t n) noexcept override { ignored = n; }
     void flush() override { call("flush()"); }
     // Every flow, as a pipeline of one shard with more than `top` flows would not: the
@@ -264,10 +265,15 @@ TEST(Controller, ProtocolAndTemplateKnobsReachTheExporterInOneStep) {
     const auto out = f.controller->set({{"protocol", "10"}, {"template_refresh_rate", "7"}});
     ASSERT_EQ(out.size(), 2u);
     EXPECT_EQ(out[0].value, "10");
-    EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"format(10,7,60,0)"}));
+    EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"format(10,7,60,0)", "ipv6(1)"}));
     f.pipeline.calls.clear();
     f.controller->set({{"mtu", "1400"}, {"template-timeout-rate", "5"}, {"protocol", "9"}});
     EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"format(9,7,5,1400)"}));
+    f.pipeline.calls.clear();
+    // Back to v5: the IPv6 flows leave while v9 still carries them, then the switch.
+    f.controller->set({{"protocol", "5"}});
+    EXPECT_EQ(f.pipeline.calls, (std::vector<std::string>{"ipv6(0)", "format(5,7,5,1400)"}));
+    f.controller->set({{"protocol", "9"}});
     std::string why;
     EXPECT_EQ(error_of([&] { f.controller->set({{"protocol", "7"}}); }, &why), EINVAL);
     EXPECT_NE(why.find("protocol: must be 5, 9 or 10"), std::string::npos) << why;

@@ -238,9 +238,9 @@ TEST(Pipeline, MaxflowsIsOneLimitForAllWorkers) {
         for (std::uint32_t f = 0; flows.size() < 5000; ++f) {
             auto pkt = test::ipv4_packet(0x0a000000 + f, 0x0a640001, 17,
                                          static_cast<std::uint16_t>(1024 + f % 50000), 53, 100);
-            PacketInfo info;
+            ParsedPacket info;
             ASSERT_TRUE(is_accounted(parser.parse(pkt, PacketMeta{start, 3, 4}, info)));
-            const bool first = pipeline.worker_of(info.key) == 0;
+            const bool first = pipeline.worker_of(info.v4.key) == 0;
             if (first ? on_first == 300 : flows.size() - on_first == 4700) continue;
             on_first += first ? 1 : 0;
             flows.push_back(std::move(pkt));

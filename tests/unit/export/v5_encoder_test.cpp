@@ -374,5 +374,21 @@ TEST(V5Batcher, NewParamsApplyFromTheNextDatagram) {
     EXPECT_EQ(b.params().engine_id, 9);
 }
 
+TEST(V5Batcher, Ipv6RecordsAreNeverQueued) {
+    V5Batcher b(V5Params{.boot_time = kBoot});
+    V5Datagram dg;
+    FlowRecord v6;
+    v6.family = Family::ipv6;
+    v6.packets = 1;
+    for (int i = 0; i < 40; ++i) EXPECT_FALSE(b.add(v6, ExportTime{kBoot}, dg));
+    EXPECT_EQ(b.pending(), 0U);
+    EXPECT_EQ(b.sequence(), 0U);
+    FlowRecord v4;
+    v4.packets = 1;
+    for (std::size_t i = 1; i < kV5MaxRecords; ++i) EXPECT_FALSE(b.add(v4, ExportTime{kBoot}, dg));
+    ASSERT_TRUE(b.add(v4, ExportTime{kBoot}, dg));
+    EXPECT_EQ(dg.count, kV5MaxRecords);
+}
+
 } // namespace
 } // namespace nflowd

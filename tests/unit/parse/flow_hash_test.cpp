@@ -126,12 +126,16 @@ TEST(FlowHash, RandomKeysDiffer) {
 // Deterministic shard keys for the statistics below (splitmix64 of a counter).
 ShardKey test_shard_key(std::uint64_t seed) {
     ShardKey k;
-    for (auto& w : k.a) {
-        std::uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        w = z ^ (z >> 31);
-    }
+    const auto fill = [&seed](auto& words) {
+        for (auto& w : words) {
+            std::uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            w = z ^ (z >> 31);
+        }
+    };
+    fill(k.a);
+    fill(k.a6);
     return k;
 }
 
@@ -177,6 +181,66 @@ TEST(ShardHash, DifferentKeysPickDifferentWorkers) {
     for (std::uint32_t n = 0; n < 8000; ++n)
         same += shard_of(k1, sample_key(n), 8) == shard_of(k2, sample_key(n), 8);
     EXPECT_NEAR(same, 1000, 200); // 1/8 by chance, +-7 sd
+}
+
+// ---- IPv6 keys ----
+
+FlowKey6 sample_key6(std::uint32_t n) {
+    FlowKey6 k;
+    for (std::size_t i = 0; i < 16; ++i) {
+        k.src_addr[i] = static_cast<std::uint8_t>(n * 31 + i);
+        k.dst_addr[i] = static_cast<std::uint8_t>((n >> (i % 4)) ^ (i * 17));
+    }
+    k.src_port = static_cast<std::uint16_t>(n * 7);
+    k.dst_port = static_cast<std::uint16_t>(n >> 3);
+    k.in_if = n * 0x01000193U;
+    k.protocol = static_cast<std::uint8_t>(n);
+    k.tos = static_cast<std::uint8_t>(n >> 8);
+    return k;
+}
+
+TEST(FlowHash6, KeyBytesAreAddressesThenFieldsLittleEndian) {
+    FlowKey6 k;
+    for (std::size_t i = 0; i < 16; ++i) {
+        k.src_addr[i] = static_cast<std::uint8_t>(i);
+        k.dst_addr[i] = static_cast<std::uint8_t>(16 + i);
+    }
+    k.src_port = 0x2120;
+    k.dst_port = 0x2322;
+    k.in_if = 0x27262524U;
+    k.protocol = 0x28;
+    k.tos = 0x29;
+    const auto bytes = flow_key_bytes(k);
+    ASSERT_EQ(bytes.size(), 42U);
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+        EXPECT_EQ(std::to_integer<unsigned>(bytes[i]), i);
+}
+
+TEST(FlowHash6, InlineHashEqualsSipHash13OfTheKeyBytes) {
+    const HashKey key{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    for (std::uint32_t n = 0; n < 10000; ++n) {
+        const FlowKey6 k = sample_key6(n);
+        ASSERT_EQ(hash_key(key, k), siphash13(key, flow_key_bytes(k))) << n;
+    }
+}
+
+TEST(FlowHash6, EveryAddressByteChangesTheHashAndTheShard) {
+    const HashKey key{1, 2};
+    const FlowKey6 base = sample_key6(4242);
+    int same_shard = 0, tries = 0;
+    for (std::size_t i = 0; i < 16; ++i)
+        for (const bool src : {true, false}) {
+            FlowKey6 v = base;
+            (src ? v.src_addr : v.dst_addr)[i] ^= 1;
+            EXPECT_NE(hash_key(key, v), hash_key(key, base)) << i;
+            EXPECT_NE(shard_hash(test_shard_key(9), v), shard_hash(test_shard_key(9), base)) << i;
+            for (int s = 0; s < 100; ++s, ++tries) {
+                const ShardKey k = test_shard_key(static_cast<std::uint64_t>(s) * 7919);
+                same_shard +=
+                    ((shard_hash(k, v) >> 32) * 4 >> 32) == ((shard_hash(k, base) >> 32) * 4 >> 32);
+            }
+        }
+    EXPECT_NEAR(same_shard, tries / 4, 200); // 800 by chance, +-7 sd
 }
 
 } // namespace

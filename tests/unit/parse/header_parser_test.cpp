@@ -611,7 +611,11 @@ ParseResult parse_counted(HeaderParser& parser, const Bytes& b, std::size_t snap
                           std::uint32_t wire_len, PacketInfo& info) {
     PacketMeta meta = kMeta;
     meta.wire_len = wire_len;
-    return parser.parse(std::span(b).first(std::min(snaplen, b.size())), meta, info);
+    ParsedPacket parsed;
+    const ParseResult r =
+        parser.parse(std::span(b).first(std::min(snaplen, b.size())), meta, parsed);
+    info = parsed.v4;
+    return r;
 }
 
 TEST(HeaderParserOffload, GsoSizedPacketCutAtSnaplenIsAccountedWholeAndCountedOversize) {
@@ -841,7 +845,7 @@ TEST(HeaderParser, RandomBytesNeverBreakTheRules) {
 
 TEST(HeaderParserStats, CountsEveryOutcome) {
     HeaderParser parser;
-    PacketInfo info;
+    ParsedPacket info;
     const Bytes ok = Ipv4{.protocol = kUdp, .payload = udp(1, 2)}.build();
     const Bytes frag = Ipv4{.flags_fragment = 1, .protocol = kUdp}.build();
     const Bytes cut = Ipv4{.protocol = kTcp}.build();
@@ -872,9 +876,11 @@ TEST(HeaderParserStats, CountsEveryOutcome) {
 TEST(HeaderParserStats, ParseGivesTheSameAnswerAsTheFreeFunction) {
     HeaderParser parser;
     const Bytes b = Ipv4{.ihl = 6, .protocol = kTcp, .payload = tcp(5, 6, kTcpSyn)}.build();
-    PacketInfo a;
+    ParsedPacket parsed;
     PacketInfo c;
-    EXPECT_EQ(parser.parse(b, kMeta, a), parse_ip_packet(b, kMeta, c));
+    EXPECT_EQ(parser.parse(b, kMeta, parsed), parse_ip_packet(b, kMeta, c));
+    const PacketInfo& a = parsed.v4;
+    EXPECT_EQ(parsed.family, Family::ipv4);
     EXPECT_EQ(a.key, c.key);
     EXPECT_EQ(a.octets, c.octets);
     EXPECT_EQ(a.tcp_flags, c.tcp_flags);
@@ -882,7 +888,7 @@ TEST(HeaderParserStats, ParseGivesTheSameAnswerAsTheFreeFunction) {
 
 TEST(HeaderParserStats, ResetClearsCounters) {
     HeaderParser parser;
-    PacketInfo info;
+    ParsedPacket info;
     parser.parse({}, kMeta, info);
     parser.reset_stats();
     EXPECT_EQ(parser.stats().packets, 0U);
