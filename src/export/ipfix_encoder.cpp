@@ -48,8 +48,9 @@ bool is_icmp(const FlowRecord& r) noexcept {
 }
 
 // The value of one numeric field of a flow record. ICMP and ICMPv6 flows carry type<<8|code
-// in key.dst_port (the parser's convention, ipt_NETFLOW's too): it goes to icmpTypeCode and
-// the destination port is 0, as collectors expect of a flow without ports.
+// in key.dst_port (the parser's convention, ipt_NETFLOW's and v5's too): it goes to
+// icmpTypeCode and stays in the destination port, where nfdump 1.7 looks for ICMPv6 (it
+// does not read icmpTypeCodeIPv6) and where v5 collectors always found it.
 std::uint64_t flow_value(std::uint16_t id, const FlowRecord& r, const ExportTime& time,
                          Nanos boot) noexcept {
     switch (id) {
@@ -60,7 +61,7 @@ std::uint64_t flow_value(std::uint16_t id, const FlowRecord& r, const ExportTime
     case ie::src_port:
         return r.key.src_port;
     case ie::dst_port:
-        return is_icmp(r) ? 0 : r.key.dst_port;
+        return r.key.dst_port;
     case ie::icmp4:
     case ie::icmp6:
         return is_icmp(r) ? r.key.dst_port : 0;

@@ -58,12 +58,16 @@ constexpr auto kIpv4Tail =
     std::array{FieldSpec{ie::src_mask, 1}, FieldSpec{ie::dst_mask, 1}, FieldSpec{ie::icmp4, 2}};
 constexpr auto kIpv6Head =
     concat(std::array{FieldSpec{ie::src6, 16}, FieldSpec{ie::dst6, 16}}, kMiddle);
-constexpr auto kIpv6Tail = std::array{FieldSpec{ie::src_mask6, 1}, FieldSpec{ie::dst_mask6, 1},
-                                      FieldSpec{ie::flow_label, 4}, FieldSpec{ie::icmp6, 2}};
+// v9 has one ICMP_TYPE (32) for both families (RFC 3954; nfdump reads ICMPv6 there only);
+// IPFIX splits it into icmpTypeCodeIPv4 (32) and icmpTypeCodeIPv6 (139).
+constexpr auto kIpv6Masks = std::array{FieldSpec{ie::src_mask6, 1}, FieldSpec{ie::dst_mask6, 1},
+                                       FieldSpec{ie::flow_label, 4}};
 constexpr auto kV9Ipv4 = concat(concat(kIpv4Head, kIpv4Tail), kV9Times);
 constexpr auto kIpfixIpv4 = concat(concat(kIpv4Head, kIpv4Tail), kIpfixTimes);
-constexpr auto kV9Ipv6 = concat(concat(kIpv6Head, kIpv6Tail), kV9Times);
-constexpr auto kIpfixIpv6 = concat(concat(kIpv6Head, kIpv6Tail), kIpfixTimes);
+constexpr auto kV9Ipv6 =
+    concat(concat(concat(kIpv6Head, kIpv6Masks), std::array{FieldSpec{ie::icmp4, 2}}), kV9Times);
+constexpr auto kIpfixIpv6 =
+    concat(concat(concat(kIpv6Head, kIpv6Masks), std::array{FieldSpec{ie::icmp6, 2}}), kIpfixTimes);
 
 // Options templates: scope fields, then the options. The scope is the observation domain
 // in IPFIX and the "system" (the whole exporter: one source ID) in v9.

@@ -84,8 +84,9 @@ void check(const FlowRecord& r, const test::DecodedRecord& d, bool v9, const Exp
            Nanos boot) {
     check_ipv4_or_6(r, d);
     const bool icmp = r.key.protocol == IPPROTO_ICMP || r.key.protocol == IPPROTO_ICMPV6;
-    const std::uint16_t icmp_ie = r.family == Family::ipv4 ? 32 : 139;
-    if (d.value(7) != r.key.src_port || d.value(11) != (icmp ? 0 : r.key.dst_port) ||
+    // v9 has one ICMP_TYPE (32); IPFIX has icmpTypeCodeIPv6 (139) for IPv6.
+    const std::uint16_t icmp_ie = r.family == Family::ipv4 || v9 ? 32 : 139;
+    if (d.value(7) != r.key.src_port || d.value(11) != r.key.dst_port ||
         d.value(icmp_ie) != (icmp ? r.key.dst_port : 0) || d.value(4) != r.key.protocol ||
         d.value(5) != r.key.tos || d.value(6) != r.tcp_flags ||
         d.value(136) != static_cast<std::uint8_t>(r.end_reason) || d.value(10) != r.key.in_if ||

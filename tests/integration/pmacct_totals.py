@@ -1,11 +1,10 @@
 # Compares nfacctd's print-plugin CSV (aggregate src_host,dst_host,src_port,dst_port,proto,tos)
-# with gen_trace's truth: packets and bytes in total and for every 5-tuple and TOS. nfacctd
-# shows ICMP flows with ports 0 (it does not read icmpTypeCode into the port), so ICMP
-# keys are compared without their type/code.
+# with gen_trace's truth: packets and bytes in total and for every 5-tuple and TOS. ICMP keys
+# are compared without their type/code: nfacctd does not read icmpTypeCode into the ports.
 #   python3 pmacct_totals.py TRUTH.csv NFACCT.csv
 import collections, csv, sys
 
-PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
+PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58}
 truth = collections.Counter()
 truth_bytes = collections.Counter()
 with open(sys.argv[1]) as f:
@@ -21,8 +20,8 @@ with open(sys.argv[2]) as f:
     for r in csv.DictReader(f):
         proto = PROTO.get(r["PROTOCOL"].lower())
         proto = int(r["PROTOCOL"]) if proto is None else proto
-        sport, dport = int(r["SRC_PORT"]), int(r["DST_PORT"])
-        key = (r["SRC_IP"], r["DST_IP"], sport, dport, proto, int(r["TOS"]))
+        ports = (0, 0) if proto in (1, 58) else (int(r["SRC_PORT"]), int(r["DST_PORT"]))
+        key = (r["SRC_IP"], r["DST_IP"], *ports, proto, int(r["TOS"]))
         got[key] += int(r["PACKETS"])
         got_bytes[key] += int(r["BYTES"])
 errors = [f"{k}: packets {got.get(k)} bytes {got_bytes.get(k)}, want {truth[k]} {truth_bytes[k]}"

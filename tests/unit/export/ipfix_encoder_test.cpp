@@ -84,7 +84,7 @@ const std::string kMiddleFields = "0007 0002  000b 0002  0004 0001  0005 0001  0
 const std::string kIpv4Template =
     "0100 0011  0008 0004  000c 0004" + kMiddleFields + "0009 0001  000d 0001  0020 0002";
 const std::string kIpv6Template = "0101 0012  001b 0010  001c 0010" + kMiddleFields +
-                                  "001d 0001  001e 0001  001f 0004  008b 0002";
+                                  "001d 0001  001e 0001  001f 0004"; // then ICMP type/code
 const std::string kStatsFields = "0029 0008  002a 0008  0028 0008  00a4 0008  00a6 0008";
 
 TEST(MessageBuilder, V9TemplatesMatchHandBuiltBytes) {
@@ -96,7 +96,8 @@ TEST(MessageBuilder, V9TemplatesMatchHandBuiltBytes) {
         "0009 0004 00001388 6553f104 00000000 00000007"
         // template flowset 0, 152 bytes: first/last switched (22, 21) close each template
         "0000 0098" +
-        kIpv4Template + "0016 0004 0015 0004" + kIpv6Template + "0016 0004 0015 0004" +
+        kIpv4Template + "0016 0004 0015 0004" + kIpv6Template +
+        "0020 0002  0016 0004 0015 0004" + // v9's one ICMP_TYPE (32), for IPv6 too
         // options template flowsets 1, one template each: ID, scope length, option length;
         // system scope (1); 18 bytes + 2 of padding, then 30 + 2
         "0001 0018"
@@ -116,7 +117,8 @@ TEST(MessageBuilder, IpfixTemplatesMatchHandBuiltBytes) {
         "000a 00e4 6553f103 00000000 00000007"
         // template set 2: flowStart/EndMilliseconds (152, 153) close each template
         "0002 0098" +
-        kIpv4Template + "0098 0008 0099 0008" + kIpv6Template + "0098 0008 0099 0008" +
+        kIpv4Template + "0098 0008 0099 0008" + kIpv6Template +
+        "008b 0002  0098 0008 0099 0008" + // icmpTypeCodeIPv6 (139)
         // options template sets 3, one template each: ID, field count, scope count;
         // observationDomainId scope
         "0003 0018"
@@ -150,10 +152,10 @@ TEST(MessageBuilder, IpfixIpv4RecordMatchesHandBuiltBytes) {
     EXPECT_EQ(b.sequence(), 1U);
 }
 
-// ICMPv6: type/code in icmpTypeCodeIPv6 (139), destination port 0; counters near 2^32 in
-// 8-byte fields; the flow label's 20 bits.
+// ICMPv6: type/code in icmpTypeCodeIPv6 (139) and the destination port; counters near 2^32
+// in 8-byte fields; the flow label's 20 bits.
 const std::string kIcmp6Fields = "20010db8000000000000000000000001 20010db8000000000000000000000002"
-                                 "0000 0000 3a b8 00 01 00000002 00000005"
+                                 "0000 8000 3a b8 00 01 00000002 00000005"
                                  "00000000fffffffe 00000000ffffffff 40 30 000abcde 8000";
 
 TEST(MessageBuilder, V9Ipv6RecordMatchesHandBuiltBytes) {
