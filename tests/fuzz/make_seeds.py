@@ -5,6 +5,7 @@ corpus/control/ is not written here: it holds one request per nflowctl command a
 ctl::encode_request() builds it (list, get, set, stats --json, flows --top, flush 2).
 """
 import os
+import random
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,6 +108,18 @@ def link_seeds():
           rtnl_done(1))
 
 
+def ipfix_encoder_seeds():
+    # fuzz_ipfix_encoder.cpp reads: protocol byte (odd = v9), MTU (2 bytes), flow time (5),
+    # wall offset (5), engine_id (1), then records of about 45 bytes each.
+    rng = random.Random(12)
+    for i, (proto, mtu, n) in enumerate([(0, 1472, 40), (1, 1472, 40), (0, 512, 10),
+                                         (1, 9000, 100), (1, 0, 3)]):
+        head = bytes([proto]) + mtu.to_bytes(2, "big") + bytes(rng.randrange(256)
+                                                               for _ in range(12))
+        write("ipfix_encoder", "seed%d" % i,
+              head + bytes(rng.randrange(256) for _ in range(n * 45)))
+
+
 def main():
     for name, p in PACKETS.items():
         write("header_parser", name, p)
@@ -162,6 +175,7 @@ def main():
         for opt in range(0, 24, 3):
             write("options", "v%d_o%d" % (i, opt), bytes([opt + i % 3]) + v)
     link_seeds()
+    ipfix_encoder_seeds()
 
 
 if __name__ == "__main__":
