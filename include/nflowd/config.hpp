@@ -7,6 +7,7 @@
 #include "nflowd/exporter.hpp"
 #include "nflowd/flow_table.hpp"
 #include "nflowd/nflog_source.hpp"
+#include "nflowd/snmp_rules.hpp"
 
 #include <bitset>
 #include <cstddef>
@@ -52,8 +53,10 @@ struct Config {
     std::string destination_text;
     int sndbuf = 0; // 0 = system default
     std::uint8_t engine_id = 0;
-    ExportFormat format; // --protocol, template_refresh_rate, template_timeout_rate, mtu
+    // --protocol, template_refresh_rate, template_timeout_rate, mtu, sampler, sampling_rate
+    ExportFormat format;
     PacingConfig pacing;
+    SnmpRules snmp_rules; // --snmp_rules: exported ifindexes by interface name (live only)
 
     // daemon
     int debug = 0;
@@ -104,6 +107,9 @@ enum class Opt : std::uint8_t {
     template_timeout_rate,
     mtu,
     export_rate,
+    snmp_rules,
+    sampler,
+    sampling_rate,
     debug,
     log,
     pidfile,

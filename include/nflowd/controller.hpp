@@ -5,6 +5,7 @@
 #include "nflowd/clock.hpp"
 #include "nflowd/config.hpp"
 #include "nflowd/control_server.hpp"
+#include "nflowd/link_names.hpp"
 #include "nflowd/log.hpp"
 #include "nflowd/pipeline_control.hpp"
 #include "nflowd/stats_report.hpp"
@@ -39,6 +40,9 @@ struct ControllerParts {
     std::function<CollectorSet(const std::vector<Destination>&, int sndbuf)> open_collectors;
     // The control channel's counters, when there is one.
     std::function<std::optional<ControlServerStats>()> control_stats;
+    // The interface names (live only): new snmp_rules for them, and their counters.
+    std::function<void(const SnmpRules&)> set_snmp_rules;
+    std::function<std::optional<LinkStats>()> link_stats;
 };
 
 // Thread safety: every method may be called from any thread; the configuration is guarded

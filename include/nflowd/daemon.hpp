@@ -6,6 +6,7 @@
 #include "nflowd/control_endpoint.hpp"
 #include "nflowd/control_server.hpp"
 #include "nflowd/controller.hpp"
+#include "nflowd/link_names.hpp"
 #include "nflowd/log.hpp"
 #include "nflowd/pidfile.hpp"
 #include "nflowd/pipeline.hpp"
@@ -13,6 +14,7 @@
 #include "nflowd/watchdog.hpp"
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -40,6 +42,8 @@ class Daemon final : private SourceStats {
     void reset_stats() override;
 
     void bind_sources();
+    void open_links();
+    void poll_links(); // the main thread: when its fd is readable and every second
     void log_started();
     void reload();
     bool handle_signal(); // false: stop
@@ -59,6 +63,12 @@ class Daemon final : private SourceStats {
     // Bound first: a second nflowd with the same --control_id stops before it touches the
     // groups or the pidfile of the one running. The endpoint file outlives the socket.
     std::unique_ptr<EndpointPublisher> endpoint_;
+    // Interface names, null when rtnetlink failed (logged; flows keep kernel ifindexes).
+    // Shared with the exporter, which keeps reading the last table if the socket fails. The
+    // mutex serializes the owner's calls (receive() here, set_rules() from nflowctl set) and
+    // guards the pointer against the main thread's reset.
+    std::shared_ptr<LinkNames> links_;
+    std::mutex links_mutex_;
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<Pipeline> pipeline_;
     std::vector<std::unique_ptr<Reader>> readers_;

@@ -4,10 +4,14 @@
 
 #include "nflowd/collector_set.hpp"
 #include "nflowd/ipfix_encoder.hpp"
+#include "nflowd/link_table.hpp"
+#include "nflowd/sampler.hpp"
 #include "nflowd/stats_fields.hpp"
 #include "nflowd/v5_encoder.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -59,8 +63,16 @@ struct ExportFormat {
     std::uint32_t template_refresh_rate = 20;     // datagrams between templates, 0 = not by count
     std::uint32_t template_timeout_rate = 60;     // seconds between templates, 0 = not by time
     std::uint32_t mtu = 0; // largest message; 0 = 1500 less the collector family's IP+UDP headers
+    // --sampler: deterministic and random choose here, among the flows leaving the cache;
+    // hash chose on each packet already. Announced with --sampling_rate (sampler.hpp).
+    SamplerConfig sampler;
+    std::uint32_t sampling_rate = 1; // --sampling_rate: 1 in N packets reach nflowd at all
     friend bool operator==(const ExportFormat&, const ExportFormat&) = default;
 };
+
+// Where the exporter finds the interface names (LinkNames::table() live; none with --read):
+// asked once per batch, so it must be cheap and callable from the exporter thread.
+using LinkSource = std::function<std::shared_ptr<const LinkTable>()>;
 
 // v5 destinations share one datagram and one flow_sequence (nfcapd checks it), and never see
 // an IPv6 flow (counted per destination). Each v9/IPFIX destination has a stream of its own:
@@ -69,8 +81,11 @@ struct ExportFormat {
 // error that may mean the collector restarted), its partial datagram sent after 1 s.
 class Exporter {
   public:
+    // With `links`, every flow's in/out ifindex is exported as the table's exported_index()
+    // (snmp_rules), in v5 too, and v9/IPFIX streams carry the interface-names options records
+    // (template 260) with their options, and at once whenever the table's generation changes.
     Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing = {},
-             const ExportFormat& format = {});
+             const ExportFormat& format = {}, LinkSource links = {});
 
     // `time`: flow time (expiry's clock, for the 1 s wait and sysUptime) and the wall offset
     // sampled with it (for unix_secs), see ExportTime.
@@ -115,6 +130,11 @@ class Exporter {
     void begin_message(std::size_t index, const ExportTime& time);
     void send_stream(std::size_t index, const ExportTime& time);
     void pace();
+    // Interface names (exporter_links.cpp).
+    void refresh_links();
+    bool has_if_names() const noexcept { return links_ && !links_->links.empty(); }
+    void add_if_names(std::size_t index, const ExportTime& time);
+    const FlowRecord& mapped(const FlowRecord& record) noexcept;
 
     V5Batcher batcher_;
     CollectorSet collectors_;
@@ -126,6 +146,9 @@ class Exporter {
     V5Datagram scratch_;
     ExportTime last_time_;
     std::uint64_t ignored_packets_ = 0;
+    LinkSource link_source_;
+    std::shared_ptr<const LinkTable> links_; // the table last sent, null before the first
+    FlowRecord mapped_;                      // mapped()'s copy
     double tokens_ = 0;
     std::int64_t last_refill_ = 0; // steady-clock ns
 };

@@ -35,6 +35,7 @@ struct PipelineConfig {
     V5Params v5;
     PacingConfig pacing;
     ExportFormat format;
+    LinkSource links; // interface names for the exporter (live only), see Exporter
     std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring, per family
     // Account IPv6 packets (the protocol can export them: v9, IPFIX). Off, as NetFlow v5
     // needs, they are only counted (ipv6_skipped).

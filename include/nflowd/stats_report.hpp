@@ -5,6 +5,7 @@
 
 #include "nflowd/control_protocol.hpp"
 #include "nflowd/control_server.hpp"
+#include "nflowd/link_names.hpp"
 #include "nflowd/nflog_source.hpp"
 #include "nflowd/pipeline.hpp"
 
@@ -68,6 +69,7 @@ struct StatsReport {
     PipelineStats pipeline;
     std::vector<GroupStats> groups;
     std::optional<ControlServerStats> control;
+    std::optional<LinkStats> links; // live only: interface names from rtnetlink
 };
 
 // Lines of `key: value, value` text (ipt_NETFLOW's layout; scripts grep it).

@@ -10,6 +10,7 @@
 #include <boost/program_options.hpp>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include <cstdio>
 #include <cstring>
@@ -234,7 +235,7 @@ void print_flows_header(const FlowsQuery& q, std::uint64_t total) {
     if (q.sort != ctl::FlowSort::none)
         std::cout << " by " << (q.sort == ctl::FlowSort::bytes ? "bytes" : "packets");
     std::cout << "\n";
-    std::printf("%-5s %-21s %-21s %3s %5s %5s %10s %12s %6s %7s %7s\n", "proto", "src", "dst",
+    std::printf("%-5s %-21s %-21s %3s %8s %8s %10s %12s %6s %7s %7s\n", "proto", "src", "dst",
                 "tos", "in", "out", "packets", "bytes", "flags", "age", "idle");
     std::fflush(stdout);
 }
@@ -250,14 +251,38 @@ std::string endpoint(const nflowd::FlowRecord& f, bool source) {
            "]:" + port;
 }
 
+// The interface's name in nflowctl's namespace, which is the daemon's (the control channel
+// is a netlink socket: it reaches a daemon of the same network namespace only); the number
+// when it has none (gone, or 0 for no interface). Linux takes any byte but '/', ':' and
+// whitespace in a name, so bytes outside printable ASCII (and '\\') are shown as \xNN: a
+// name must not drive the terminal.
+std::string interface_name(std::uint32_t ifindex) {
+    char buf[IF_NAMESIZE] = {};
+    if (ifindex == 0 || if_indextoname(ifindex, buf) == nullptr) return std::to_string(ifindex);
+    std::string out;
+    for (const char* p = buf; *p != '\0'; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if (c >= 0x21 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        }
+    }
+    return out;
+}
+
 void print_flow(const nflowd::FlowRecord& f, nflowd::Nanos now) {
     const auto src = endpoint(f, true);
     const auto dst = endpoint(f, false);
+    const auto in = interface_name(f.key.in_if);
+    const auto out = interface_name(f.out_if);
     const double age = static_cast<double>(now - f.first) / 1e9;
     const double idle = static_cast<double>(now - f.last) / 1e9;
-    std::printf("%-5s %-21s %-21s %3u %5u %5u %10u %12u %6s %7.1f %7.1f\n",
+    std::printf("%-5s %-21s %-21s %3u %8s %8s %10u %12u %6s %7.1f %7.1f\n",
                 protocol_name(f.key.protocol).c_str(), src.c_str(), dst.c_str(), f.key.tos,
-                f.key.in_if, f.out_if, f.packets, f.octets, tcp_flags(f.tcp_flags).c_str(),
+                in.c_str(), out.c_str(), f.packets, f.octets, tcp_flags(f.tcp_flags).c_str(),
                 age < 0 ? 0.0 : age, idle < 0 ? 0.0 : idle);
 }
 

@@ -31,9 +31,12 @@ constexpr KnobDef kKnobs[] = {
     {"maxflows", Opt::maxflows},
     {"mtu", Opt::mtu},
     {"protocol", Opt::protocol},
+    {"sampler", Opt::sampler},
+    {"sampling_rate", Opt::sampling_rate},
     {"send_template", std::nullopt},
     {"sndbuf", Opt::sndbuf},
     {"snaplen", Opt::snaplen},
+    {"snmp_rules", Opt::snmp_rules},
     {"template_refresh_rate", Opt::template_refresh_rate},
     {"template_timeout_rate", Opt::template_timeout_rate},
     {"threads", Opt::threads},
@@ -126,8 +129,8 @@ const std::vector<Step>& steps() {
          }},
         {options_of({Opt::export_rate}),
          [](PipelineControl& p, Logger&, const Config& c, Nanos) { p.set_pacing(c.pacing); }},
-        {options_of(
-             {Opt::protocol, Opt::template_refresh_rate, Opt::template_timeout_rate, Opt::mtu}),
+        {options_of({Opt::protocol, Opt::template_refresh_rate, Opt::template_timeout_rate,
+                     Opt::mtu, Opt::sampler, Opt::sampling_rate}),
          [](PipelineControl& p, Logger&, const Config& c, Nanos) {
              p.set_export_format(c.format);
          }},
@@ -263,6 +266,9 @@ void Controller::apply(const Config& next) {
         else if (changed.test(Opt::sndbuf))
             parts_.pipeline.set_sndbuf(next.sndbuf);
         if (!ipv6_before && ipv6_after) parts_.pipeline.set_ipv6(true);
+        // Last: it cannot fail but by allocation, and needs no undo then.
+        if (changed.test(Opt::snmp_rules) && parts_.set_snmp_rules)
+            parts_.set_snmp_rules(next.snmp_rules);
     } catch (...) {
         if (ipv6_before) parts_.pipeline.set_ipv6(true); // cannot fail: no flush
         for (auto it = done.rbegin(); it != done.rend(); ++it) {

@@ -37,6 +37,7 @@ StatsReport Controller::report() const {
         r.peak_time = r.now;
     }
     if (parts_.control_stats) r.control = parts_.control_stats();
+    if (parts_.link_stats) r.links = parts_.link_stats();
     return r;
 }
 

@@ -142,6 +142,7 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     auto control = open_daemon_control(start_, log_);
     endpoint_ = std::move(control.endpoint);
     control_ = std::move(control.server);
+    open_links();
     bind_sources();
     ControllerParts parts{
         *pipeline_,
@@ -149,7 +150,15 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
         log_,
         clock_,
         [](const std::vector<Destination>& d, int sndbuf) { return CollectorSet(d, sndbuf); },
-        [this] { return std::optional(control_->stats()); }};
+        [this] { return std::optional(control_->stats()); },
+        [this](const SnmpRules& rules) {
+            std::lock_guard lock(links_mutex_);
+            if (links_) links_->set_rules(rules);
+        },
+        [this] {
+            std::lock_guard lock(links_mutex_);
+            return links_ ? std::optional(links_->stats()) : std::nullopt;
+        }};
     controller_ = std::make_unique<Controller>(start_, started_, std::move(parts));
 }
 
@@ -164,11 +173,34 @@ void Daemon::bind_sources() {
     // Before the pipeline's threads exist: the capability sets and no_new_privs that
     // drop_privileges changes are the calling thread's, inherited by threads created later.
     if (!start_.user.empty()) log_.log(LogLevel::notice, drop_privileges(start_.user));
-    pipeline_ = std::make_unique<Pipeline>(pipeline_config(start_, started_), clock_,
-                                           std::move(collectors));
+    PipelineConfig pc = pipeline_config(start_, started_);
+    if (links_) pc.links = [names = links_] { return names->table(); };
+    pipeline_ = std::make_unique<Pipeline>(std::move(pc), clock_, std::move(collectors));
     for (std::size_t i = 0; i < sources.size(); ++i)
         readers_.push_back(std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i),
                                                     held_batch_wait(start_.qtimeout)));
+}
+
+// Interface names are a comfort, not a condition: without rtnetlink nflowd still exports,
+// with kernel ifindexes and no names (logged).
+void Daemon::open_links() {
+    try {
+        links_ = std::make_shared<LinkNames>(LinkNamesConfig{start_.snmp_rules});
+    } catch (const std::exception& e) {
+        log_.log(LogLevel::error, std::string("interface names unavailable: ") + e.what());
+    }
+}
+
+void Daemon::poll_links() {
+    std::lock_guard lock(links_mutex_);
+    if (!links_) return;
+    try {
+        // Readable or not: the periodic dump and a dump after an overrun wait for a call.
+        links_->receive();
+    } catch (const std::system_error& e) {
+        log_.log(LogLevel::error, std::string("interface names stopped: ") + e.what());
+        links_.reset(); // the exporter keeps the last table it read
+    }
 }
 
 Daemon::~Daemon() {
@@ -212,12 +244,14 @@ int Daemon::run() {
     // The one tick of the daemon: a signal, or a second without one.
     for (;;) {
         systemd_.tick(steady_time());
-        pollfd p{signal_fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, 1000) == 0) {
+        pollfd p[2] = {{signal_fd_.get(), POLLIN, 0}, {links_ ? links_->fd() : -1, POLLIN, 0}};
+        const int ready = ::poll(p, 2, 1000);
+        poll_links();
+        if (ready <= 0) {
             controller_->tick();
             continue;
         }
-        if (!handle_signal()) break;
+        if (p[0].revents != 0 && !handle_signal()) break;
     }
     systemd_.stopping("exporting all flows before exit");
     const std::uint64_t one = 1;

@@ -110,6 +110,31 @@ Aggregation AggregationCodec::parse(std::string_view name, std::string_view text
     }
 }
 
+// The parsers' messages start with the option's name already ("snmp_rules: bad rule ..."):
+// ConfigError puts it in front again, so it goes.
+std::string without_name(std::string_view name, std::string_view what) {
+    const auto n = name.size();
+    if (what.substr(0, n) == name && what.substr(n, 2) == ": ") what.remove_prefix(n + 2);
+    return std::string(what);
+}
+
+SnmpRules SnmpRulesCodec::parse(std::string_view name, std::string_view text) const {
+    if (text == "none") return {};
+    try {
+        return SnmpRules::parse(text);
+    } catch (const std::invalid_argument& e) {
+        throw ConfigError(name, without_name(name, e.what()));
+    }
+}
+
+SamplerConfig SamplerCodec::parse(std::string_view name, std::string_view text) const {
+    try {
+        return SamplerConfig::parse(text);
+    } catch (const std::invalid_argument& e) {
+        throw ConfigError(name, without_name(name, e.what()));
+    }
+}
+
 GroupsCodec::type GroupsCodec::parse(std::string_view name, std::string_view text) const {
     type out;
     append(name, out, text);

@@ -6,6 +6,8 @@
 #include "nflowd/clock.hpp"
 #include "nflowd/collector_set.hpp"
 #include "nflowd/ipfix_encoder.hpp"
+#include "nflowd/sampler.hpp"
+#include "nflowd/snmp_rules.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -89,6 +91,19 @@ struct AggregationCodec {
     using type = Aggregation;
     Aggregation parse(std::string_view name, std::string_view text) const;
     std::string format(const Aggregation& v) const { return v.to_string(); }
+};
+
+// "none" (or empty) for no rules, as --sampler says it.
+struct SnmpRulesCodec {
+    using type = SnmpRules;
+    SnmpRules parse(std::string_view name, std::string_view text) const;
+    std::string format(const SnmpRules& v) const { return v.empty() ? "none" : v.to_string(); }
+};
+
+struct SamplerCodec {
+    using type = SamplerConfig;
+    SamplerConfig parse(std::string_view name, std::string_view text) const;
+    std::string format(const SamplerConfig& v) const { return v.to_string(); }
 };
 
 // Repeatable: every --group adds groups, each once.

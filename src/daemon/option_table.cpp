@@ -83,6 +83,23 @@ void add_cache(Defs& t) {
         AggregationCodec{}, NFLOWD_FIELD(aggregation), NFLOWD_FIELD(aggregation_text), "none"));
 }
 
+// Issue 13: interface indexes by name, and sampling (done and announced).
+void add_links_sampling(Defs& t) {
+    t.push_back(make_option({"snmp_rules", "RULES",
+                             "exported ifindexes by interface name: eth:100 or eth*=100 (eth3 -> "
+                             "103), wan=1; live only",
+                             true, Opt::snmp_rules},
+                            SnmpRulesCodec{}, NFLOWD_FIELD(snmp_rules)));
+    t.push_back(make_option({"sampler", "MODE:N",
+                             "export 1 in N flows: deterministic:N, random:N or hash:N", true,
+                             Opt::sampler},
+                            SamplerCodec{}, NFLOWD_FIELD(format.sampler)));
+    t.push_back(make_option(
+        {"sampling_rate", "N", "announce that the rules pass 1 in N packets (-m statistic, numgen)",
+         true, Opt::sampling_rate},
+        U32{1, 1'000'000'000, "must be 1-1000000000 packets"}, NFLOWD_FIELD(format.sampling_rate)));
+}
+
 void add_export(Defs& t) {
     t.push_back(make_option(
         {"destination", "A:P[@V][,B:P[@V]]",
@@ -116,6 +133,7 @@ void add_export(Defs& t) {
                              "most datagrams/s in a burst, 0 = no pacing", true, Opt::export_rate},
                             U32{0, 10'000'000, "must be 0-10000000 datagrams per second"},
                             NFLOWD_FIELD(pacing.rate)));
+    add_links_sampling(t);
 }
 
 void add_daemon(Defs& t) {

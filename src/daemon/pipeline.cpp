@@ -102,7 +102,7 @@ struct Pipeline::Worker {
 
 struct Pipeline::ExportThread {
     ExportThread(const PipelineConfig& c, CollectorSet set)
-        : exporter(c.v5, std::move(set), c.pacing, c.format) {}
+        : exporter(c.v5, std::move(set), c.pacing, c.format, c.links) {}
 
     void snapshot(bool force) {
         const Nanos now = steady_time();

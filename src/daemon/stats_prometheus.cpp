@@ -137,6 +137,7 @@ std::string format_stats_prometheus(const StatsReport& r) {
                  [](const CollectorStats& c) -> const auto& { return c; }));
     destination_sndbuf(out, p.collectors);
     if (r.control) families<ControlServerStats>(out, "control", {}, {{std::string(), &*r.control}});
+    if (r.links) families<LinkStats>(out, "links", {}, {{std::string(), &*r.links}});
     return out.take();
 }
 

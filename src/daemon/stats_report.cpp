@@ -238,6 +238,17 @@ const auto kControl = std::to_array<Item<ControlServerStats>>({
     {"throttled {}", "throttled", [](K k) -> Value { return k.throttled; }},
 });
 
+using L = const LinkStats&;
+const auto kLinks = std::to_array<Item<LinkStats>>({
+    {"known {}", "known", [](L l) -> Value { return l.known; }},
+    {"dumps {}", "dumps", [](L l) -> Value { return l.dumps; }},
+    {"changes {}", "changes", [](L l) -> Value { return l.changes; }},
+    {"events {}", "events", [](L l) -> Value { return l.events; }},
+    {"enobufs {}", "enobufs", [](L l) -> Value { return l.enobufs; }},
+    {"malformed {}", "malformed", [](L l) -> Value { return l.malformed; }},
+    {"errors {}", "errors", [](L l) -> Value { return l.errors; }},
+});
+
 std::string text_value(Show show, const Value& v) {
     if (const auto* s = std::get_if<std::string_view>(&v)) return std::string(*s);
     if (const auto* x = std::get_if<double>(&v)) return fixed(*x, 2);
@@ -372,6 +383,7 @@ template <class Out> void walk(const StatsReport& r, Out& out) {
         "destination", "destinations", Items<CollectorStats>(kDestination), r.pipeline.collectors,
         +[](std::size_t, const CollectorStats& c) { return c.destination; });
     if (r.control) out.line("control", Items<ControlServerStats>(kControl), *r.control);
+    if (r.links) out.line("links", Items<LinkStats>(kLinks), *r.links);
 }
 
 } // namespace

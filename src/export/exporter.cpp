@@ -27,9 +27,10 @@ double burst_of(const PacingConfig& p) noexcept {
 } // namespace
 
 Exporter::Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing,
-                   const ExportFormat& format)
+                   const ExportFormat& format, LinkSource links)
     : batcher_(params, kMaxWait), collectors_(std::move(collectors)), pacing_(pacing),
-      format_(format), tokens_(burst_of(pacing)), last_refill_(steady_time()) {
+      format_(format), link_source_(std::move(links)), tokens_(burst_of(pacing)),
+      last_refill_(steady_time()) {
     rebuild_streams();
 }
 
@@ -68,7 +69,8 @@ void Exporter::rebuild_streams() {
 
 void Exporter::add(std::span<const FlowRecord> records, const ExportTime& time) {
     last_time_ = time;
-    for (const auto& r : records) {
+    for (const auto& record : records) {
+        const FlowRecord& r = mapped(record);
         ++stats_.flows;
         if (has_v5_) add_v5(r, time);
         stats_.flows_v9 += has_v9_ ? 1 : 0;
@@ -90,6 +92,7 @@ void Exporter::add_v5(const FlowRecord& r, const ExportTime& time) {
 
 void Exporter::tick(const ExportTime& time) {
     last_time_ = time;
+    refresh_links();
     if (batcher_.poll(time, scratch_)) send_v5(scratch_);
     for (std::size_t i = 0; i < streams_.size(); ++i) {
         Stream& s = streams_[i];
@@ -203,8 +206,9 @@ void Exporter::begin_message(std::size_t index, const ExportTime& time) {
         time.now - s.templates_at >= Nanos{format_.template_timeout_rate} * kNanosPerSecond;
     if (!s.templates_due && !by_count && !by_time) return;
     // An empty message of at least kMinMessageSize holds all of these.
-    b.add_templates();
-    if (s.templates_due || by_time) {
+    b.add_templates(has_if_names());
+    const bool options = s.templates_due || by_time;
+    if (options) {
         const V5Params& params = batcher_.params();
         s.totals.ignored_packets = ignored_packets_;
         b.add_sampling(params);
@@ -213,6 +217,7 @@ void Exporter::begin_message(std::size_t index, const ExportTime& time) {
     s.templates_due = s.templates_now = false;
     s.since_templates = 0;
     s.templates_at = time.now;
+    if (options) add_if_names(index, time);
 }
 
 void Exporter::send_stream(std::size_t index, const ExportTime& time) {

@@ -166,7 +166,7 @@ echo "== A: list, get, set"
 expect 0 "list" ctl list
 LIST=$(cat "$WORK/out")
 echo "$LIST"
-(($(wc -l <<<"$LIST") == 20)) || fail "list: $(wc -l <<<"$LIST") knobs, expected 20"
+(($(wc -l <<<"$LIST") == 23)) || fail "list: $(wc -l <<<"$LIST") knobs, expected 23"
 for want in "hashsize = 1024" "groups = $GROUP" "threads = 2" "inactive_timeout = 60" \
     "protocol = 5" "flush = 0" "destination = 127.0.0.1:$P1"; do
     grep -qxF "$want" <<<"$LIST" || fail "list lacks \"$want\""

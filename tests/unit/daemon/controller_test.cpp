@@ -92,6 +92,8 @@ struct Fixture {
                                                 "destination " + d.at(0).text);
                     return CollectorSet(d, sndbuf);
                 },
+                {},
+                {},
                 {}};
     }
     std::string value(const std::string& knob) { return controller->get({knob}).at(0).value; }
@@ -134,9 +136,12 @@ TEST(Controller, ListsIptNetflowKnobsWithWritableFromTheOptionTable) {
                                                "maxflows",
                                                "mtu",
                                                "protocol",
+                                               "sampler",
+                                               "sampling_rate",
                                                "send_template",
                                                "sndbuf",
                                                "snaplen",
+                                               "snmp_rules",
                                                "template_refresh_rate",
                                                "template_timeout_rate",
                                                "threads",
