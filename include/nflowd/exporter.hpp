@@ -30,6 +30,7 @@ struct ExporterStats {
     std::uint64_t flows_v5 = 0;
     std::uint64_t flows_v9 = 0;
     std::uint64_t flows_ipfix = 0;
+    std::uint64_t sampled_out = 0; // flows --sampler deterministic/random did not export
 
     static constexpr auto fields() {
         using F = StatField<ExporterStats>;
@@ -46,6 +47,8 @@ struct ExporterStats {
             F{"flows_v9", &ExporterStats::flows_v9, c, "flows", "Flow records exported as v9"},
             F{"flows_ipfix", &ExporterStats::flows_ipfix, c, "flows",
               "Flow records exported as IPFIX"},
+            F{"sampled_out", &ExporterStats::sampled_out, c, "flows",
+              "Flows the flow sampler (deterministic, random) did not export"},
         };
     }
 };
@@ -65,7 +68,7 @@ struct ExportFormat {
     std::uint32_t mtu = 0; // largest message; 0 = 1500 less the collector family's IP+UDP headers
     // --sampler: deterministic and random choose here, among the flows leaving the cache;
     // hash chose on each packet already. Announced with --sampling_rate (sampler.hpp).
-    SamplerConfig sampler;
+    SamplerConfig sampler{};
     std::uint32_t sampling_rate = 1; // --sampling_rate: 1 in N packets reach nflowd at all
     friend bool operator==(const ExportFormat&, const ExportFormat&) = default;
 };
@@ -97,7 +100,8 @@ class Exporter {
     void set_params(const V5Params& params);
     void set_pacing(const PacingConfig& pacing) noexcept { pacing_ = pacing; }
     // A new version or MTU: the datagrams in progress are sent first, then each stream that
-    // changes starts afresh with its templates.
+    // changes starts afresh with its templates. A new sampling announcement goes out in the
+    // options records at the next tick (and in every v5 header from now on).
     void set_format(const ExportFormat& format);
     // Every v9/IPFIX destination gets the templates at the next tick (nflowctl send-template).
     void send_templates() noexcept;
@@ -135,6 +139,7 @@ class Exporter {
     bool has_if_names() const noexcept { return links_ && !links_->links.empty(); }
     void add_if_names(std::size_t index, const ExportTime& time);
     const FlowRecord& mapped(const FlowRecord& record) noexcept;
+    void apply_sampling(); // format_'s sampler and rate: the choice and the announcement
 
     V5Batcher batcher_;
     CollectorSet collectors_;
@@ -149,6 +154,8 @@ class Exporter {
     LinkSource link_source_;
     std::shared_ptr<const LinkTable> links_; // the table last sent, null before the first
     FlowRecord mapped_;                      // mapped()'s copy
+    FlowSampler sampler_;                    // deterministic and random: the late choice
+    SamplingAnnouncement announced_;
     double tokens_ = 0;
     std::int64_t last_refill_ = 0; // steady-clock ns
 };

@@ -52,6 +52,9 @@ struct ParseStats {
     std::uint64_t invalid = 0;
     std::uint64_t unknown_length = 0; // packets = accounted + ipv6 + invalid + unknown_length
     std::uint64_t oversize = 0;       // accounted packets longer than kEthernetMtu
+    // Accounted packets the hash sampler kept out of the cache (the dispatcher's, not the
+    // parser's: it fills this in what it publishes).
+    std::uint64_t sampled_out = 0;
 
     static constexpr auto fields() {
         using F = StatField<ParseStats>;
@@ -72,6 +75,8 @@ struct ParseStats {
               "BIG TCP packets (IPv4 total length 0) whose length the capture does not give"},
             F{"oversize", &ParseStats::oversize, c, "packets",
               "Accounted packets longer than 1500 bytes: merged by GRO/GSO/TSO, or jumbo frames"},
+            F{"sampled_out", &ParseStats::sampled_out, c, "packets",
+              "Accounted packets the hash flow sampler kept out of the flow cache"},
         };
     }
 };

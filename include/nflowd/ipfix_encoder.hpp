@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nflowd/packet.hpp"
+#include "nflowd/sampler.hpp"
 #include "nflowd/v5_encoder.hpp"
 
 #include <cstddef>
@@ -73,7 +74,9 @@ class MessageBuilder {
     bool add_templates(bool if_names = false);
     // Options records; their scope is the observation domain (IPFIX) or system (v9), whose
     // value is the engine_id.
-    bool add_sampling(const V5Params& params); // samplingInterval 1: every packet accounted
+    // samplingInterval and samplingAlgorithm as announced; unsampled: 1 and 1 (deterministic
+    // 1 in 1), what nflowd always sent before it could sample.
+    bool add_sampling(const V5Params& params, const SamplingAnnouncement& announced = {});
     bool add_stats(const ExportTotals& totals, const V5Params& params);
     bool add_if_name(const InterfaceName& row); // names longer than 65535 bytes are cut
     bool add_flow(const FlowRecord& record, const ExportTime& time, const V5Params& params);

@@ -11,6 +11,7 @@
 #include "nflowd/header_parser.hpp"
 #include "nflowd/notifier.hpp"
 #include "nflowd/pipeline_control.hpp"
+#include "nflowd/sampler.hpp"
 #include "nflowd/spsc_ring.hpp"
 #include "nflowd/watchdog.hpp"
 
@@ -64,7 +65,11 @@ struct PipelineStats {
     std::vector<WorkerStats> workers; // one per worker
     ExporterStats exporter;
     std::vector<CollectorStats> collectors;
-    FlowTableStats total() const; // workers summed (peak = sum of peaks)
+    FlowTableStats total() const { // workers summed (peak = sum of peaks)
+        FlowTableStats t;
+        for (const auto& w : workers) t += w.table;
+        return t;
+    }
     // Most flows held at once by all workers together, since start or the last zeroing (the
     // shared maxflows budget's high-water mark; never above maxflows, unlike total().peak).
     std::uint64_t peak = 0;
@@ -100,7 +105,8 @@ class Dispatcher {
     std::size_t index_;
     const ShardKey shard_key_; // the pipeline's, copied next to what the packet path reads
     HeaderParser parser_;
-    ParsedPacket parsed_; // reused: the parser fills every field it reports
+    ParsedPacket parsed_;   // reused: the parser fills every field it reports
+    PacketSampler sampler_; // --sampler hash:N, with the pipeline's secret
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
     Nanos batch_max_time_ = 0;
@@ -138,6 +144,7 @@ class Pipeline final : public PipelineControl {
     // Flows expired before the change leave in the format they were expired for: set_ipv6
     // (false) hands the IPv6 ones over just before a switch to v5.
     void set_export_format(const ExportFormat& format) override {
+        hash_interval_.store(PacketSampler::interval_of(format.sampler));
         on_exporter([&](Exporter& e) {
             drain_outputs(clock_.export_time());
             e.set_format(format);
@@ -194,6 +201,10 @@ class Pipeline final : public PipelineControl {
     // Picks a flow's worker (shard_hash): drawn once, shared by every reader so that a flow
     // seen by two NFLOG groups meets one shard; each worker's table has a bucket key of its own.
     const ShardKey shard_key_ = random_shard_key();
+    // The hash sampler's secret, one for every reader (PacketSampler), and its N (0: none),
+    // which the readers copy per batch.
+    const HashKey sample_key_ = random_hash_key();
+    std::atomic<std::uint32_t> hash_interval_{PacketSampler::interval_of(config_.format.sampler)};
     // The maxflows limit and live-flow count of all workers; declared before them, it
     // outlives their tables.
     FlowBudget budget_{config_.table.maxflows};

@@ -33,11 +33,12 @@ struct SamplerConfig {
     friend bool operator==(const SamplerConfig&, const SamplerConfig&) = default;
 };
 
-// What collectors are told: the sampler's N, else `--sampling_rate` (packets sampled by the
-// rule itself: `-m statistic`, nft `numgen`), else 1. When both are set the flows a collector
-// sees stand for interval * packet_rate of the original traffic.
+// What collectors are told: the sampler's N times `--sampling_rate` (packets sampled by the
+// rule itself: `-m statistic`, nft `numgen`), 1 when neither samples: the flows a collector
+// sees stand for interval times the original traffic, so collectors that scale by
+// samplingInterval alone (nfdump, Akvorado) get the totals back.
 struct SamplingAnnouncement {
-    std::uint32_t interval = 1;    // samplingInterval (IE 34): 1 = unsampled
+    std::uint32_t interval = 1;    // samplingInterval (IE 34): 1 = unsampled; saturates
     std::uint8_t algorithm = 0;    // samplingAlgorithm (IE 35): 0 none, 1 deterministic, 2 random
     std::uint32_t packet_rate = 1; // --sampling_rate (samplingPacketInterval, IE 305)
     // The v5 header's 16-bit sampling field: mode in the top 2 bits, interval in the low 14.
@@ -61,13 +62,38 @@ class FlowSampler {
     std::mt19937_64 rng_;
 };
 
-// The early choice (hash): true when the flow of `key` is one of the 1 in `interval` kept.
-// hash_key under a secret key, so a sender cannot pick flows that escape (or all fall into)
-// the sample; Lemire's multiply-shift maps the hash onto [0, interval) without a division.
-constexpr bool hash_selected(const HashKey& secret, const FlowKey& key,
+// The early choice (hash): true when the flow of `key` (FlowKey or FlowKey6) is one of the 1
+// in `interval` kept. hash_key under a secret key, so a sender cannot pick flows that escape
+// (or all fall into) the sample; Lemire's multiply-shift maps the hash onto [0, interval)
+// without a division.
+template <class Key>
+constexpr bool hash_selected(const HashKey& secret, const Key& key,
                              std::uint32_t interval) noexcept {
     const auto h = static_cast<std::uint32_t>(hash_key(secret, key) >> 32);
     return interval <= 1 || ((std::uint64_t{h} * interval) >> 32) == 0;
 }
+
+// The hash sampler of one reader thread: every reader holds the same secret, so a flow seen
+// by two NFLOG groups is kept or left out by both. Counts the packets it leaves out.
+class PacketSampler {
+  public:
+    explicit PacketSampler(const HashKey& secret) noexcept : secret_(secret) {}
+    // What this stage does with a configuration: hash mode's N, else 0 (keep every packet).
+    static std::uint32_t interval_of(const SamplerConfig& c) noexcept {
+        return c.mode == SamplerConfig::Mode::hash ? c.interval : 0;
+    }
+    void set_interval(std::uint32_t interval) noexcept { interval_ = interval; }
+    template <class Key> bool keep(const Key& key) noexcept {
+        if (interval_ <= 1 || hash_selected(secret_, key, interval_)) return true;
+        ++sampled_out_;
+        return false;
+    }
+    std::uint64_t sampled_out() const noexcept { return sampled_out_; }
+
+  private:
+    HashKey secret_;
+    std::uint32_t interval_ = 0;
+    std::uint64_t sampled_out_ = 0;
+};
 
 } // namespace nflowd

@@ -30,6 +30,8 @@ struct V5Params {
     Nanos boot_time = 0;
     std::uint8_t engine_type = 0;
     std::uint8_t engine_id = 0;
+    // The header's sampling_interval: SamplingAnnouncement::v5_field(), 0 = unsampled.
+    std::uint16_t sampling = 0;
 };
 
 // Encodes up to kV5MaxRecords records (more is a programming error and is clamped).

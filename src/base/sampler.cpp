@@ -2,7 +2,9 @@
 
 #include "nflowd/number.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <stdexcept>
 #include <utility>
 
@@ -64,14 +66,15 @@ std::uint16_t SamplingAnnouncement::v5_field() const noexcept {
 SamplingAnnouncement announce(const SamplerConfig& sampler, std::uint32_t sampling_rate) noexcept {
     SamplingAnnouncement a;
     a.packet_rate = sampling_rate == 0 ? 1 : sampling_rate;
+    // Packets sampled by the rule: to a collector that is random 1-in-N packet sampling.
+    if (a.packet_rate > 1) a.algorithm = 2;
     if (sampler.sampled()) {
-        a.interval = sampler.interval;
         a.algorithm = sampler.mode == SamplerConfig::Mode::deterministic ? 1 : 2;
-    } else if (a.packet_rate > 1) {
-        // Packets sampled by the rule: to a collector that is random 1-in-N packet sampling.
-        a.interval = a.packet_rate;
-        a.algorithm = 2;
+        // Deterministic flows of randomly sampled packets are random to a collector.
+        if (a.packet_rate > 1) a.algorithm = 2;
     }
+    const std::uint64_t n = std::uint64_t{sampler.sampled() ? sampler.interval : 1} * a.packet_rate;
+    a.interval = static_cast<std::uint32_t>(std::min<std::uint64_t>(n, UINT32_MAX));
     return a;
 }
 

@@ -125,7 +125,7 @@ const std::vector<Step>& steps() {
                                             Nanos) { p.set_aggregation(c.aggregation); }},
         {options_of({Opt::engine_id}),
          [](PipelineControl& p, Logger&, const Config& c, Nanos started) {
-             p.set_v5_params(V5Params{started, 0, c.engine_id});
+             p.set_v5_params(V5Params{.boot_time = started, .engine_id = c.engine_id});
          }},
         {options_of({Opt::export_rate}),
          [](PipelineControl& p, Logger&, const Config& c, Nanos) { p.set_pacing(c.pacing); }},

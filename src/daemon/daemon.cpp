@@ -44,7 +44,7 @@ PipelineConfig pipeline_config(const Config& c, Nanos boot) {
     pc.readers = c.groups.size();
     pc.table = c.table;
     pc.aggregation = c.aggregation;
-    pc.v5 = V5Params{boot, 0, c.engine_id};
+    pc.v5 = V5Params{.boot_time = boot, .engine_id = c.engine_id};
     pc.pacing = c.pacing;
     pc.format = c.format;
     pc.ipv6 = exports_ipv6(c);

@@ -29,7 +29,7 @@ OfflineSummary run_offline(const Config& config) {
     pc.readers = 1;
     pc.table = config.table;
     pc.aggregation = config.aggregation;
-    pc.v5 = V5Params{boot, 0, config.engine_id};
+    pc.v5 = V5Params{.boot_time = boot, .engine_id = config.engine_id};
     pc.pacing = config.pacing;
     pc.format = config.format;
     pc.ipv6 = exports_ipv6(config);

@@ -124,17 +124,12 @@ struct Pipeline::ExportThread {
     std::thread thread;
 };
 
-FlowTableStats PipelineStats::total() const {
-    FlowTableStats t;
-    for (const auto& w : workers) t += w.table;
-    return t;
-}
-
 // ---- reader side ----
 
 Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
     : pipeline_(pipeline), index_(index), shard_key_(pipeline.shard_key_),
-      unwoken_(pipeline.workers_.size(), 0), unwoken_since_(pipeline.workers_.size(), 0) {
+      sampler_(pipeline.sample_key_), unwoken_(pipeline.workers_.size(), 0),
+      unwoken_since_(pipeline.workers_.size(), 0) {
     aggregation_ = pipeline.aggregation(aggregation_version_);
     parser_.set_ipv6(pipeline.accept_ipv6_.load(std::memory_order_relaxed));
 }
@@ -149,6 +144,7 @@ void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& me
 
 template <class Packet> void Dispatcher::route(Packet& packet) noexcept {
     if (!aggregation_->empty()) aggregation_->apply(packet);
+    if (!sampler_.keep(packet.key)) return; // the flow of the aggregated key, as cached
     push(shard_of(shard_key_, packet.key, pipeline_.workers_.size()), packet);
     batch_max_time_ = std::max(batch_max_time_, packet.time);
 }
@@ -191,10 +187,13 @@ void Dispatcher::publish() noexcept {
     if (pipeline_.aggregation_version_.load(std::memory_order_acquire) != aggregation_version_)
         aggregation_ = pipeline_.aggregation(aggregation_version_);
     parser_.set_ipv6(pipeline_.accept_ipv6_.load(std::memory_order_relaxed));
+    sampler_.set_interval(pipeline_.hash_interval_.load(std::memory_order_relaxed));
 }
 
 void Dispatcher::publish_stats() noexcept {
-    published_.store(parser_.stats());
+    ParseStats s = parser_.stats();
+    s.sampled_out = sampler_.sampled_out();
+    published_.store(s);
 }
 
 // ---- pipeline ----

@@ -150,6 +150,8 @@ const auto kPackets = std::to_array<Item<View>>({
     {"unknown length {}", "unknown_length",
      [](V v) -> Value { return v.r.pipeline.parse.unknown_length; }},
     {"oversize {}", "oversize", [](V v) -> Value { return v.r.pipeline.parse.oversize; }},
+    {"hash sampled out {}", "sampled_out",
+     [](V v) -> Value { return v.r.pipeline.parse.sampled_out; }},
     {"maxflows drops {}", "maxflows_dropped_packets",
      [](V v) -> Value { return v.t.dropped_packets; }},
     {"({} bytes)", "maxflows_dropped_bytes", [](V v) -> Value { return v.t.dropped_octets; },
@@ -178,6 +180,8 @@ const auto kExport = std::to_array<Item<View>>({
      "flows_by_version"},
     {"ipfix {}", "ipfix", [](V v) -> Value { return v.r.pipeline.exporter.flows_ipfix; },
      Show::count, true, "flows_by_version"},
+    {"sampled out {}", "sampled_out",
+     [](V v) -> Value { return v.r.pipeline.exporter.sampled_out; }},
 });
 
 using W = const WorkerStats&;

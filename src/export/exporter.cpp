@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <random>
 #include <utility>
 
 namespace nflowd {
@@ -29,9 +30,25 @@ double burst_of(const PacingConfig& p) noexcept {
 Exporter::Exporter(const V5Params& params, CollectorSet collectors, const PacingConfig& pacing,
                    const ExportFormat& format, LinkSource links)
     : batcher_(params, kMaxWait), collectors_(std::move(collectors)), pacing_(pacing),
-      format_(format), link_source_(std::move(links)), tokens_(burst_of(pacing)),
-      last_refill_(steady_time()) {
+      format_(format), link_source_(std::move(links)),
+      sampler_({}, std::random_device{}()), // random: a collector must not predict the choice
+      tokens_(burst_of(pacing)), last_refill_(steady_time()) {
     rebuild_streams();
+    apply_sampling();
+}
+
+// The sampler's countdown restarts only when the sampler itself changes. The v5 header's
+// sampling field rides in the batcher's params; v9/IPFIX streams re-send their options.
+void Exporter::apply_sampling() {
+    if (!(sampler_.config() == format_.sampler)) sampler_.set_config(format_.sampler);
+    const SamplingAnnouncement a = announce(format_.sampler, format_.sampling_rate);
+    if (a == announced_) return;
+    announced_ = a;
+    V5Params p = batcher_.params();
+    p.sampling = a.v5_field();
+    batcher_.set_params(p);
+    for (auto& s : streams_)
+        if (s.builder) s.templates_now = true;
 }
 
 Exporter::Stream Exporter::make_stream(const Destination& dest) const {
@@ -70,6 +87,10 @@ void Exporter::rebuild_streams() {
 void Exporter::add(std::span<const FlowRecord> records, const ExportTime& time) {
     last_time_ = time;
     for (const auto& record : records) {
+        if (!sampler_.keep()) {
+            ++stats_.sampled_out;
+            continue;
+        }
         const FlowRecord& r = mapped(record);
         ++stats_.flows;
         if (has_v5_) add_v5(r, time);
@@ -149,7 +170,9 @@ void Exporter::set_params(const V5Params& params) {
             if (streams_[i].builder) send_stream(i, last_time_);
         streams_.clear();
     }
-    batcher_.set_params(params);
+    V5Params p = params;
+    p.sampling = announced_.v5_field();
+    batcher_.set_params(p);
     rebuild_streams();
 }
 
@@ -157,6 +180,7 @@ void Exporter::set_format(const ExportFormat& format) {
     if (format.protocol != format_.protocol || format.mtu != format_.mtu) finish(last_time_);
     format_ = format;
     rebuild_streams();
+    apply_sampling();
 }
 
 void Exporter::send_templates() noexcept {
@@ -211,7 +235,7 @@ void Exporter::begin_message(std::size_t index, const ExportTime& time) {
     if (options) {
         const V5Params& params = batcher_.params();
         s.totals.ignored_packets = ignored_packets_;
-        b.add_sampling(params);
+        b.add_sampling(params, announced_);
         b.add_stats(s.totals, params);
     }
     s.templates_due = s.templates_now = false;

@@ -260,13 +260,13 @@ bool MessageBuilder::add_templates(bool if_names) {
     return true;
 }
 
-bool MessageBuilder::add_sampling(const V5Params& params) {
+bool MessageBuilder::add_sampling(const V5Params& params, const SamplingAnnouncement& a) {
     const std::size_t at =
         reserve(kTemplateSampling, ipfix::record_size(ipfix::kSamplingFields) + 4);
     if (at == 0) return false;
     put(&buf_[at], params.engine_id, 4); // scope: the observation domain / system
-    put(&buf_[at + 4], 1, 4);            // samplingInterval: every packet
-    put(&buf_[at + 8], 1, 1);            // samplingAlgorithm: deterministic (1 in 1)
+    put(&buf_[at + 4], a.interval, 4);   // samplingInterval
+    put(&buf_[at + 8], a.algorithm == 0 ? 1 : a.algorithm, 1); // samplingAlgorithm
     ++options_;
     return true;
 }

@@ -75,6 +75,7 @@ struct Header {
     std::uint32_t sequence = 0;
     std::uint8_t engine_type = 0;
     std::uint8_t engine_id = 0;
+    std::uint16_t sampling = 0;
 };
 
 constexpr void write_header(BeWriter& w, const Header& h) noexcept {
@@ -86,7 +87,7 @@ constexpr void write_header(BeWriter& w, const Header& h) noexcept {
     w.u32(h.sequence);
     w.u8(h.engine_type);
     w.u8(h.engine_id);
-    w.u16(0); // sampling_interval: every packet is accounted
+    w.u16(h.sampling); // sampling_interval: mode in the top 2 bits, N in the low 14
 }
 
 constexpr void write_record(BeWriter& w, const FlowRecord& r, Nanos boot) noexcept {
@@ -148,6 +149,7 @@ void encode_v5(std::span<const FlowRecord> records, const V5Params& params, cons
         .sequence = sequence,
         .engine_type = params.engine_type,
         .engine_id = params.engine_id,
+        .sampling = params.sampling,
     };
     BeWriter w(out.bytes);
     write_header(w, h);

@@ -117,6 +117,13 @@ TEST(Announce, SamplerRuleRateOrUnsampled) {
     EXPECT_EQ(rule.packet_rate, 50U);
     // Too big for v5's 14 bits: v5 cannot say it, the v9/IPFIX options record can.
     EXPECT_EQ(announce({}, 100000).v5_field(), 0);
+
+    // Both: the flows stand for interval * rate of the traffic; random to a collector.
+    const auto both = announce(SamplerConfig::parse("deterministic:10"), 4);
+    EXPECT_EQ(both.interval, 40U);
+    EXPECT_EQ(both.algorithm, 2);
+    EXPECT_EQ(both.v5_field(), 0x8000 | 40);
+    EXPECT_EQ(announce(SamplerConfig::parse("random:16383"), 1'000'000'000).interval, UINT32_MAX);
 }
 
 } // namespace
