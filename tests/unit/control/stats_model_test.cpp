@@ -184,11 +184,24 @@ TEST(StatsFormat, TextLinesComeFromTheLayout) {
              "\nworker 1: active 3, peak 0, hashsize 0, metric 0.00, searched 30, found 0, new 0, "
              "memory 0 KiB\n",
              "\nexport: flows 31, datagrams 0, bytes 1488, lost flows 0, lost datagrams 0, "
-             "by version: v5 0 v9 0 ipfix 31\n",
+             "by version: v5 0 v9 0 ipfix 31, sampled out 0\n",
              "\ngroup 5: received 0, lost 2, enobufs 0, malformed 0, bad timestamps 0, "
              "unaccounted 0\n",
          })
         EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+}
+
+// Live only: the interface names' line and object come last, after control.
+TEST(StatsFormat, LinksLineWhenTheDaemonHasInterfaceNames) {
+    auto r = small_report();
+    EXPECT_EQ(format_stats_text(r).find("\nlinks:"), std::string::npos);
+    r.links = LinkStats{.known = 3, .dumps = 2, .changes = 4, .events = 5};
+    EXPECT_NE(format_stats_text(r).find("\nlinks: known 3, dumps 2, changes 4, events 5, "
+                                        "enobufs 0, malformed 0, errors 0\n"),
+              std::string::npos);
+    const auto j = nlohmann::ordered_json::parse(format_stats_json(r));
+    EXPECT_EQ(j["links"]["changes"], 4);
+    EXPECT_NE(format_stats_prometheus(r).find("nflowd_links_changes_total 4"), std::string::npos);
 }
 
 TEST(OfflineSummary, KeyValueLinesInOrder) {
