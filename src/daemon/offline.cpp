@@ -82,6 +82,8 @@ const auto kSummary = std::to_array<SummaryLine>({
     {"peak_flows", [](P s, T) { return s.peak; }},
     {"datagrams", [](P s, T) { return s.exporter.datagrams; }},
     {"lost_flows", [](P s, T) { return s.exporter.lost_flows; }},
+    {"sampled_out", [](P s, T) { return s.exporter.sampled_out; }},
+    {"hash_sampled_out", [](P s, T) { return s.parse.sampled_out; }},
 });
 
 // Per destination, after the figures: "collector X: datagrams N, bytes N, ...".

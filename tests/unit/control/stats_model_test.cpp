@@ -224,7 +224,8 @@ TEST(OfflineSummary, KeyValueLinesInOrder) {
               "accounted: 16\noctets: 0\ninvalid: 0\ntruncated: 0\n"
               "fragments: 0\nipv6: 0\nipv6_accounted: 0\nunknown_length: 0\noversize: 0\n"
               "maxflows_dropped: 0\nflows: 4\n"
-              "peak_flows: 6\ndatagrams: 0\nlost_flows: 0\nseconds: 2\n"
+              "peak_flows: 6\ndatagrams: 0\nlost_flows: 0\nsampled_out: 0\nhash_sampled_out: 0\n"
+              "seconds: 2\n"
               "packets_per_second: 5\n"
               "collector 127.0.0.1:2055: datagrams 2, bytes 0, buffer_full 0, "
               "refused 0, unreachable 0, other 0\n");
