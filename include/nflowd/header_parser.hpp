@@ -17,6 +17,7 @@ struct PacketMeta {
     Nanos time = 0;
     std::uint32_t in_if = kUnknownIfindex;
     std::uint32_t out_if = kUnknownIfindex;
+    Direction direction = Direction::unknown; // NFLOG's hook; kept only with set_ipv6(true)
     // The whole IP packet's length as the capture layer knows it (a pcap record's original
     // length less its link header), 0 when unknown. Only a BIG TCP packet needs it: its IPv4
     // total length is 0. NFLOG reports no original length (no NFULA_* attribute for it) and

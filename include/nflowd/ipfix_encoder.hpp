@@ -27,10 +27,10 @@ constexpr std::uint16_t kTemplateIfNames = 260;  // options: ifIndex -> ifName, 
 constexpr std::size_t kV9HeaderSize = 20;
 constexpr std::size_t kIpfixHeaderSize = 16;
 // Data record sizes (the templates' field lengths summed; static_asserts in the encoder).
-constexpr std::size_t kV9Ipv4RecordSize = 52;
-constexpr std::size_t kV9Ipv6RecordSize = 80;
-constexpr std::size_t kIpfixIpv4RecordSize = 60;
-constexpr std::size_t kIpfixIpv6RecordSize = 88;
+constexpr std::size_t kV9Ipv4RecordSize = 53;
+constexpr std::size_t kV9Ipv6RecordSize = 81;
+constexpr std::size_t kIpfixIpv4RecordSize = 61;
+constexpr std::size_t kIpfixIpv6RecordSize = 89;
 // Room for the header and every template in one message, with margin: the --mtu floor.
 constexpr std::size_t kMinMessageSize = 512;
 constexpr std::size_t kMaxMessageSize = 65507; // the most one UDP/IPv4 datagram carries

@@ -46,6 +46,14 @@ constexpr bool has_ports(std::uint8_t protocol) noexcept {
 enum class Family : std::uint8_t { ipv4 = 4, ipv6 = 6 };
 using Ipv6Addr = std::array<std::uint8_t, 16>;
 
+// Which way a packet crossed the host, from the netfilter hook of the NFLOG rule that logged
+// it: PREROUTING and INPUT ingress, OUTPUT and POSTROUTING egress; FORWARD (either way
+// through a router), a --read capture, and every flow while no destination gets v9/IPFIX
+// (v5 has no field for it) are unknown. Part of the flow key: a packet logged at two hooks
+// (PREROUTING and POSTROUTING) makes an ingress and an egress flow, as two observation
+// points would. It lives in the keys' tail padding, so no flow grows for it.
+enum class Direction : std::uint8_t { unknown = 0, ingress = 1, egress = 2 };
+
 // IPv4 flow key, ipt_NETFLOW's: addresses and ports in host byte order.
 struct FlowKey {
     std::uint32_t src_addr = 0;
@@ -55,9 +63,11 @@ struct FlowKey {
     std::uint32_t in_if = kUnknownIfindex;
     std::uint8_t protocol = 0;
     std::uint8_t tos = 0;
+    Direction direction = Direction::unknown;
 
     friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
+static_assert(sizeof(FlowKey) == 20, "the direction must stay in the padding");
 
 // IPv6 flow key: the addresses as on the wire (network order), the other fields as FlowKey's
 // (ports or ICMPv6 type/code in dst_port, tos = traffic class). 44 bytes.
@@ -69,9 +79,11 @@ struct FlowKey6 {
     std::uint32_t in_if = kUnknownIfindex;
     std::uint8_t protocol = 0;
     std::uint8_t tos = 0;
+    Direction direction = Direction::unknown;
 
     friend bool operator==(const FlowKey6&, const FlowKey6&) = default;
 };
+static_assert(sizeof(FlowKey6) == 44, "the direction must stay in the padding");
 
 // A 128-bit SipHash key. Flow keys come from the network, so an unkeyed hash lets a sender
 // pick flows that share one bucket (hash flooding); with a secret random key nobody outside

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 #include <linux/netlink.h>
@@ -47,6 +48,25 @@ std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical, bool physdev)
     if (physdev && tb[phys] != nullptr) return attr_be32(tb[phys]);
     if (tb[logical] != nullptr) return attr_be32(tb[logical]);
     return kUnknownIfindex;
+}
+
+// flowDirection from the hook of the rule that logged the packet (nfulnl_msg_packet_hdr):
+// before routing or delivered locally is ingress, sent locally or after routing is egress.
+// FORWARD says nothing of a side, and a kernel that sent no header nothing at all.
+Direction direction_of(const nlattr* hdr) noexcept {
+    nfulnl_msg_packet_hdr ph{};
+    if (hdr == nullptr || mnl_attr_get_payload_len(hdr) < sizeof ph) return Direction::unknown;
+    std::memcpy(&ph, mnl_attr_get_payload(hdr), sizeof ph);
+    switch (ph.hook) {
+    case NF_INET_PRE_ROUTING:
+    case NF_INET_LOCAL_IN:
+        return Direction::ingress;
+    case NF_INET_LOCAL_OUT:
+    case NF_INET_POST_ROUTING:
+        return Direction::egress;
+    default:
+        return Direction::unknown;
+    }
 }
 
 // The kernel's timestamp, or false when absent or not a valid time (then the receive time
@@ -158,6 +178,7 @@ namespace {
         meta.time = detail::nflog_packet_time(stamp, recv_time, bad);
         stats.bad_timestamps += bad ? 1U : 0U;
     }
+    meta.direction = direction_of(tb[NFULA_PACKET_HDR]);
     meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV, physdev);
     meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV, physdev);
     ++stats.packets;

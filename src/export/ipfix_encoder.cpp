@@ -89,6 +89,10 @@ std::uint64_t flow_value(std::uint16_t id, const FlowRecord& r, const ExportTime
         return r.dst_mask;
     case ie::flow_label:
         return r.flow_label & 0xfffff;
+    case ie::direction:
+        return r.key.direction == Direction::ingress  ? 0
+               : r.key.direction == Direction::egress ? 1
+                                                      : 255;
     case ie::first_switched:
         return uptime_ms(r.first, boot);
     case ie::last_switched:

@@ -26,9 +26,9 @@ constexpr std::uint16_t octets = 1, packets = 2, protocol = 4, tos = 5, tcp_flag
                         out_if = 14, last_switched = 21, first_switched = 22, src6 = 27, dst6 = 28,
                         src_mask6 = 29, dst_mask6 = 30, flow_label = 31, icmp4 = 32,
                         sampling_interval = 34, sampling_algorithm = 35, octet_total = 40,
-                        message_total = 41, flow_total = 42, if_name = 82, if_descr = 83,
-                        end_reason = 136, icmp6 = 139, domain = 149, start_ms = 152, end_ms = 153,
-                        ignored_packets = 164, not_sent_flows = 166;
+                        direction = 61, message_total = 41, flow_total = 42, if_name = 82,
+                        if_descr = 83, end_reason = 136, icmp6 = 139, domain = 149, start_ms = 152,
+                        end_ms = 153, ignored_packets = 164, not_sent_flows = 166;
 // RFC 3954 6.1: v9 options scope field types.
 constexpr std::uint16_t v9_scope_system = 1, v9_scope_interface = 2;
 } // namespace ie
@@ -54,14 +54,16 @@ constexpr std::array kV9Times{FieldSpec{ie::first_switched, 4}, FieldSpec{ie::la
 constexpr std::array kIpfixTimes{FieldSpec{ie::start_ms, 8}, FieldSpec{ie::end_ms, 8}};
 constexpr auto kIpv4Head =
     concat(std::array{FieldSpec{ie::src4, 4}, FieldSpec{ie::dst4, 4}}, kMiddle);
-constexpr auto kIpv4Tail =
-    std::array{FieldSpec{ie::src_mask, 1}, FieldSpec{ie::dst_mask, 1}, FieldSpec{ie::icmp4, 2}};
+// flowDirection (61) after the masks: 0 ingress, 1 egress, 255 unknown (FORWARD, --read), as
+// ipt_NETFLOW sends it; one template for all, so a forwarded flow needs no template of its own.
+constexpr auto kIpv4Tail = std::array{FieldSpec{ie::src_mask, 1}, FieldSpec{ie::dst_mask, 1},
+                                      FieldSpec{ie::direction, 1}, FieldSpec{ie::icmp4, 2}};
 constexpr auto kIpv6Head =
     concat(std::array{FieldSpec{ie::src6, 16}, FieldSpec{ie::dst6, 16}}, kMiddle);
 // v9 has one ICMP_TYPE (32) for both families (RFC 3954; nfdump reads ICMPv6 there only);
 // IPFIX splits it into icmpTypeCodeIPv4 (32) and icmpTypeCodeIPv6 (139).
 constexpr auto kIpv6Masks = std::array{FieldSpec{ie::src_mask6, 1}, FieldSpec{ie::dst_mask6, 1},
-                                       FieldSpec{ie::flow_label, 4}};
+                                       FieldSpec{ie::direction, 1}, FieldSpec{ie::flow_label, 4}};
 constexpr auto kV9Ipv4 = concat(concat(kIpv4Head, kIpv4Tail), kV9Times);
 constexpr auto kIpfixIpv4 = concat(concat(kIpv4Head, kIpv4Tail), kIpfixTimes);
 constexpr auto kV9Ipv6 =

@@ -186,6 +186,7 @@ ParseResult parse_ip_packet(std::span<const std::byte> bytes, const PacketMeta& 
     out.key.in_if = meta.in_if;
     out.key.protocol = protocol;
     out.key.tos = tos;
+    out.key.direction = meta.direction;
     out.time = meta.time;
     out.out_if = meta.out_if;
     out.octets = length;
@@ -228,6 +229,7 @@ ParseResult parse_ipv6_packet(std::span<const std::byte> bytes, const PacketMeta
     std::memcpy(out.key.src_addr.data(), bytes.data() + 8, 16);
     std::memcpy(out.key.dst_addr.data(), bytes.data() + 24, 16);
     out.key.in_if = meta.in_if;
+    out.key.direction = meta.direction; // IPv6 is only accounted for v9/IPFIX
     out.key.protocol = w.protocol;
     out.key.tos = static_cast<std::uint8_t>(version_class_label >> 20);
     out.flow_label = version_class_label & 0xfffffU;
@@ -253,7 +255,11 @@ ParseResult HeaderParser::parse(std::span<const std::byte> bytes, const PacketMe
         return count(r, out.v6.octets);
     }
     out.family = Family::ipv4;
-    return count(parse_ip_packet(bytes, meta, out.v4), out.v4.octets);
+    const ParseResult r = parse_ip_packet(bytes, meta, out.v4);
+    // Only v9/IPFIX export the direction (what set_ipv6 says too): v5 flows must not split
+    // by hook, nor hold what they cannot export.
+    if (!ipv6_) out.v4.key.direction = Direction::unknown;
+    return count(r, out.v4.octets);
 }
 
 } // namespace nflowd

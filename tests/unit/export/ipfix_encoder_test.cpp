@@ -44,7 +44,8 @@ FlowRecord tcp_record() {
              .dst_port = 80,
              .in_if = 3,
              .protocol = 6,
-             .tos = 0x10};
+             .tos = 0x10,
+             .direction = Direction::egress}; // flowDirection 1
     a.end_reason = EndReason::active;
     a.out_if = 4;
     a.packets = 10;
@@ -64,6 +65,7 @@ FlowRecord icmp6_record() {
     r.key.dst_port = 0x8000; // echo request, code 0
     r.key.in_if = 2;
     r.key.tos = 0xb8;
+    r.key.direction = Direction::ingress; // flowDirection 0
     r.src6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     r.dst6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
     r.flow_label = 0xabcde;
@@ -81,10 +83,11 @@ FlowRecord icmp6_record() {
 // Template bodies written from the IANA registry, field by field: (IE, length) pairs.
 const std::string kMiddleFields = "0007 0002  000b 0002  0004 0001  0005 0001  0006 0001"
                                   "0088 0001  000a 0004  000e 0004  0001 0008  0002 0008";
-const std::string kIpv4Template =
-    "0100 0011  0008 0004  000c 0004" + kMiddleFields + "0009 0001  000d 0001  0020 0002";
-const std::string kIpv6Template = "0101 0012  001b 0010  001c 0010" + kMiddleFields +
-                                  "001d 0001  001e 0001  001f 0004"; // then ICMP type/code
+const std::string kIpv4Template = "0100 0012  0008 0004  000c 0004" + kMiddleFields +
+                                  "0009 0001  000d 0001  003d 0001"
+                                  "0020 0002"; // flowDirection (61)
+const std::string kIpv6Template = "0101 0013  001b 0010  001c 0010" + kMiddleFields +
+                                  "001d 0001  001e 0001  003d 0001  001f 0004"; // then ICMP
 const std::string kStatsFields = "0029 0008  002a 0008  0028 0008  00a4 0008  00a6 0008";
 
 TEST(MessageBuilder, V9TemplatesMatchHandBuiltBytes) {
@@ -94,8 +97,8 @@ TEST(MessageBuilder, V9TemplatesMatchHandBuiltBytes) {
         // header: version 9, count 4, sysUptime 5000 (uptime 0 is 1 s before boot) and unix
         // secs 1700000004 (the next whole second after 3000.5 ms), sequence 0, source ID 7
         "0009 0004 00001388 6553f104 00000000 00000007"
-        // template flowset 0, 152 bytes: first/last switched (22, 21) close each template
-        "0000 0098" +
+        // template flowset 0, 160 bytes: first/last switched (22, 21) close each template
+        "0000 00a0" +
         kIpv4Template + "0016 0004 0015 0004" + kIpv6Template +
         "0020 0002  0016 0004 0015 0004" + // v9's one ICMP_TYPE (32), for IPv6 too
         // options template flowsets 1, one template each: ID, scope length, option length;
@@ -113,10 +116,10 @@ TEST(MessageBuilder, IpfixTemplatesMatchHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::ipfix, 1472);
     ASSERT_TRUE(b.add_templates());
     const auto expected = hex(
-        // header: version 10, length 228, export time, sequence 0, observation domain 7
-        "000a 00e4 6553f103 00000000 00000007"
+        // header: version 10, length 236, export time, sequence 0, observation domain 7
+        "000a 00ec 6553f103 00000000 00000007"
         // template set 2: flowStart/EndMilliseconds (152, 153) close each template
-        "0002 0098" +
+        "0002 00a0" +
         kIpv4Template + "0098 0008 0099 0008" + kIpv6Template +
         "008b 0002  0098 0008 0099 0008" + // icmpTypeCodeIPv6 (139)
         // options template sets 3, one template each: ID, field count, scope count;
@@ -131,23 +134,23 @@ TEST(MessageBuilder, IpfixTemplatesMatchHandBuiltBytes) {
 }
 
 const std::string kTcpFields = "0a000001 c0a80102 3039 0050 06 10 1b 02 00000003 00000004"
-                               "00000000000005dc 000000000000000a 18 10 0000";
+                               "00000000000005dc 000000000000000a 18 10 01 0000";
 
 TEST(MessageBuilder, V9Ipv4RecordMatchesHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::v9, 1472);
     ASSERT_TRUE(b.add_flow(tcp_record(), kTime, kParams));
     const auto expected = hex("0009 0001 00001388 6553f104 00000000 00000007"
-                              "0100 0038" +
-                              kTcpFields + "000007d0 00000dac"); // first, last: sysUptime ms
+                              "0100 003c" +
+                              kTcpFields + "000007d0 00000dac 000000"); // sysUptime ms, padding
     EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
 }
 
 TEST(MessageBuilder, IpfixIpv4RecordMatchesHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::ipfix, 1472);
     ASSERT_TRUE(b.add_flow(tcp_record(), kTime, kParams));
-    const auto expected = hex("000a 0050 6553f103 00000000 00000007"
-                              "0100 0040" +
-                              kTcpFields + "0000018bcfe56be8 0000018bcfe571c4");
+    const auto expected = hex("000a 0054 6553f103 00000000 00000007"
+                              "0100 0044" +
+                              kTcpFields + "0000018bcfe56be8 0000018bcfe571c4 000000");
     EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
     EXPECT_EQ(b.sequence(), 1U);
 }
@@ -156,23 +159,23 @@ TEST(MessageBuilder, IpfixIpv4RecordMatchesHandBuiltBytes) {
 // in 8-byte fields; the flow label's 20 bits.
 const std::string kIcmp6Fields = "20010db8000000000000000000000001 20010db8000000000000000000000002"
                                  "0000 8000 3a b8 00 01 00000002 00000005"
-                                 "00000000fffffffe 00000000ffffffff 40 30 000abcde 8000";
+                                 "00000000fffffffe 00000000ffffffff 40 30 00 000abcde 8000";
 
 TEST(MessageBuilder, V9Ipv6RecordMatchesHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::v9, 1472);
     ASSERT_TRUE(b.add_flow(icmp6_record(), kTime, kParams));
     const auto expected = hex("0009 0001 00001388 6553f104 00000000 00000007"
-                              "0101 0054" +
-                              kIcmp6Fields + "000007d0 00000dac");
+                              "0101 0058" +
+                              kIcmp6Fields + "000007d0 00000dac 000000");
     EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
 }
 
 TEST(MessageBuilder, IpfixIpv6RecordMatchesHandBuiltBytes) {
     MessageBuilder b(ExportProtocol::ipfix, 1472);
     ASSERT_TRUE(b.add_flow(icmp6_record(), kTime, kParams));
-    const auto expected = hex("000a 006c 6553f103 00000000 00000007"
-                              "0101 005c" +
-                              kIcmp6Fields + "0000018bcfe56be8 0000018bcfe571c4");
+    const auto expected = hex("000a 0070 6553f103 00000000 00000007"
+                              "0101 0060" +
+                              kIcmp6Fields + "0000018bcfe56be8 0000018bcfe571c4 000000");
     EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
 }
 
