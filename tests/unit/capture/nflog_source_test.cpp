@@ -43,6 +43,7 @@ struct Msg {
     std::optional<std::pair<std::uint64_t, std::uint64_t>> ts_; // sec, usec
     std::optional<std::size_t> payload_len_ = 60;
     std::uint16_t type_ = kPacketType;
+    std::uint8_t hook_ = 2; // NF_INET_FORWARD
 
     Msg& seq(std::uint32_t v) { return seq_ = v, *this; }
     Msg& in(std::uint32_t v) { return indev_ = v, *this; }
@@ -53,6 +54,7 @@ struct Msg {
     Msg& len(std::size_t v) { return payload_len_ = v, *this; }
     Msg& no_payload() { return payload_len_.reset(), *this; }
     Msg& type(std::uint16_t v) { return type_ = v, *this; }
+    Msg& hook(std::uint8_t v) { return hook_ = v, *this; }
 };
 
 // Netlink buffer built the way the kernel lays out a batch; 8-byte aligned storage.
@@ -70,7 +72,7 @@ class Batch {
         nfg->res_id = htons(42);
         nfulnl_msg_packet_hdr ph{};
         ph.hw_protocol = htons(0x0800);
-        ph.hook = 2;
+        ph.hook = m.hook_;
         mnl_attr_put(nlh, NFULA_PACKET_HDR, sizeof ph, &ph);
         if (m.ts_) {
             nfulnl_msg_packet_timestamp ts{};
@@ -160,6 +162,18 @@ TEST(NflogParse, SinglePacketWithAllMetadata) {
     EXPECT_EQ(r.stats.kernel_timestamps, 1U);
     EXPECT_EQ(r.stats.malformed, 0U);
     EXPECT_EQ(r.stats.lost, 0U);
+}
+
+// flowDirection from the hook (nfulnl_msg_packet_hdr.hook): PREROUTING 0 and INPUT 1 are
+// ingress, OUTPUT 3 and POSTROUTING 4 egress, FORWARD 2 (and nonsense) unknown.
+TEST(NflogParse, HookGivesTheDirection) {
+    Batch b;
+    for (int hook : {0, 1, 2, 3, 4, 9}) b.add(Msg().hook(static_cast<std::uint8_t>(hook)));
+    const Result r = parse(b.bytes());
+    ASSERT_EQ(r.seen.metas.size(), 6U);
+    const Direction want[] = {Direction::ingress, Direction::ingress, Direction::unknown,
+                              Direction::egress,  Direction::egress,  Direction::unknown};
+    for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(r.seen.metas[i].direction, want[i]) << i;
 }
 
 TEST(NflogParse, TimestampsFarFromTheReceiveTimeAreReplacedAndCounted) {
