@@ -17,12 +17,12 @@ struct PacketMeta {
     Nanos time = 0;
     std::uint32_t in_if = kUnknownIfindex;
     std::uint32_t out_if = kUnknownIfindex;
-    Direction direction = Direction::unknown; // NFLOG's hook; kept only with set_ipv6(true)
     // The whole IP packet's length as the capture layer knows it (a pcap record's original
     // length less its link header), 0 when unknown. Only a BIG TCP packet needs it: its IPv4
     // total length is 0. NFLOG reports no original length (no NFULA_* attribute for it) and
     // copies at most ~64 KiB, so live capture never knows a BIG TCP packet's length.
     std::uint32_t wire_len = 0;
+    Direction direction = Direction::unknown; // NFLOG's hook; kept only with set_ipv6(true)
 };
 
 // IPv4 packets above this length cannot be sent on an Ethernet link with the standard MTU:

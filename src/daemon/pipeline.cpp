@@ -132,6 +132,7 @@ Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
       unwoken_since_(pipeline.workers_.size(), 0) {
     aggregation_ = pipeline.aggregation(aggregation_version_);
     parser_.set_ipv6(pipeline.accept_ipv6_.load(std::memory_order_relaxed));
+    sampler_.set_interval(pipeline.hash_interval_.load(std::memory_order_relaxed));
 }
 
 void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept {

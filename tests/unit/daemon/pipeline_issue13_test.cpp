@@ -1,0 +1,99 @@
+// The pipeline's part of issue 13: the direction in the flow key only while v9/IPFIX is
+// exported (a v5 flow neither splits by hook nor keeps it), and --sampler hash:N choosing on
+// each packet in the readers, counting what it leaves out.
+#include "nflowd/pipeline.hpp"
+
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace nflowd {
+namespace {
+
+constexpr Nanos kStart = 1'700'000'000 * kNanosPerSecond;
+
+struct Fixture {
+    test::UdpCollector collector;
+    Clock clock{Clock::Mode::packets};
+    PipelineConfig pc;
+    explicit Fixture(bool v9_or_ipfix) {
+        clock.advance(kStart);
+        pc.workers = 2;
+        pc.table.hashsize = 1024;
+        pc.v5.boot_time = kStart;
+        pc.pacing.rate = 0;
+        pc.ipv6 = v9_or_ipfix; // what exports_ipv6() says: some destination gets v9/IPFIX
+    }
+};
+
+void wait_accounted(Pipeline& p, std::uint64_t packets) {
+    for (int i = 0; i < 500 && p.stats().total().packets < packets; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+// One UDP packet of flow `f`, logged at a hook of direction `d`.
+void send(Pipeline& p, std::uint32_t f, Direction d) {
+    PacketMeta meta{kStart, 3, 4};
+    meta.direction = d;
+    p.dispatcher(0).dispatch(test::ipv4_packet(0x0a000000U + f, 0x0a640001, 17, 1000, 53, 100),
+                             meta);
+}
+
+TEST(PipelineDirection, V9IpfixKeepsItAndSplitsByHook) {
+    Fixture fx(true);
+    Pipeline p(fx.pc, fx.clock, CollectorSet(parse_destinations(fx.collector.address()), 0));
+    for (auto d : {Direction::ingress, Direction::egress, Direction::ingress, Direction::unknown})
+        send(p, 1, d);
+    p.dispatcher(0).publish();
+    wait_accounted(p, 4);
+    const auto all = p.select_flows(0, FlowRank::packets);
+    ASSERT_EQ(all.flows.size(), 3U) << "one flow per direction";
+    EXPECT_EQ(all.flows[0].key.direction, Direction::ingress);
+    EXPECT_EQ(all.flows[0].packets, 2U);
+    p.finish();
+}
+
+TEST(PipelineDirection, V5NeitherSplitsNorKeepsIt) {
+    Fixture fx(false);
+    Pipeline p(fx.pc, fx.clock, CollectorSet(parse_destinations(fx.collector.address()), 0));
+    for (auto d : {Direction::ingress, Direction::egress, Direction::unknown}) send(p, 1, d);
+    p.dispatcher(0).publish();
+    wait_accounted(p, 3);
+    const auto all = p.select_flows(0, FlowRank::packets);
+    ASSERT_EQ(all.flows.size(), 1U);
+    EXPECT_EQ(all.flows[0].key.direction, Direction::unknown);
+    EXPECT_EQ(all.flows[0].packets, 3U);
+    p.finish();
+}
+
+// hash:4 over 2000 flows of 3 packets: every packet of a flow kept or left out together, about
+// a quarter of the flows kept, the others' packets counted; switched off at run time.
+TEST(PipelineHashSampler, KeepsWholeFlowsAndCountsThePacketsLeftOut) {
+    Fixture fx(false);
+    fx.pc.format.sampler = SamplerConfig::parse("hash:4");
+    Pipeline p(fx.pc, fx.clock, CollectorSet(parse_destinations(fx.collector.address()), 0));
+    for (int round = 0; round < 3; ++round) {
+        for (std::uint32_t f = 0; f < 2000; ++f) send(p, f, Direction::unknown);
+        p.dispatcher(0).publish();
+    }
+    const auto out = p.stats().parse.sampled_out;
+    wait_accounted(p, 6000 - out);
+    const auto all = p.select_flows(0, FlowRank::packets);
+    for (const auto& f : all.flows) EXPECT_EQ(f.packets, 3U);
+    EXPECT_EQ(all.flows.size() * 3 + out, 6000U);
+    EXPECT_NEAR(static_cast<double>(all.flows.size()), 500.0, 100.0); // > 5 sigma
+
+    p.set_export_format(ExportFormat{});
+    p.dispatcher(0).publish(); // readers take the change between batches
+    send(p, 5000, Direction::unknown);
+    p.dispatcher(0).publish();
+    EXPECT_EQ(p.stats().parse.sampled_out, out);
+    p.finish();
+}
+
+} // namespace
+} // namespace nflowd
