@@ -151,8 +151,9 @@ echo "== hash_v10: --sampler hash:10"
 run hash_v10 10 --sampler hash:10
 s=$WORK/hash_v10.txt
 kept=$(field "$s" flows)
-within "hash_v10 flows x 10" $((kept * 10)) "$FLOWS" || true
+# Random to the test: binomial(50000, 1/10), standard deviation 67; 500 is over 7 of them.
 ((kept > FLOWS / 10 - 500 && kept < FLOWS / 10 + 500)) || die "hash_v10: $kept flows kept"
+echo "   hash_v10: $kept flows kept of $FLOWS, $(field "$s" hash_sampled_out) packets left out"
 [[ $(($(field "$s" accounted) + $(field "$s" hash_sampled_out))) == "$PACKETS" ]] ||
     die "hash_v10: accounted + hash_sampled_out != $PACKETS"
 [[ $(field "$s" sampled_out) == 0 ]] || die "hash_v10: the exporter sampled too"
