@@ -54,6 +54,10 @@ struct Config {
     std::uint8_t engine_id = 0;
     ExportFormat format; // --protocol, template_refresh_rate, template_timeout_rate, mtu
     PacingConfig pacing;
+    // NAT (issue 13): annotation from conntrack (with v9/IPFIX, live only), NAT event records.
+    bool conntrack = true;
+    bool natevents = false;
+    bool natevents_only = false; // NAT events, no flow records
 
     // daemon
     int debug = 0;
@@ -104,6 +108,9 @@ enum class Opt : std::uint8_t {
     template_timeout_rate,
     mtu,
     export_rate,
+    conntrack,
+    natevents,
+    natevents_only,
     debug,
     log,
     pidfile,

@@ -4,10 +4,12 @@
 
 #include "nflowd/collector_set.hpp"
 #include "nflowd/ipfix_encoder.hpp"
+#include "nflowd/nat_table.hpp"
 #include "nflowd/stats_fields.hpp"
 #include "nflowd/v5_encoder.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -26,6 +28,7 @@ struct ExporterStats {
     std::uint64_t flows_v5 = 0;
     std::uint64_t flows_v9 = 0;
     std::uint64_t flows_ipfix = 0;
+    std::uint64_t nat_events = 0; // NAT event records built (--natevents), each once
 
     static constexpr auto fields() {
         using F = StatField<ExporterStats>;
@@ -42,6 +45,7 @@ struct ExporterStats {
             F{"flows_v9", &ExporterStats::flows_v9, c, "flows", "Flow records exported as v9"},
             F{"flows_ipfix", &ExporterStats::flows_ipfix, c, "flows",
               "Flow records exported as IPFIX"},
+            F{"nat_events", &ExporterStats::nat_events, c, "events", "NAT event records exported"},
         };
     }
 };
@@ -60,6 +64,14 @@ struct ExportFormat {
     std::uint32_t template_timeout_rate = 60;     // seconds between templates, 0 = not by time
     std::uint32_t mtu = 0; // largest message; 0 = 1500 less the collector family's IP+UDP headers
     friend bool operator==(const ExportFormat&, const ExportFormat&) = default;
+};
+
+// What the exporter does with conntrack's NAT events (issue 13); only v9/IPFIX carry them.
+struct NatExportConfig {
+    bool annotate = false;    // flow records get the translated fields (261/262) when found
+    bool events = false;      // --natevents: a NAT event record per create and delete
+    bool events_only = false; // --natevents_only: NAT events and no flow records
+    NatTableConfig table;
 };
 
 // v5 destinations share one datagram and one flow_sequence (nfcapd checks it), and never see
@@ -96,6 +108,15 @@ class Exporter {
     // Flow time at which tick() next sends a partial datagram, or 0 when none is pending.
     Nanos deadline() const noexcept;
 
+    // NAT (issue 13, exporter_nat.cpp). set_nat makes the NAT table (kept across calls);
+    // apply_nat feeds it one conntrack event and, with events on, exports it (a dumped
+    // connection is no event); expire_nat ends the grace periods at `now` (flow time).
+    void set_nat(const NatExportConfig& cfg);
+    void apply_nat(const NatEvent& event, const ExportTime& time);
+    void expire_nat(Nanos now) noexcept;
+    // Null until set_nat.
+    const NatTable* nat_table() const noexcept { return nat_table_.get(); }
+
   private:
     struct Stream {
         ExportProtocol protocol = ExportProtocol::v5;
@@ -111,7 +132,10 @@ class Exporter {
     void rebuild_streams();
     void add_v5(const FlowRecord& record, const ExportTime& time);
     void send_v5(const V5Datagram& datagram);
-    void add_to_stream(std::size_t index, const FlowRecord& record, const ExportTime& time);
+    void add_to_stream(std::size_t index, const FlowRecord& record, const ExportTime& time,
+                       const NatTranslation* nat = nullptr);
+    void add_event_to_stream(std::size_t index, const NatEvent& event, const ExportTime& time);
+    void add_nat_templates(std::size_t index, const ExportTime& time);
     void begin_message(std::size_t index, const ExportTime& time);
     void send_stream(std::size_t index, const ExportTime& time);
     void pace();
@@ -128,6 +152,8 @@ class Exporter {
     std::uint64_t ignored_packets_ = 0;
     double tokens_ = 0;
     std::int64_t last_refill_ = 0; // steady-clock ns
+    NatExportConfig nat_cfg_;
+    std::unique_ptr<NatTable> nat_table_; // the exporter thread's alone: no lock per record
 };
 
 } // namespace nflowd

@@ -51,6 +51,41 @@ PipelineConfig pipeline_config(const Config& c, Nanos boot) {
     return pc;
 }
 
+// NAT (issue 13). A flow is exported at most inactive_timeout after its last packet, which
+// comes before its connection's DESTROY: that long plus this margin (a busy exporter, the
+// 1 s partial-datagram wait) a destroyed connection is still found. A flow the active
+// timeout exports is still live then. A later `nflowctl set inactive_timeout` keeps the grace.
+constexpr Nanos kNatGraceMargin = 30 * kNanosPerSecond;
+
+// Conntrack is opened when something will use it: annotation (on unless --conntrack no) for a
+// v9/IPFIX destination, or NAT events. ctnetlink needs CAP_NET_ADMIN: called before the
+// privilege drop. A kernel without conntrack (or a refusal) is logged once, and the daemon
+// runs without: the statistics say "unavailable".
+std::unique_ptr<ConntrackSource> open_conntrack(const Config& c, Logger& log, NatStatus& status) {
+    status = NatStatus::off;
+    const bool wanted = (c.conntrack && exports_ipv6(c)) || c.natevents || c.natevents_only;
+    if (!wanted) return nullptr;
+    try {
+        auto source = std::make_unique<ConntrackSource>(ConntrackConfig{});
+        status = NatStatus::on;
+        return source;
+    } catch (const std::exception& e) {
+        status = NatStatus::unavailable;
+        log.log(LogLevel::error,
+                std::string("conntrack: ") + e.what() + "; running without NAT annotation");
+        return nullptr;
+    }
+}
+
+NatExportConfig nat_export_config(const Config& c) {
+    NatExportConfig n;
+    n.annotate = c.conntrack;
+    n.events = c.natevents || c.natevents_only;
+    n.events_only = c.natevents_only;
+    n.table.grace = c.table.inactive_timeout + kNatGraceMargin;
+    return n;
+}
+
 std::string join_groups(const std::vector<std::uint16_t>& groups) {
     std::string s;
     for (auto g : groups) s += (s.empty() ? "" : ",") + std::to_string(g);
@@ -161,11 +196,16 @@ void Daemon::bind_sources() {
                                          start_.nlbufsiz, start_.rcvbuf, start_.physdev});
     if (!start_.pidfile.empty()) pidfile_.emplace(start_.pidfile);
     CollectorSet collectors(start_.destinations, start_.sndbuf);
+    PipelineConfig pc = pipeline_config(start_, started_);
+    auto conntrack = open_conntrack(start_, log_, pc.nat_status);
     // Before the pipeline's threads exist: the capability sets and no_new_privs that
     // drop_privileges changes are the calling thread's, inherited by threads created later.
     if (!start_.user.empty()) log_.log(LogLevel::notice, drop_privileges(start_.user));
-    pipeline_ = std::make_unique<Pipeline>(pipeline_config(start_, started_), clock_,
-                                           std::move(collectors));
+    // The feed's thread after the drop: it must not keep any capability.
+    if (conntrack)
+        pc.conntrack = std::make_shared<ConntrackFeed>(std::move(conntrack), ConntrackConfig{});
+    pc.nat = nat_export_config(start_);
+    pipeline_ = std::make_unique<Pipeline>(std::move(pc), clock_, std::move(collectors));
     for (std::size_t i = 0; i < sources.size(); ++i)
         readers_.push_back(std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i),
                                                     held_batch_wait(start_.qtimeout)));

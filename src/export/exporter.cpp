@@ -68,13 +68,16 @@ void Exporter::rebuild_streams() {
 
 void Exporter::add(std::span<const FlowRecord> records, const ExportTime& time) {
     last_time_ = time;
+    if (nat_cfg_.events_only) return; // --natevents_only: the flows are not wanted
+    const bool annotate = nat_table_ && nat_cfg_.annotate && (has_v9_ || has_ipfix_);
     for (const auto& r : records) {
         ++stats_.flows;
         if (has_v5_) add_v5(r, time);
         stats_.flows_v9 += has_v9_ ? 1 : 0;
         stats_.flows_ipfix += has_ipfix_ ? 1 : 0;
+        const auto nat = annotate ? nat_table_->lookup(r) : std::nullopt;
         for (std::size_t i = 0; i < streams_.size(); ++i)
-            if (streams_[i].builder) add_to_stream(i, r, time);
+            if (streams_[i].builder) add_to_stream(i, r, time, nat ? &*nat : nullptr);
     }
 }
 
@@ -173,16 +176,21 @@ void Exporter::reset_stats() noexcept {
     collectors_.reset_stats();
 }
 
-void Exporter::add_to_stream(std::size_t index, const FlowRecord& r, const ExportTime& time) {
+void Exporter::add_to_stream(std::size_t index, const FlowRecord& r, const ExportTime& time,
+                             const NatTranslation* nat) {
     Stream& s = streams_[index];
     MessageBuilder& b = *s.builder;
+    const auto add = [&] {
+        return nat ? b.add_nat_flow(r, *nat, time, batcher_.params())
+                   : b.add_flow(r, time, batcher_.params());
+    };
     if (b.empty()) begin_message(index, time);
-    if (!b.add_flow(r, time, batcher_.params())) {
+    if (!add()) {
         send_stream(index, time);
         begin_message(index, time);
-        b.add_flow(r, time, batcher_.params()); // an empty message takes any flow
+        add(); // an empty message takes any flow
     }
-    if (b.flows() == 1) s.first_added = time.now;
+    if (b.flows() + b.events() == 1) s.first_added = time.now;
 }
 
 // A datagram starts with the templates when they are due: never sent, asked for, an error
@@ -204,6 +212,7 @@ void Exporter::begin_message(std::size_t index, const ExportTime& time) {
     if (!s.templates_due && !by_count && !by_time) return;
     // An empty message of at least kMinMessageSize holds all of these.
     b.add_templates();
+    if (nat_table_) add_nat_templates(index, time);
     if (s.templates_due || by_time) {
         const V5Params& params = batcher_.params();
         s.totals.ignored_packets = ignored_packets_;
