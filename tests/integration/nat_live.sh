@@ -186,10 +186,87 @@ check_case() {
     ((ts >= N_UDP)) || fail "$name: tshark shows $ts client UDP records with the post-NAT source"
 }
 
+stat_field() { # stat_field LINE NAME FILE: the number after NAME on the stats line LINE
+    grep "^$1:" "$3" | grep -o "$2 [0-9]*" | head -1 | awk '{ print $NF }'
+}
+# run_events PROTO N: nflowd --natevents; N masqueraded UDP connections, deleted with
+# conntrack -D; prints what nfdump decodes into $WORK/nel$PROTO.txt.
+run_events() {
+    local proto=$1 n=$2 dir="$WORK/nel$1" name="nel-v$1"
+    in_router conntrack -F >/dev/null 2>&1 || true
+    rm -rf "$dir"
+    netns_start_nfcapd "$NS_ROUTER" "$dir" "$PORT" "$WORK/nfcapd-$name.log"
+    local nfcapd_pid=$NFCAPD_PID
+    netns_bg "$NS_ROUTER" /dev/null "$WORK/tshark-$name.err" \
+        tshark -i lo -f "udp port $PORT" -w "$WORK/$name.pcap"
+    local tshark_pid=$NETNS_LAST_PID
+    sleep 2
+    netns_start_nflowd "$NS_ROUTER" "$WORK/nflowd-$name.log" --group "$GROUP" \
+        --destination "127.0.0.1:$PORT" --protocol "$proto" --control_id "$CID" --debug 1 \
+        --natevents
+    ip netns exec "$NS_CLIENT" python3 -c 'import socket, sys
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("", 20000 + i))
+    s.sendto(b"x", (sys.argv[1], 9999 - i // 500))  # masquerade ports: 1000 per destination
+    s.close()' "$SERVER_IP" "$n"
+    sleep 1
+    in_router conntrack -D -p udp >/dev/null 2>&1 || true
+    # Until every DESTROY is through: the exported count stops changing (bounded).
+    local i last=-1 now
+    for ((i = 0; i < 30; i++)); do
+        sleep 1
+        ctl stats >"$WORK/stats-$name.txt"
+        now=$(stat_field nat "events exported" "$WORK/stats-$name.txt")
+        [[ $now == "$last" ]] && break
+        last=$now
+    done
+    netns_stop_nflowd "$NFLOWD_PID" "$WORK/nflowd-$name.log"
+    netns_stop_nfcapd "$NS_ROUTER" "$nfcapd_pid"
+    sleep 0.5
+    netns_stop "$tshark_pid" || true
+    grep -E '^(conntrack|nat):' "$WORK/stats-$name.txt"
+    nfdump -R "$dir" -q -N -o 'fmt:%nevt|%pr|%sa|%sp|%da|%dp|%xsa|%xsp|%xda|%xdp' |
+        tr -d ' ' >"$WORK/nel$proto.txt"
+}
+
 echo "== annotation, IPFIX"
 run_case 10
 echo "== annotation, v9"
 run_case 9
+# check_events PROTO N: one ADD and one DELETE per connection, each with the masquerade.
+check_events() {
+    local proto=$1 n=$2 name="nel-v$1" adds dels bad
+    adds=$(grep -c "^ADD|17|$CLIENT_IP|" "$WORK/nel$proto.txt" || true)
+    dels=$(grep -c "^DELETE|17|$CLIENT_IP|" "$WORK/nel$proto.txt" || true)
+    echo "$name: nfdump decodes $adds ADD and $dels DELETE events"
+    ((adds == n && dels == n)) || fail "$name: $adds creates and $dels deletes for $n connections"
+    bad=$(grep -E "^(ADD|DELETE)\|" "$WORK/nel$proto.txt" |
+        grep -vcE "^(ADD|DELETE)\|17\|$CLIENT_IP\|2[0-9]{4}\|$SERVER_IP\|9999\|$ROUTER_IP_S\|30[0-9]{3}\|$SERVER_IP\|9999\$" || true)
+    ((bad == 0)) || fail "$name: $bad events without the masquerade's translation"
+    local ts
+    ts=$(tshark -r "$WORK/$name.pcap" -d "udp.port==$PORT,cflow" -T fields -e cflow.nat_event \
+        2>/dev/null | tr ',' '\n' | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    echo "$name: tshark natEvent counts: $ts"
+    [[ $ts == *" $n 1;"* && $ts == *" $n 2;"* ]] ||
+        fail "$name: tshark does not decode $n creates and $n deletes"
+}
+
+echo "== NAT events, IPFIX and v9"
+run_events 10 5
+check_events 10 5
+run_events 9 5
+check_events 9 5
+
+echo "== NAT events: a burst of 10,000 connections"
+run_events 10 10000
+ADDS=$(grep -c "^ADD|17|$CLIENT_IP|" "$WORK/nel10.txt" || true)
+DELS=$(grep -c "^DELETE|17|$CLIENT_IP|" "$WORK/nel10.txt" || true)
+LOST=$(stat_field conntrack "lost events" "$WORK/stats-nel-v10.txt")
+EXPORTED=$(stat_field nat "events exported" "$WORK/stats-nel-v10.txt")
+echo "burst: nfdump $ADDS creates + $DELS deletes, nflowd exported $EXPORTED, lost $LOST"
+((ADDS + DELS == EXPORTED)) || fail "burst: nfdump has $((ADDS + DELS)) events, nflowd exported $EXPORTED"
+((EXPORTED + LOST == 20000)) || fail "burst: exported $EXPORTED + lost $LOST != 20000 events"
 
 ((FAILED == 0)) && echo "PASS"
 exit "$FAILED"
