@@ -58,6 +58,9 @@ struct Config {
     bool conntrack = true;
     bool natevents = false;
     bool natevents_only = false; // NAT events, no flow records
+    // --natevents_destination: NAT events go there instead of to the flow destinations.
+    std::vector<Destination> natevents_destinations;
+    std::string natevents_destination_text;
 
     // daemon
     int debug = 0;
@@ -111,6 +114,7 @@ enum class Opt : std::uint8_t {
     conntrack,
     natevents,
     natevents_only,
+    natevents_destination,
     debug,
     log,
     pidfile,

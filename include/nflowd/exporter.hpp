@@ -71,6 +71,9 @@ struct NatExportConfig {
     bool annotate = false;    // flow records get the translated fields (261/262) when found
     bool events = false;      // --natevents: a NAT event record per create and delete
     bool events_only = false; // --natevents_only: NAT events and no flow records
+    // --natevents_destination: the last this many collectors get the NAT events, and only
+    // them; 0: the events go to the flow destinations.
+    std::size_t event_destinations = 0;
     NatTableConfig table;
 };
 
@@ -136,6 +139,8 @@ class Exporter {
                        const NatTranslation* nat = nullptr);
     void add_event_to_stream(std::size_t index, const NatEvent& event, const ExportTime& time);
     void add_nat_templates(std::size_t index, const ExportTime& time);
+    // The first collector that gets NAT events only (collectors_.size() when none does).
+    std::size_t event_streams_begin() const noexcept;
     void begin_message(std::size_t index, const ExportTime& time);
     void send_stream(std::size_t index, const ExportTime& time);
     void pace();

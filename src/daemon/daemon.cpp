@@ -77,8 +77,18 @@ std::unique_ptr<ConntrackSource> open_conntrack(const Config& c, Logger& log, Na
     }
 }
 
+// The collectors: the flow destinations, then those of --natevents_destination, which the
+// exporter gives the NAT events only (NatExportConfig::event_destinations); at start and at
+// every change of destination alike.
+CollectorSet open_collectors(const Config& c, const std::vector<Destination>& flows, int sndbuf) {
+    std::vector<Destination> all = flows;
+    all.insert(all.end(), c.natevents_destinations.begin(), c.natevents_destinations.end());
+    return CollectorSet(all, sndbuf);
+}
+
 NatExportConfig nat_export_config(const Config& c) {
     NatExportConfig n;
+    n.event_destinations = c.natevents_destinations.size();
     n.annotate = c.conntrack;
     n.events = c.natevents || c.natevents_only;
     n.events_only = c.natevents_only;
@@ -178,13 +188,14 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     endpoint_ = std::move(control.endpoint);
     control_ = std::move(control.server);
     bind_sources();
-    ControllerParts parts{
-        *pipeline_,
-        *this,
-        log_,
-        clock_,
-        [](const std::vector<Destination>& d, int sndbuf) { return CollectorSet(d, sndbuf); },
-        [this] { return std::optional(control_->stats()); }};
+    ControllerParts parts{*pipeline_,
+                          *this,
+                          log_,
+                          clock_,
+                          [this](const std::vector<Destination>& d, int sndbuf) {
+                              return open_collectors(start_, d, sndbuf);
+                          },
+                          [this] { return std::optional(control_->stats()); }};
     controller_ = std::make_unique<Controller>(start_, started_, std::move(parts));
 }
 
@@ -195,7 +206,7 @@ void Daemon::bind_sources() {
         sources.emplace_back(NflogConfig{g, start_.snaplen, start_.qthreshold, start_.qtimeout,
                                          start_.nlbufsiz, start_.rcvbuf, start_.physdev});
     if (!start_.pidfile.empty()) pidfile_.emplace(start_.pidfile);
-    CollectorSet collectors(start_.destinations, start_.sndbuf);
+    CollectorSet collectors = open_collectors(start_, start_.destinations, start_.sndbuf);
     PipelineConfig pc = pipeline_config(start_, started_);
     auto conntrack = open_conntrack(start_, log_, pc.nat_status);
     // Before the pipeline's threads exist: the capability sets and no_new_privs that

@@ -97,6 +97,11 @@ void add_nat(Defs& t) {
                              "export NAT events and no flow records; no --group needed", false,
                              Opt::natevents_only},
                             SwitchCodec{}, NFLOWD_FIELD(natevents_only)));
+    t.push_back(make_option({"natevents_destination", "A:P[@V][,B:P[@V]]",
+                             "collectors of the NAT events instead of the flow destinations", false,
+                             Opt::natevents_destination},
+                            DestinationsCodec{}, NFLOWD_FIELD(natevents_destinations),
+                            NFLOWD_FIELD(natevents_destination_text)));
 }
 
 void add_export(Defs& t) {

@@ -76,7 +76,7 @@ void Exporter::add(std::span<const FlowRecord> records, const ExportTime& time) 
         stats_.flows_v9 += has_v9_ ? 1 : 0;
         stats_.flows_ipfix += has_ipfix_ ? 1 : 0;
         const auto nat = annotate ? nat_table_->lookup(r) : std::nullopt;
-        for (std::size_t i = 0; i < streams_.size(); ++i)
+        for (std::size_t i = 0; i < event_streams_begin(); ++i)
             if (streams_[i].builder) add_to_stream(i, r, time, nat ? &*nat : nullptr);
     }
 }
@@ -257,7 +257,7 @@ void Exporter::send_v5(const V5Datagram& datagram) {
     stats_.bytes += datagram.size;
     pace();
     std::size_t accepted = 0;
-    for (std::size_t i = 0; i < streams_.size(); ++i)
+    for (std::size_t i = 0; i < event_streams_begin(); ++i) // NAT-only ones get no flows
         if (streams_[i].protocol == ExportProtocol::v5 &&
             collectors_.send_to(i, datagram.view()).sent)
             ++accepted;

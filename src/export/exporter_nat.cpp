@@ -2,6 +2,8 @@
 // records and the NAT event records, kept apart from the flow path in exporter.cpp.
 #include "nflowd/exporter.hpp"
 
+#include <algorithm>
+
 namespace nflowd {
 
 void Exporter::set_nat(const NatExportConfig& cfg) {
@@ -25,8 +27,14 @@ void Exporter::apply_nat(const NatEvent& ev, const ExportTime& time) {
     if (!nat_cfg_.events || !event || ev.dumped) return;
     last_time_ = time;
     ++stats_.nat_events;
-    for (std::size_t i = 0; i < streams_.size(); ++i)
+    const std::size_t own = event_streams_begin();
+    for (std::size_t i = own < streams_.size() ? own : 0; i < streams_.size(); ++i)
         if (streams_[i].builder) add_event_to_stream(i, ev, time);
+}
+
+std::size_t Exporter::event_streams_begin() const noexcept {
+    const std::size_t n = streams_.size();
+    return n - std::min(n, nat_cfg_.event_destinations);
 }
 
 void Exporter::expire_nat(Nanos now) noexcept {

@@ -194,7 +194,7 @@ stat_field() { # stat_field LINE NAME FILE: the number after NAME on the stats l
 run_events() {
     local proto=$1 n=$2 dir="$WORK/nel$1" name="nel-v$1"
     local args=("${@:3}")
-    ((${#args[@]})) || args=(--group "$GROUP" --natevents)
+    ((${#args[@]})) || args=(--group "$GROUP" --natevents --destination "127.0.0.1:$PORT")
     in_router conntrack -F >/dev/null 2>&1 || true
     rm -rf "$dir"
     netns_start_nfcapd "$NS_ROUTER" "$dir" "$PORT" "$WORK/nfcapd-$name.log"
@@ -204,7 +204,7 @@ run_events() {
     local tshark_pid=$NETNS_LAST_PID
     sleep 2
     netns_start_nflowd "$NS_ROUTER" "$WORK/nflowd-$name.log" "${args[@]}" \
-        --destination "127.0.0.1:$PORT" --protocol "$proto" --control_id "$CID" --debug 1
+        --protocol "$proto" --control_id "$CID" --debug 1
     ip netns exec "$NS_CLIENT" python3 -c 'import socket, sys
 for i in range(int(sys.argv[2])):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -260,11 +260,20 @@ run_events 9 5
 check_events 9 5
 
 echo "== --natevents_only, no NFLOG group: events and no flow records"
-run_events 10 5 --natevents_only
+run_events 10 5 --natevents_only --destination "127.0.0.1:$PORT"
 check_events 10 5
 FLOWS=$(grep -vcE '^(ADD|DELETE)\|' "$WORK/nel10.txt" || true)
 ((FLOWS == 0)) || fail "natevents_only: $FLOWS flow records exported"
 grep -q '^export: flows 0,' "$WORK/stats-nel-v10.txt" || fail "natevents_only: flows counted"
+
+echo "== --natevents_destination: the events there, and no flow"
+run_events 10 5 --group "$GROUP" --natevents --destination "127.0.0.1:$((PORT + 1))" \
+    --natevents_destination "127.0.0.1:$PORT"
+check_events 10 5
+FLOWS=$(grep -vcE '^(ADD|DELETE)\|' "$WORK/nel10.txt" || true)
+((FLOWS == 0)) || fail "natevents_destination: $FLOWS flow records at the NAT events' collector"
+grep -q "^destination 127.0.0.1:$PORT: datagrams [1-9]" "$WORK/stats-nel-v10.txt" ||
+    fail "natevents_destination: no destination line for it"
 
 echo "== NAT events: a burst of 10,000 connections"
 run_events 10 10000

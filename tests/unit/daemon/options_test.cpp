@@ -47,6 +47,7 @@ Config changed_config() {
         {Opt::conntrack, "no"},
         {Opt::natevents, "1"},
         {Opt::natevents_only, "1"},
+        {Opt::natevents_destination, "127.0.0.1:9996@10"},
         {Opt::debug, "2"},
         {Opt::log, "syslog"},
         {Opt::pidfile, "/run/x.pid"},

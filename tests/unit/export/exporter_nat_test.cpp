@@ -111,5 +111,34 @@ TEST(ExporterNat, EventsOnlyExportsCreatesAndDeletesButNoFlowsNorDumpedConnectio
     EXPECT_EQ(ex.stats().flows, 0U);
 }
 
+// --natevents_destination: the last collector gets the NAT events and nothing else, the
+// flow destination no NAT event.
+TEST(ExporterNat, OwnEventDestinationsGetTheEventsAndOnlyThem) {
+    test::UdpCollector flows_to, events_to;
+    Exporter ex(
+        kParams,
+        CollectorSet(parse_destinations(flows_to.address() + "@10," + events_to.address() + "@9"),
+                     0),
+        kNoPacing);
+    ex.set_nat({.annotate = true,
+                .events = true,
+                .events_only = false,
+                .event_destinations = 1,
+                .table = {}});
+    ex.apply_nat(masq(1000, NatEventKind::create), ExportTime{kBoot});
+    ex.add(std::vector{flow(1000), flow(1001)}, ExportTime{kBoot});
+    ex.apply_nat(masq(1000, NatEventKind::destroy), ExportTime{kBoot});
+    ex.finish(ExportTime{kBoot});
+    const auto flows = receive_all(flows_to);
+    ASSERT_EQ(flows.size(), 2U);
+    EXPECT_EQ(flows[0].template_id, kTemplateIpv4Nat);
+    EXPECT_EQ(flows[1].template_id, kTemplateIpv4);
+    const auto events = receive_all(events_to);
+    ASSERT_EQ(events.size(), 2U);
+    for (const auto& e : events) EXPECT_EQ(e.template_id, kTemplateNatEvent4);
+    EXPECT_EQ(events[0].value(230), 1U);
+    EXPECT_EQ(events[1].value(230), 2U);
+}
+
 } // namespace
 } // namespace nflowd
