@@ -240,6 +240,13 @@ void Daemon::log_started() {
                                  option_value(c, "maxflows") + ", inactive_timeout " +
                                  option_value(c, "inactive_timeout") + " s, active_timeout " +
                                  option_value(c, "active_timeout") + " s");
+    const auto nat = pipeline_->stats().nat.status;
+    log_.log(LogLevel::info, std::string("NAT: conntrack ") +
+                                 (nat == NatStatus::on    ? "on"
+                                  : nat == NatStatus::off ? "off"
+                                                          : "unavailable") +
+                                 ", natevents " + option_value(c, "natevents") +
+                                 ", natevents_only " + option_value(c, "natevents_only"));
     for (const auto& col : pipeline_->stats().collectors)
         log_.log(LogLevel::info,
                  "destination " + col.destination + ": sndbuf " + std::to_string(col.sndbuf));

@@ -26,10 +26,14 @@ void Exporter::apply_nat(const NatEvent& ev, const ExportTime& time) {
     const bool event = ev.kind == NatEventKind::create || ev.kind == NatEventKind::destroy;
     if (!nat_cfg_.events || !event || ev.dumped) return;
     last_time_ = time;
-    ++stats_.nat_events;
     const std::size_t own = event_streams_begin();
-    for (std::size_t i = own < streams_.size() ? own : 0; i < streams_.size(); ++i)
-        if (streams_[i].builder) add_event_to_stream(i, ev, time);
+    bool exported = false; // v5 destinations cannot carry it
+    for (std::size_t i = own < streams_.size() ? own : 0; i < streams_.size(); ++i) {
+        if (!streams_[i].builder) continue;
+        add_event_to_stream(i, ev, time);
+        exported = true;
+    }
+    stats_.nat_events += exported ? 1 : 0;
 }
 
 std::size_t Exporter::event_streams_begin() const noexcept {
