@@ -56,6 +56,13 @@ struct Config {
     // --protocol, template_refresh_rate, template_timeout_rate, mtu, sampler, sampling_rate
     ExportFormat format;
     PacingConfig pacing;
+    // NAT (issue 13): annotation from conntrack (with v9/IPFIX, live only), NAT event records.
+    bool conntrack = true;
+    bool natevents = false;
+    bool natevents_only = false; // NAT events, no flow records
+    // --natevents_destination: NAT events go there instead of to the flow destinations.
+    std::vector<Destination> natevents_destinations;
+    std::string natevents_destination_text;
     SnmpRules snmp_rules; // --snmp_rules: exported ifindexes by interface name (live only)
 
     // daemon
@@ -107,6 +114,10 @@ enum class Opt : std::uint8_t {
     template_timeout_rate,
     mtu,
     export_rate,
+    conntrack,
+    natevents,
+    natevents_only,
+    natevents_destination,
     snmp_rules,
     sampler,
     sampling_rate,

@@ -5,6 +5,7 @@
 #include "nflowd/collector_set.hpp"
 #include "nflowd/ipfix_encoder.hpp"
 #include "nflowd/link_table.hpp"
+#include "nflowd/nat_table.hpp"
 #include "nflowd/sampler.hpp"
 #include "nflowd/stats_fields.hpp"
 #include "nflowd/v5_encoder.hpp"
@@ -31,6 +32,7 @@ struct ExporterStats {
     std::uint64_t flows_v9 = 0;
     std::uint64_t flows_ipfix = 0;
     std::uint64_t sampled_out = 0; // flows --sampler deterministic/random did not export
+    std::uint64_t nat_events = 0;  // NAT event records built (--natevents), each once
 
     static constexpr auto fields() {
         using F = StatField<ExporterStats>;
@@ -49,6 +51,7 @@ struct ExporterStats {
               "Flow records exported as IPFIX"},
             F{"sampled_out", &ExporterStats::sampled_out, c, "flows",
               "Flows the flow sampler (deterministic, random) did not export"},
+            F{"nat_events", &ExporterStats::nat_events, c, "events", "NAT event records exported"},
         };
     }
 };
@@ -76,6 +79,16 @@ struct ExportFormat {
 // Where the exporter finds the interface names (LinkNames::table() live; none with --read):
 // asked once per batch, so it must be cheap and callable from the exporter thread.
 using LinkSource = std::function<std::shared_ptr<const LinkTable>()>;
+// What the exporter does with conntrack's NAT events (issue 13); only v9/IPFIX carry them.
+struct NatExportConfig {
+    bool annotate = false;    // flow records get the translated fields (261/262) when found
+    bool events = false;      // --natevents: a NAT event record per create and delete
+    bool events_only = false; // --natevents_only: NAT events and no flow records
+    // --natevents_destination: the last this many collectors get the NAT events, and only
+    // them; 0: the events go to the flow destinations.
+    std::size_t event_destinations = 0;
+    NatTableConfig table;
+};
 
 // v5 destinations share one datagram and one flow_sequence (nfcapd checks it), and never see
 // an IPv6 flow (counted per destination). Each v9/IPFIX destination has a stream of its own:
@@ -115,6 +128,15 @@ class Exporter {
     // Flow time at which tick() next sends a partial datagram, or 0 when none is pending.
     Nanos deadline() const noexcept;
 
+    // NAT (issue 13, exporter_nat.cpp). set_nat makes the NAT table (kept across calls);
+    // apply_nat feeds it one conntrack event and, with events on, exports it (a dumped
+    // connection is no event); expire_nat ends the grace periods at `now` (flow time).
+    void set_nat(const NatExportConfig& cfg);
+    void apply_nat(const NatEvent& event, const ExportTime& time);
+    void expire_nat(Nanos now) noexcept;
+    // Null until set_nat.
+    const NatTable* nat_table() const noexcept { return nat_table_.get(); }
+
   private:
     struct Stream {
         ExportProtocol protocol = ExportProtocol::v5;
@@ -130,7 +152,12 @@ class Exporter {
     void rebuild_streams();
     void add_v5(const FlowRecord& record, const ExportTime& time);
     void send_v5(const V5Datagram& datagram);
-    void add_to_stream(std::size_t index, const FlowRecord& record, const ExportTime& time);
+    void add_to_stream(std::size_t index, const FlowRecord& record, const ExportTime& time,
+                       const NatTranslation* nat = nullptr);
+    void add_event_to_stream(std::size_t index, const NatEvent& event, const ExportTime& time);
+    void add_nat_templates(std::size_t index, const ExportTime& time);
+    // The first collector that gets NAT events only (collectors_.size() when none does).
+    std::size_t event_streams_begin() const noexcept;
     void begin_message(std::size_t index, const ExportTime& time);
     void send_stream(std::size_t index, const ExportTime& time);
     void pace();
@@ -158,6 +185,8 @@ class Exporter {
     SamplingAnnouncement announced_;
     double tokens_ = 0;
     std::int64_t last_refill_ = 0; // steady-clock ns
+    NatExportConfig nat_cfg_;
+    std::unique_ptr<NatTable> nat_table_; // the exporter thread's alone: no lock per record
 };
 
 } // namespace nflowd

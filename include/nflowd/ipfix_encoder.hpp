@@ -2,6 +2,7 @@
 // records packed into messages no longer than an MTU. Pure computation, like v5_encoder.
 #pragma once
 
+#include "nflowd/nat_table.hpp"
 #include "nflowd/packet.hpp"
 #include "nflowd/sampler.hpp"
 #include "nflowd/v5_encoder.hpp"
@@ -23,6 +24,11 @@ constexpr std::uint16_t kTemplateIpv6 = 257;
 constexpr std::uint16_t kTemplateSampling = 258; // options: samplingInterval 1
 constexpr std::uint16_t kTemplateStats = 259;    // options: RFC 7011 section 4 statistics
 constexpr std::uint16_t kTemplateIfNames = 260;  // options: ifIndex -> ifName, ifDescr
+// NAT (issue 13): data records with the translated fields, and NAT event records.
+constexpr std::uint16_t kTemplateIpv4Nat = 261;
+constexpr std::uint16_t kTemplateIpv6Nat = 262;
+constexpr std::uint16_t kTemplateNatEvent4 = 263;
+constexpr std::uint16_t kTemplateNatEvent6 = 264;
 
 constexpr std::size_t kV9HeaderSize = 20;
 constexpr std::size_t kIpfixHeaderSize = 16;
@@ -31,6 +37,10 @@ constexpr std::size_t kV9Ipv4RecordSize = 53;
 constexpr std::size_t kV9Ipv6RecordSize = 81;
 constexpr std::size_t kIpfixIpv4RecordSize = 61;
 constexpr std::size_t kIpfixIpv6RecordSize = 89;
+constexpr std::size_t kNat4TailSize = 12; // 225, 226, 227, 228
+constexpr std::size_t kNat6TailSize = 36; // 281, 282, 227, 228
+constexpr std::size_t kNatEvent4RecordSize = 34;
+constexpr std::size_t kNatEvent6RecordSize = 82;
 // Room for the header and every template in one message, with margin: the --mtu floor.
 constexpr std::size_t kMinMessageSize = 512;
 constexpr std::size_t kMaxMessageSize = 65507; // the most one UDP/IPv4 datagram carries
@@ -81,6 +91,16 @@ class MessageBuilder {
     bool add_if_name(const InterfaceName& row); // names longer than 65535 bytes are cut
     bool add_flow(const FlowRecord& record, const ExportTime& time, const V5Params& params);
 
+    // NAT (issue 13). The NAT data templates, and the NAT event ones if `events`, in a
+    // template set of their own (after add_templates: they do not fit a 512-byte message
+    // together).
+    bool add_nat_templates(bool events);
+    // A flow record with the translated addresses and ports (template 261/262).
+    bool add_nat_flow(const FlowRecord& record, const NatTranslation& nat, const ExportTime& time,
+                      const V5Params& params);
+    // A NAT event record (template 263/264); counted as a data record (events()).
+    bool add_nat_event(const NatEvent& event, const ExportTime& time);
+
     // Closes the open set, writes the header; v9 count = records + templates, IPFIX sequence =
     // data records sent before this message. Dated max(time.now, the latest record's Last).
     // Empty span when nothing was added.
@@ -95,6 +115,7 @@ class MessageBuilder {
     std::size_t flows() const noexcept { return flows_; }         // flow records in progress
     std::size_t templates() const noexcept { return templates_; } // template records in progress
     std::size_t options() const noexcept { return options_; }     // options data records
+    std::size_t events() const noexcept { return events_; }       // NAT event records
     std::uint32_t sequence() const noexcept { return sequence_; } // the next header's
     std::uint64_t messages() const noexcept { return messages_; } // finished so far
 
@@ -115,6 +136,7 @@ class MessageBuilder {
     std::size_t flows_ = 0;
     std::size_t templates_ = 0;
     std::size_t options_ = 0;
+    std::size_t events_ = 0;
     std::uint32_t sequence_ = 0;
     std::uint64_t messages_ = 0;
     Nanos latest_last_ = 0; // the latest Last of the flows in progress

@@ -5,6 +5,7 @@
 #include "nflowd/aggregation.hpp"
 #include "nflowd/clock.hpp"
 #include "nflowd/collector_set.hpp"
+#include "nflowd/conntrack_source.hpp"
 #include "nflowd/exporter.hpp"
 #include "nflowd/flow_shard.hpp"
 #include "nflowd/flow_table.hpp"
@@ -26,6 +27,10 @@
 
 namespace nflowd {
 
+// Whether flow records get NAT annotation: off (--conntrack no, v5, --read), on, or wanted
+// but conntrack could not be opened (no module, no permission).
+enum class NatStatus : std::uint8_t { off, on, unavailable };
+
 struct PipelineConfig {
     std::size_t workers = 1;
     std::size_t readers = 1;
@@ -41,6 +46,11 @@ struct PipelineConfig {
     // Account IPv6 packets (the protocol can export them: v9, IPFIX). Off, as NetFlow v5
     // needs, they are only counted (ipv6_skipped).
     bool ipv6 = false;
+    // NAT (issue 13): the live conntrack input the exporter thread drains (null: none), what
+    // it does with it, and why it is there or not (for the statistics).
+    std::shared_ptr<ConntrackFeed> conntrack;
+    NatExportConfig nat;
+    NatStatus nat_status = NatStatus::off;
 };
 
 // A worker's own levels beside its flow table's counters; its fields are only those levels
@@ -60,11 +70,18 @@ struct WorkerStats {
     }
 };
 
+struct NatStats {
+    NatStatus status = NatStatus::off;
+    ConntrackStats conntrack;
+    NatTableStats table;
+};
+
 struct PipelineStats {
     ParseStats parse;                 // all readers
     std::vector<WorkerStats> workers; // one per worker
     ExporterStats exporter;
     std::vector<CollectorStats> collectors;
+    NatStats nat;
     FlowTableStats total() const { // workers summed (peak = sum of peaks)
         FlowTableStats t;
         for (const auto& w : workers) t += w.table;

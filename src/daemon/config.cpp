@@ -225,7 +225,8 @@ CommandLine parse_command_line(int argc, const char* const argv[]) {
         return cl;
     }
     store_map(cl.config, vm);
-    if (cl.config.read_file.empty() && cl.config.groups.empty())
+    // --natevents_only logs NAT from conntrack alone: no NFLOG rule is needed (ipt_NETFLOW #215).
+    if (cl.config.read_file.empty() && cl.config.groups.empty() && !cl.config.natevents_only)
         throw ConfigError("group", "give at least one NFLOG group (or --read FILE)");
     if (!cl.config.read_file.empty() && !cl.config.groups.empty())
         throw ConfigError("read", "cannot be combined with --group");

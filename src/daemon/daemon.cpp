@@ -51,6 +51,51 @@ PipelineConfig pipeline_config(const Config& c, Nanos boot) {
     return pc;
 }
 
+// NAT (issue 13). A flow is exported at most inactive_timeout after its last packet, which
+// comes before its connection's DESTROY: that long plus this margin (a busy exporter, the
+// 1 s partial-datagram wait) a destroyed connection is still found. A flow the active
+// timeout exports is still live then. A later `nflowctl set inactive_timeout` keeps the grace.
+constexpr Nanos kNatGraceMargin = 30 * kNanosPerSecond;
+
+// Conntrack is opened when something will use it: annotation (on unless --conntrack no) for a
+// v9/IPFIX destination, or NAT events. ctnetlink needs CAP_NET_ADMIN: called before the
+// privilege drop. A kernel without conntrack (or a refusal) is logged once, and the daemon
+// runs without: the statistics say "unavailable".
+std::unique_ptr<ConntrackSource> open_conntrack(const Config& c, Logger& log, NatStatus& status) {
+    status = NatStatus::off;
+    const bool wanted = (c.conntrack && exports_ipv6(c)) || c.natevents || c.natevents_only;
+    if (!wanted) return nullptr;
+    try {
+        auto source = std::make_unique<ConntrackSource>(ConntrackConfig{});
+        status = NatStatus::on;
+        return source;
+    } catch (const std::exception& e) {
+        status = NatStatus::unavailable;
+        log.log(LogLevel::error,
+                std::string("conntrack: ") + e.what() + "; running without NAT annotation");
+        return nullptr;
+    }
+}
+
+// The collectors: the flow destinations, then those of --natevents_destination, which the
+// exporter gives the NAT events only (NatExportConfig::event_destinations); at start and at
+// every change of destination alike.
+CollectorSet open_collectors(const Config& c, const std::vector<Destination>& flows, int sndbuf) {
+    std::vector<Destination> all = flows;
+    all.insert(all.end(), c.natevents_destinations.begin(), c.natevents_destinations.end());
+    return CollectorSet(all, sndbuf);
+}
+
+NatExportConfig nat_export_config(const Config& c) {
+    NatExportConfig n;
+    n.event_destinations = c.natevents_destinations.size();
+    n.annotate = c.conntrack;
+    n.events = c.natevents || c.natevents_only;
+    n.events_only = c.natevents_only;
+    n.table.grace = c.table.inactive_timeout + kNatGraceMargin;
+    return n;
+}
+
 std::string join_groups(const std::vector<std::uint16_t>& groups) {
     std::string s;
     for (auto g : groups) s += (s.empty() ? "" : ",") + std::to_string(g);
@@ -144,21 +189,22 @@ Daemon::Daemon(Config config, std::vector<std::string> argv)
     control_ = std::move(control.server);
     open_links();
     bind_sources();
-    ControllerParts parts{
-        *pipeline_,
-        *this,
-        log_,
-        clock_,
-        [](const std::vector<Destination>& d, int sndbuf) { return CollectorSet(d, sndbuf); },
-        [this] { return std::optional(control_->stats()); },
-        [this](const SnmpRules& rules) {
-            std::lock_guard lock(links_mutex_);
-            if (links_) links_->set_rules(rules);
-        },
-        [this] {
-            std::lock_guard lock(links_mutex_);
-            return links_ ? std::optional(links_->stats()) : std::nullopt;
-        }};
+    ControllerParts parts{*pipeline_,
+                          *this,
+                          log_,
+                          clock_,
+                          [this](const std::vector<Destination>& d, int sndbuf) {
+                              return open_collectors(start_, d, sndbuf);
+                          },
+                          [this] { return std::optional(control_->stats()); },
+                          [this](const SnmpRules& rules) {
+                              std::lock_guard lock(links_mutex_);
+                              if (links_) links_->set_rules(rules);
+                          },
+                          [this] {
+                              std::lock_guard lock(links_mutex_);
+                              return links_ ? std::optional(links_->stats()) : std::nullopt;
+                          }};
     controller_ = std::make_unique<Controller>(start_, started_, std::move(parts));
 }
 
@@ -169,11 +215,16 @@ void Daemon::bind_sources() {
         sources.emplace_back(NflogConfig{g, start_.snaplen, start_.qthreshold, start_.qtimeout,
                                          start_.nlbufsiz, start_.rcvbuf, start_.physdev});
     if (!start_.pidfile.empty()) pidfile_.emplace(start_.pidfile);
-    CollectorSet collectors(start_.destinations, start_.sndbuf);
+    CollectorSet collectors = open_collectors(start_, start_.destinations, start_.sndbuf);
+    PipelineConfig pc = pipeline_config(start_, started_);
+    auto conntrack = open_conntrack(start_, log_, pc.nat_status);
     // Before the pipeline's threads exist: the capability sets and no_new_privs that
     // drop_privileges changes are the calling thread's, inherited by threads created later.
     if (!start_.user.empty()) log_.log(LogLevel::notice, drop_privileges(start_.user));
-    PipelineConfig pc = pipeline_config(start_, started_);
+    // The feed's thread after the drop: it must not keep any capability.
+    if (conntrack)
+        pc.conntrack = std::make_shared<ConntrackFeed>(std::move(conntrack), ConntrackConfig{});
+    pc.nat = nat_export_config(start_);
     if (links_) pc.links = [names = links_] { return names->table(); };
     pipeline_ = std::make_unique<Pipeline>(std::move(pc), clock_, std::move(collectors));
     for (std::size_t i = 0; i < sources.size(); ++i)
@@ -221,6 +272,13 @@ void Daemon::log_started() {
                                  option_value(c, "maxflows") + ", inactive_timeout " +
                                  option_value(c, "inactive_timeout") + " s, active_timeout " +
                                  option_value(c, "active_timeout") + " s");
+    const auto nat = pipeline_->stats().nat.status;
+    log_.log(LogLevel::info, std::string("NAT: conntrack ") +
+                                 (nat == NatStatus::on    ? "on"
+                                  : nat == NatStatus::off ? "off"
+                                                          : "unavailable") +
+                                 ", natevents " + option_value(c, "natevents") +
+                                 ", natevents_only " + option_value(c, "natevents_only"));
     for (const auto& col : pipeline_->stats().collectors)
         log_.log(LogLevel::info,
                  "destination " + col.destination + ": sndbuf " + std::to_string(col.sndbuf));

@@ -81,6 +81,12 @@ bool YesNoCodec::parse(std::string_view name, std::string_view text) const {
     throw ConfigError(name, "must be yes or no, " + quoted(text));
 }
 
+bool SwitchCodec::parse(std::string_view name, std::string_view text) const {
+    if (text.empty() || text == "1" || text == "yes") return true;
+    if (text == "0" || text == "no") return false;
+    throw ConfigError(name, "is a switch: give it alone, or 1 or 0, not " + quoted(text));
+}
+
 std::string ChoiceCodec::parse(std::string_view name, std::string_view text) const {
     if (std::find(choices.begin(), choices.end(), text) != choices.end()) return std::string(text);
     std::string all;

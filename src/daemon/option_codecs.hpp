@@ -65,6 +65,15 @@ struct YesNoCodec {
     std::string format(const bool& v) const { return v ? "yes" : "no"; }
 };
 
+// A switch (--natevents): given alone on the command line it means 1; the file and nflowctl
+// say 1 or 0 (yes/no too). CodecValue takes no token for it.
+struct SwitchCodec {
+    using type = bool;
+    static constexpr bool kSwitch = true;
+    bool parse(std::string_view name, std::string_view text) const;
+    std::string format(const bool& v) const { return v ? "1" : "0"; }
+};
+
 struct ChoiceCodec {
     using type = std::string;
     std::vector<std::string_view> choices;

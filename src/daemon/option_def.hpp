@@ -69,6 +69,10 @@ concept Displays = requires(const Codec& c, const typename Codec::type& v) {
     { c.display(v, std::string_view{}) } -> std::convertible_to<std::string>;
 };
 
+// A switch takes no value on the command line (--natevents alone), one in the file.
+template <class Codec>
+concept Switch = Codec::kSwitch;
+
 // Typed Program_options value: each token goes through the codec, so a bad value fails with
 // the same message on the command line, in the file and in nflowctl set.
 template <class Codec>
@@ -79,7 +83,7 @@ class CodecValue final : public po::value_semantic_codecvt_helper<char>,
     CodecValue(std::string_view name, Codec codec) : name_(name), codec_(std::move(codec)) {}
 
     std::string name() const override { return "arg"; }
-    unsigned min_tokens() const override { return 1; }
+    unsigned min_tokens() const override { return Switch<Codec> ? 0 : 1; }
     unsigned max_tokens() const override { return 1; }
     bool is_composing() const override { return Repeatable<Codec>; }
     bool is_required() const override { return false; }
@@ -89,6 +93,11 @@ class CodecValue final : public po::value_semantic_codecvt_helper<char>,
 
   protected:
     void xparse(boost::any& store, const std::vector<std::string>& tokens) const override {
+        if (tokens.empty()) { // a switch given alone
+            po::validators::check_first_occurrence(store);
+            store = Parsed<T>{codec_.parse(name_, ""), "1"};
+            return;
+        }
         for (const auto& token : tokens) {
             if constexpr (Repeatable<Codec>) {
                 if (auto* earlier = boost::any_cast<Parsed<T>>(&store)) {

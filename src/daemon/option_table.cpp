@@ -83,6 +83,27 @@ void add_cache(Defs& t) {
         AggregationCodec{}, NFLOWD_FIELD(aggregation), NFLOWD_FIELD(aggregation_text), "none"));
 }
 
+// NAT (issue 13): conntrack feeds v9/IPFIX flows' translated fields and NAT event records.
+void add_nat(Defs& t) {
+    t.push_back(make_option({"conntrack", "yes|no",
+                             "NAT translations from conntrack in v9/IPFIX flow records", false,
+                             Opt::conntrack},
+                            YesNoCodec{}, NFLOWD_FIELD(conntrack)));
+    t.push_back(
+        make_option({"natevents", "", "export NAT create/delete events (v9/IPFIX), a switch", false,
+                     Opt::natevents},
+                    SwitchCodec{}, NFLOWD_FIELD(natevents)));
+    t.push_back(make_option({"natevents_only", "",
+                             "export NAT events and no flow records; no --group needed", false,
+                             Opt::natevents_only},
+                            SwitchCodec{}, NFLOWD_FIELD(natevents_only)));
+    t.push_back(make_option({"natevents_destination", "A:P[@V][,B:P[@V]]",
+                             "collectors of the NAT events instead of the flow destinations", false,
+                             Opt::natevents_destination},
+                            DestinationsCodec{}, NFLOWD_FIELD(natevents_destinations),
+                            NFLOWD_FIELD(natevents_destination_text)));
+}
+
 // Issue 13: interface indexes by name, and sampling (done and announced).
 void add_links_sampling(Defs& t) {
     t.push_back(make_option({"snmp_rules", "RULES",
@@ -133,6 +154,7 @@ void add_export(Defs& t) {
                              "most datagrams/s in a burst, 0 = no pacing", true, Opt::export_rate},
                             U32{0, 10'000'000, "must be 0-10000000 datagrams per second"},
                             NFLOWD_FIELD(pacing.rate)));
+    add_nat(t);
     add_links_sampling(t);
 }
 

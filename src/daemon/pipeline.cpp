@@ -1,5 +1,6 @@
 #include "nflowd/pipeline.hpp"
 
+#include "export_thread.hpp"
 #include "mailbox.hpp"
 
 #include <algorithm>
@@ -96,30 +97,6 @@ struct Pipeline::Worker {
     Nanos last_snapshot = 0;
     mutable std::mutex stats_mutex;
     WorkerStats stats;
-    Heartbeat heartbeat;
-    std::thread thread;
-};
-
-struct Pipeline::ExportThread {
-    ExportThread(const PipelineConfig& c, CollectorSet set)
-        : exporter(c.v5, std::move(set), c.pacing, c.format, c.links) {}
-
-    void snapshot(bool force) {
-        const Nanos now = steady_time();
-        if (!force && now - last_snapshot < kSnapshotEvery) return;
-        last_snapshot = now;
-        std::lock_guard lock(stats_mutex);
-        stats = exporter.stats();
-        collectors = exporter.collectors().stats();
-    }
-
-    Exporter exporter;
-    Notifier wake;
-    Mailbox mailbox;
-    Nanos last_snapshot = 0;
-    mutable std::mutex stats_mutex;
-    ExporterStats stats;
-    std::vector<CollectorStats> collectors;
     Heartbeat heartbeat;
     std::thread thread;
 };
@@ -298,6 +275,7 @@ void Pipeline::run_exporter() {
         const bool last_round = workers_running_.load(std::memory_order_seq_cst) == 0;
         // Flow time drives the 1 s partial-datagram wait; the wall offset only dates headers.
         const ExportTime now = clock_.export_time();
+        x.drain_nat(now); // before the batch: its flows find the connections made meanwhile
         const std::size_t n = drain_outputs(now);
         x.exporter.set_ignored_packets(ignored_packets_.load(std::memory_order_relaxed));
         x.exporter.tick(now);
@@ -489,9 +467,7 @@ PipelineStats Pipeline::stats() const {
         s.workers.push_back(w->stats);
     }
     s.peak = budget_.peak();
-    std::lock_guard lock(export_->stats_mutex);
-    s.exporter = export_->stats;
-    s.collectors = export_->collectors;
+    export_->copy_stats(s);
     return s;
 }
 

@@ -136,6 +136,9 @@ std::string format_stats_prometheus(const StatsReport& r) {
                  p.collectors, +[](std::size_t, const CollectorStats& c) { return c.destination; },
                  [](const CollectorStats& c) -> const auto& { return c; }));
     destination_sndbuf(out, p.collectors);
+    // NAT (issue 13): the conntrack input and the NAT table.
+    families<ConntrackStats>(out, "conntrack", {}, {{std::string(), &p.nat.conntrack}});
+    families<NatTableStats>(out, "nat", {}, {{std::string(), &p.nat.table}});
     if (r.control) families<ControlServerStats>(out, "control", {}, {{std::string(), &*r.control}});
     if (r.links) families<LinkStats>(out, "links", {}, {{std::string(), &*r.links}});
     return out.take();

@@ -184,6 +184,33 @@ const auto kExport = std::to_array<Item<View>>({
      [](V v) -> Value { return v.r.pipeline.exporter.sampled_out; }},
 });
 
+// NAT (issue 13): the conntrack input and the exporter's NAT table.
+std::string_view nat_status(NatStatus s) {
+    return s == NatStatus::on ? "on" : s == NatStatus::unavailable ? "unavailable" : "off";
+}
+const auto kConntrack = std::to_array<Item<View>>({
+    {"{}", "status", [](V v) -> Value { return nat_status(v.r.pipeline.nat.status); }},
+    {"new {}", "new", [](V v) -> Value { return v.r.pipeline.nat.conntrack.events_new; }},
+    {"destroy {}", "destroy",
+     [](V v) -> Value { return v.r.pipeline.nat.conntrack.events_destroy; }},
+    {"not nated {}", "not_nated",
+     [](V v) -> Value { return v.r.pipeline.nat.conntrack.not_nated; }},
+    {"dumped {}", "dumped", [](V v) -> Value { return v.r.pipeline.nat.conntrack.dumped; }},
+    {"dumps {}", "dumps", [](V v) -> Value { return v.r.pipeline.nat.conntrack.dumps; }},
+    {"lost events {}", "lost_events",
+     [](V v) -> Value { return v.r.pipeline.nat.conntrack.lost_events; }},
+    {"enobufs {}", "enobufs", [](V v) -> Value { return v.r.pipeline.nat.conntrack.enobufs; }},
+    {"errors {}", "errors", [](V v) -> Value { return v.r.pipeline.nat.conntrack.errors; }},
+});
+const auto kNat = std::to_array<Item<View>>({
+    {"entries {}", "entries", [](V v) -> Value { return v.r.pipeline.nat.table.entries; }},
+    {"found {}", "found", [](V v) -> Value { return v.r.pipeline.nat.table.found; }},
+    {"not found {}", "not_found", [](V v) -> Value { return v.r.pipeline.nat.table.not_found; }},
+    {"evicted {}", "evicted", [](V v) -> Value { return v.r.pipeline.nat.table.evicted; }},
+    {"events exported {}", "events_exported",
+     [](V v) -> Value { return v.r.pipeline.exporter.nat_events; }},
+});
+
 using W = const WorkerStats&;
 const auto kWorker = std::to_array<Item<WorkerStats>>({
     {"active {}", "active", [](W w) -> Value { return w.table.active; }},
@@ -386,6 +413,8 @@ template <class Out> void walk(const StatsReport& r, Out& out) {
     out.list(
         "destination", "destinations", Items<CollectorStats>(kDestination), r.pipeline.collectors,
         +[](std::size_t, const CollectorStats& c) { return c.destination; });
+    out.line("conntrack", Items<View>(kConntrack), v);
+    out.line("nat", Items<View>(kNat), v);
     if (r.control) out.line("control", Items<ControlServerStats>(kControl), *r.control);
     if (r.links) out.line("links", Items<LinkStats>(kLinks), *r.links);
 }

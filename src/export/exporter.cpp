@@ -86,6 +86,8 @@ void Exporter::rebuild_streams() {
 
 void Exporter::add(std::span<const FlowRecord> records, const ExportTime& time) {
     last_time_ = time;
+    if (nat_cfg_.events_only) return; // --natevents_only: the flows are not wanted
+    const bool annotate = nat_table_ && nat_cfg_.annotate && (has_v9_ || has_ipfix_);
     for (const auto& record : records) {
         if (!sampler_.keep()) {
             ++stats_.sampled_out;
@@ -96,8 +98,9 @@ void Exporter::add(std::span<const FlowRecord> records, const ExportTime& time) 
         if (has_v5_) add_v5(r, time);
         stats_.flows_v9 += has_v9_ ? 1 : 0;
         stats_.flows_ipfix += has_ipfix_ ? 1 : 0;
-        for (std::size_t i = 0; i < streams_.size(); ++i)
-            if (streams_[i].builder) add_to_stream(i, r, time);
+        const auto nat = annotate ? nat_table_->lookup(record) : std::nullopt;
+        for (std::size_t i = 0; i < event_streams_begin(); ++i)
+            if (streams_[i].builder) add_to_stream(i, r, time, nat ? &*nat : nullptr);
     }
 }
 
@@ -200,16 +203,21 @@ void Exporter::reset_stats() noexcept {
     collectors_.reset_stats();
 }
 
-void Exporter::add_to_stream(std::size_t index, const FlowRecord& r, const ExportTime& time) {
+void Exporter::add_to_stream(std::size_t index, const FlowRecord& r, const ExportTime& time,
+                             const NatTranslation* nat) {
     Stream& s = streams_[index];
     MessageBuilder& b = *s.builder;
+    const auto add = [&] {
+        return nat ? b.add_nat_flow(r, *nat, time, batcher_.params())
+                   : b.add_flow(r, time, batcher_.params());
+    };
     if (b.empty()) begin_message(index, time);
-    if (!b.add_flow(r, time, batcher_.params())) {
+    if (!add()) {
         send_stream(index, time);
         begin_message(index, time);
-        b.add_flow(r, time, batcher_.params()); // an empty message takes any flow
+        add(); // an empty message takes any flow
     }
-    if (b.flows() == 1) s.first_added = time.now;
+    if (b.flows() + b.events() == 1) s.first_added = time.now;
 }
 
 // A datagram starts with the templates when they are due: never sent, asked for, an error
@@ -231,6 +239,7 @@ void Exporter::begin_message(std::size_t index, const ExportTime& time) {
     if (!s.templates_due && !by_count && !by_time) return;
     // An empty message of at least kMinMessageSize holds all of these.
     b.add_templates(has_if_names());
+    if (nat_table_) add_nat_templates(index, time);
     const bool options = s.templates_due || by_time;
     if (options) {
         const V5Params& params = batcher_.params();
@@ -277,7 +286,7 @@ void Exporter::send_v5(const V5Datagram& datagram) {
     stats_.bytes += datagram.size;
     pace();
     std::size_t accepted = 0;
-    for (std::size_t i = 0; i < streams_.size(); ++i)
+    for (std::size_t i = 0; i < event_streams_begin(); ++i) // NAT-only ones get no flows
         if (streams_[i].protocol == ExportProtocol::v5 &&
             collectors_.send_to(i, datagram.view()).sent)
             ++accepted;

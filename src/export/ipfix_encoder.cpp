@@ -336,7 +336,7 @@ std::span<const std::byte> MessageBuilder::finish(const ExportTime& time,
     std::byte* h = buf_.data();
     if (v9()) {
         put(h, 9, 2);
-        put(h + 2, flows_ + options_ + templates_, 2);
+        put(h + 2, flows_ + options_ + templates_ + events_, 2);
         put(h + 4, uptime_ms(now, params.boot_time - kV9UptimeLead), 4);
         put(h + 8, secs, 4);
         put(h + 12, sequence_, 4);
@@ -349,12 +349,96 @@ std::span<const std::byte> MessageBuilder::finish(const ExportTime& time,
         put(h + 8, sequence_, 4);
         put(h + 12, params.engine_id, 4);
         // IPFIX: data records sent, options data records included, templates not.
-        sequence_ += static_cast<std::uint32_t>(flows_ + options_);
+        sequence_ += static_cast<std::uint32_t>(flows_ + options_ + events_);
     }
     ++messages_;
     pos_ = 0;
-    flows_ = templates_ = options_ = 0;
+    flows_ = templates_ = options_ = events_ = 0;
     return {buf_.data(), size};
+}
+
+// ---- NAT (issue 13) ----
+
+namespace {
+
+std::span<const FieldSpec> nat_template(bool v9, Family family) noexcept {
+    if (family == Family::ipv6) return v9 ? std::span(ipfix::kV9Ipv6Nat) : ipfix::kIpfixIpv6Nat;
+    return v9 ? std::span(ipfix::kV9Ipv4Nat) : ipfix::kIpfixIpv4Nat;
+}
+
+// The translated pair, in the order of kNat4Tail / kNat6Tail.
+std::byte* put_nat_pair(std::byte* p, Family family, const NatEndpoint& src,
+                        const NatEndpoint& dst) noexcept {
+    if (family == Family::ipv6) {
+        std::memcpy(p, src.addr.data(), 16);
+        std::memcpy(p + 16, dst.addr.data(), 16);
+        p += 32;
+    } else {
+        put(p, src.ipv4_addr(), 4);
+        put(p + 4, dst.ipv4_addr(), 4);
+        p += 8;
+    }
+    put(p, src.port, 2);
+    put(p + 2, dst.port, 2);
+    return p + 4;
+}
+
+} // namespace
+
+bool MessageBuilder::add_nat_templates(bool events) {
+    const bool v = v9();
+    std::size_t size = 0;
+    for (auto family : {Family::ipv4, Family::ipv6}) size += 4 + 4 * nat_template(v, family).size();
+    if (events) size += 8 + 4 * (ipfix::kNatEvent4.size() + ipfix::kNatEvent6.size());
+    std::size_t at = reserve(v ? 0 : 2, size);
+    if (at == 0) return false;
+    at += put_template(&buf_[at], kTemplateIpv4Nat, nat_template(v, Family::ipv4));
+    at += put_template(&buf_[at], kTemplateIpv6Nat, nat_template(v, Family::ipv6));
+    if (events) {
+        at += put_template(&buf_[at], kTemplateNatEvent4, ipfix::kNatEvent4);
+        put_template(&buf_[at], kTemplateNatEvent6, ipfix::kNatEvent6);
+    }
+    templates_ += events ? 4 : 2;
+    return true;
+}
+
+bool MessageBuilder::add_nat_flow(const FlowRecord& record, const NatTranslation& nat,
+                                  const ExportTime& time, const V5Params& params) {
+    const auto plain = data_template(v9(), record.family);
+    const std::uint16_t id = record.family == Family::ipv6 ? kTemplateIpv6Nat : kTemplateIpv4Nat;
+    const std::size_t at = reserve(id, ipfix::record_size(nat_template(v9(), record.family)));
+    if (at == 0) return false;
+    write_flow(&buf_[at], plain, record, time, params.boot_time - kV9UptimeLead);
+    put_nat_pair(&buf_[at + ipfix::record_size(plain)], record.family, nat.src, nat.dst);
+    ++flows_;
+    latest_last_ = flows_ == 1 ? record.last : std::max(latest_last_, record.last);
+    return true;
+}
+
+bool MessageBuilder::add_nat_event(const NatEvent& ev, const ExportTime& time) {
+    const bool v6 = ev.family == Family::ipv6;
+    const std::size_t at = reserve(v6 ? kTemplateNatEvent6 : kTemplateNatEvent4,
+                                   v6 ? kNatEvent6RecordSize : kNatEvent4RecordSize);
+    if (at == 0) return false;
+    std::byte* p = &buf_[at];
+    put(p, wall_ms(ev.time, time), 8);
+    put(p + 8, ev.nat_event_code(), 1);
+    put(p + 9, ev.protocol, 1);
+    p += 10;
+    if (v6) {
+        std::memcpy(p, ev.orig.src.addr.data(), 16);
+        std::memcpy(p + 16, ev.orig.dst.addr.data(), 16);
+        p += 32;
+    } else {
+        put(p, ev.orig.src.ipv4_addr(), 4);
+        put(p + 4, ev.orig.dst.ipv4_addr(), 4);
+        p += 8;
+    }
+    put(p, ev.orig.src.port, 2);
+    put(p + 2, ev.orig.dst.port, 2);
+    put_nat_pair(p + 4, ev.family, ev.post_nat_src(), ev.post_nat_dst());
+    ++events_;
+    return true;
 }
 
 } // namespace nflowd

@@ -102,4 +102,36 @@ static_assert(record_size(kV9Ipv6) == kV9Ipv6RecordSize);
 static_assert(record_size(kIpfixIpv4) == kIpfixIpv4RecordSize);
 static_assert(record_size(kIpfixIpv6) == kIpfixIpv6RecordSize);
 
+// ---- NAT (issue 13): the translated fields after a data record, and the NAT event records ----
+namespace ie {
+constexpr std::uint16_t post_nat_src4 = 225, post_nat_dst4 = 226, post_napt_src_port = 227,
+                        post_napt_dst_port = 228, nat_event = 230, post_nat_src6 = 281,
+                        post_nat_dst6 = 282, observation_ms = 323;
+} // namespace ie
+constexpr std::array kNat4Tail{FieldSpec{ie::post_nat_src4, 4}, FieldSpec{ie::post_nat_dst4, 4},
+                               FieldSpec{ie::post_napt_src_port, 2},
+                               FieldSpec{ie::post_napt_dst_port, 2}};
+constexpr std::array kNat6Tail{FieldSpec{ie::post_nat_src6, 16}, FieldSpec{ie::post_nat_dst6, 16},
+                               FieldSpec{ie::post_napt_src_port, 2},
+                               FieldSpec{ie::post_napt_dst_port, 2}};
+// A NAT-annotated record is the plain record with the tail appended: one writer serves both.
+constexpr auto kV9Ipv4Nat = concat(kV9Ipv4, kNat4Tail);
+constexpr auto kIpfixIpv4Nat = concat(kIpfixIpv4, kNat4Tail);
+constexpr auto kV9Ipv6Nat = concat(kV9Ipv6, kNat6Tail);
+constexpr auto kIpfixIpv6Nat = concat(kIpfixIpv6, kNat6Tail);
+// NAT event records, the same in v9 and IPFIX: when (absolute ms, as ipt_NETFLOW sends it and
+// nfdump's NEL shows it), natEvent, the original 5-tuple and the four translated fields.
+constexpr auto kNatEvent4 =
+    concat(std::array{FieldSpec{ie::observation_ms, 8}, FieldSpec{ie::nat_event, 1},
+                      FieldSpec{ie::protocol, 1}, FieldSpec{ie::src4, 4}, FieldSpec{ie::dst4, 4},
+                      FieldSpec{ie::src_port, 2}, FieldSpec{ie::dst_port, 2}},
+           kNat4Tail);
+constexpr auto kNatEvent6 =
+    concat(std::array{FieldSpec{ie::observation_ms, 8}, FieldSpec{ie::nat_event, 1},
+                      FieldSpec{ie::protocol, 1}, FieldSpec{ie::src6, 16}, FieldSpec{ie::dst6, 16},
+                      FieldSpec{ie::src_port, 2}, FieldSpec{ie::dst_port, 2}},
+           kNat6Tail);
+static_assert(record_size(kNatEvent4) == kNatEvent4RecordSize);
+static_assert(record_size(kNatEvent6) == kNatEvent6RecordSize);
+
 } // namespace nflowd::ipfix

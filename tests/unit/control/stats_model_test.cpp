@@ -169,10 +169,12 @@ TEST(StatsFormat, JsonKeepsTheTextOrderAndKeys) {
     std::vector<std::string> keys;
     for (const auto& [k, v] : j.items()) keys.push_back(k);
     const std::vector<std::string> want = {
-        "version",  "now",     "started", "uptime", "protocol",    "engine_id",
-        "timeouts", "flows",   "hash",    "in",     "rates",       "workers",
-        "packets",  "expired", "groups",  "export", "destinations"};
+        "version", "now",    "started",      "uptime",    "protocol", "engine_id", "timeouts",
+        "flows",   "hash",   "in",           "rates",     "workers",  "packets",   "expired",
+        "groups",  "export", "destinations", "conntrack", "nat"};
     EXPECT_EQ(keys, want);
+    EXPECT_EQ(j["conntrack"]["status"], "off");
+    EXPECT_EQ(j["nat"]["events_exported"], 0);
     EXPECT_EQ(j["export"]["flows"], 31);
     EXPECT_EQ(j["destinations"][1]["errors"]["refused"], 1);
     EXPECT_EQ(j["workers"][1]["searched"], 30);
@@ -229,6 +231,30 @@ TEST(OfflineSummary, KeyValueLinesInOrder) {
               "packets_per_second: 5\n"
               "collector 127.0.0.1:2055: datagrams 2, bytes 0, buffer_full 0, "
               "refused 0, unreachable 0, other 0\n");
+}
+
+// NAT (issue 13): the conntrack and nat lines, from the pipeline's NatStats and the
+// exporter's NAT event count.
+TEST(StatsFormat, ConntrackAndNatLines) {
+    auto r = small_report();
+    r.pipeline.nat.status = NatStatus::unavailable;
+    r.pipeline.nat.conntrack.events_new = 12;
+    r.pipeline.nat.conntrack.lost_events = 3;
+    r.pipeline.nat.table.found = 7;
+    r.pipeline.nat.table.not_found = 2;
+    r.pipeline.exporter.nat_events = 20;
+    const auto text = format_stats_text(r);
+    EXPECT_NE(text.find("\nconntrack: unavailable, new 12, destroy 0,"), std::string::npos) << text;
+    EXPECT_NE(text.find("lost events 3,"), std::string::npos) << text;
+    EXPECT_NE(text.find("\nnat: entries 0, found 7, not found 2, evicted 0, events exported 20\n"),
+              std::string::npos)
+        << text;
+    const auto j = nlohmann::ordered_json::parse(format_stats_json(r));
+    EXPECT_EQ(j["conntrack"]["status"], "unavailable");
+    EXPECT_EQ(j["nat"]["found"], 7);
+    const auto prom = format_stats_prometheus(r);
+    EXPECT_NE(prom.find("nflowd_conntrack_lost_events_total 3"), std::string::npos);
+    EXPECT_NE(prom.find("nflowd_nat_found_total 7"), std::string::npos);
 }
 
 } // namespace

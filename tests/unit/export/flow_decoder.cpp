@@ -1,5 +1,7 @@
 #include "flow_decoder.hpp"
 
+#include <arpa/inet.h>
+
 #include <stdexcept>
 
 namespace nflowd::test {
@@ -43,6 +45,45 @@ std::size_t min_record(const DecodedTemplate& t) {
     return n;
 }
 
+// RFC 7012 / the IANA registry: the length an element of a fixed-size type must have in a
+// template (RFC 7011 6.2: only unsigned integers may be sent reduced), 0 when any is allowed.
+// The NAT elements (issue 13): addresses exact, ports unsigned16, natEvent unsigned8,
+// observationTimeMilliseconds dateTimeMilliseconds.
+std::uint16_t required_length(std::uint16_t ie) {
+    switch (ie) {
+    case 8:
+    case 12:
+    case 225:
+    case 226:
+        return 4; // ipv4Address
+    case 27:
+    case 28:
+    case 281:
+    case 282:
+        return 16; // ipv6Address
+    case 152:
+    case 153:
+    case 323:
+        return 8; // dateTimeMilliseconds
+    default:
+        return 0;
+    }
+}
+std::uint16_t max_length(std::uint16_t ie) {
+    switch (ie) {
+    case 7:
+    case 11:
+    case 227:
+    case 228:
+        return 2; // unsigned16
+    case 4:
+    case 230:
+        return 1; // unsigned8
+    default:
+        return 0;
+    }
+}
+
 bool read_field_spec(Cursor& c, bool ipfix, TemplateField& f) {
     const auto type = static_cast<std::uint16_t>(c.read(2));
     f.length = static_cast<std::uint16_t>(c.read(2));
@@ -50,6 +91,9 @@ bool read_field_spec(Cursor& c, bool ipfix, TemplateField& f) {
     if (ipfix && (type & 0x8000) != 0) f.enterprise = static_cast<std::uint32_t>(c.read(4));
     if (!ipfix && (type & 0x8000) != 0) return false; // v9 has no enterprise bit
     if (!ipfix && f.length == kVarLen) return false;  // nor variable-length fields
+    if (f.enterprise == 0 && required_length(f.ie) != 0 && f.length != required_length(f.ie))
+        return false;
+    if (f.enterprise == 0 && max_length(f.ie) != 0 && f.length > max_length(f.ie)) return false;
     return f.length != 0 && !c.bad;
 }
 
@@ -68,6 +112,14 @@ std::string DecodedRecord::text(std::uint16_t ie) const {
     std::string s(b.begin(), b.end());
     while (!s.empty() && s.back() == '\0') s.pop_back();
     return s;
+}
+
+std::string DecodedRecord::address(std::uint16_t ie) const {
+    const auto& b = fields.at(ie);
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (b.size() == 4 && inet_ntop(AF_INET, b.data(), buf, sizeof buf)) return buf;
+    if (b.size() == 16 && inet_ntop(AF_INET6, b.data(), buf, sizeof buf)) return buf;
+    throw std::out_of_range("not an address field");
 }
 
 std::size_t DecodedMessage::flow_records() const {

@@ -37,6 +37,8 @@ struct DecodedRecord {
     // A big-endian unsigned field (at most 8 bytes); throws std::out_of_range if absent.
     std::uint64_t value(std::uint16_t ie) const;
     std::string text(std::uint16_t ie) const; // a string field, NULs at the end dropped
+    // An address field as text: 4 bytes dotted quad, 16 bytes RFC 5952 (IPv6, NAT 225/281...).
+    std::string address(std::uint16_t ie) const;
 };
 
 struct DecodedMessage {

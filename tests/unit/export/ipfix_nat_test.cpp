@@ -1,0 +1,230 @@
+// The NAT templates and records (issue 13) against bytes built by hand from the IANA
+// registry (225-228, 230, 281, 282, 323), and through the independent test decoder.
+#include "nflowd/ipfix_encoder.hpp"
+
+#include "flow_decoder.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <cstdint>
+#include <string>
+
+namespace nflowd {
+namespace {
+
+constexpr Nanos kBoot = 1'700'000'000'000'000'000; // 2023-11-14T22:13:20Z
+constexpr Nanos kMs = kNanosPerMilli;
+constexpr ExportTime kTime{.now = kBoot + 3000 * kMs + 500'000, .wall_offset = 0};
+constexpr V5Params kParams{.boot_time = kBoot, .engine_type = 0, .engine_id = 7};
+
+std::string hex(const std::string& s) {
+    std::string digits;
+    for (char c : s)
+        if (std::isxdigit(static_cast<unsigned char>(c)))
+            digits += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return digits;
+}
+std::string bytes(std::span<const std::byte> s) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    for (auto b : s) {
+        out += kDigits[std::to_integer<unsigned>(b) >> 4];
+        out += kDigits[std::to_integer<unsigned>(b) & 15];
+    }
+    return out;
+}
+
+// 10.0.0.1:12345 -> 192.168.1.2:80, TCP, as in ipfix_encoder_test.
+FlowRecord tcp_record() {
+    FlowRecord a;
+    a.key = {.src_addr = 0x0a000001,
+             .dst_addr = 0xc0a80102,
+             .src_port = 12345,
+             .dst_port = 80,
+             .in_if = 3,
+             .protocol = 6,
+             .tos = 0x10};
+    a.end_reason = EndReason::active;
+    a.out_if = 4;
+    a.packets = 10;
+    a.octets = 1500;
+    a.first = kBoot + 1000 * kMs;
+    a.last = kBoot + 2500 * kMs;
+    a.tcp_flags = 0x1b;
+    a.src_mask = 24;
+    a.dst_mask = 16;
+    return a;
+}
+
+Ipv6Addr v6(std::uint8_t last) {
+    return {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last};
+}
+
+// Masqueraded behind 203.0.113.5:40000; the destination unchanged.
+const NatTranslation kMasq{.src = NatEndpoint::ipv4(0xcb007105, 40000),
+                           .dst = NatEndpoint::ipv4(0xc0a80102, 80)};
+
+const std::string kMiddle = "0007 0002  000b 0002  0004 0001  0005 0001  0006 0001"
+                            "0088 0001  000a 0004  000e 0004  0001 0008  0002 0008";
+const std::string kTcpFields = "0a000001 c0a80102 3039 0050 06 10 1b 02 00000003 00000004"
+                               "00000000000005dc 000000000000000a 18 10 ff 0000";
+const std::string kNat4Tail = "00e1 0004  00e2 0004  00e3 0002  00e4 0002";
+const std::string kNat6Tail = "0119 0010  011a 0010  00e3 0002  00e4 0002";
+
+TEST(NatMessage, IpfixNatTemplatesMatchHandBuiltBytes) {
+    MessageBuilder b(ExportProtocol::ipfix, 1472);
+    ASSERT_TRUE(b.add_nat_templates(true));
+    const auto expected = hex(
+        // header: length 304, export time 1700000003, sequence 0, domain 7
+        "000a 0130 6553f103 00000000 00000007"
+        "0002 0120"
+        // 261: the IPv4 data template (18 fields, flowDirection 61 among them) and the four
+        // translated fields
+        "0105 0016  0008 0004  000c 0004" +
+        kMiddle + "0009 0001  000d 0001  003d 0001  0020 0002  0098 0008  0099 0008" + kNat4Tail +
+        // 262: IPv6 (19 fields) + 281, 282, 227, 228
+        "0106 0017  001b 0010  001c 0010" + kMiddle +
+        "001d 0001  001e 0001  003d 0001  001f 0004  008b 0002  0098 0008  0099 0008" + kNat6Tail +
+        // 263, 264: observationTimeMilliseconds, natEvent, protocol, the original 5-tuple, NAT
+        "0107 000b  0143 0008  00e6 0001  0004 0001  0008 0004  000c 0004  0007 0002  000b 0002" +
+        kNat4Tail + "0108 000b  0143 0008  00e6 0001  0004 0001  001b 0010  001c 0010" +
+        "0007 0002  000b 0002" + kNat6Tail);
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
+}
+
+TEST(NatMessage, V9NatTemplatesWithoutEventsMatchHandBuiltBytes) {
+    MessageBuilder b(ExportProtocol::v9, 1472);
+    ASSERT_TRUE(b.add_nat_templates(false));
+    const auto expected = hex(
+        // count 2: the two data templates only
+        "0009 0002 00001388 6553f104 00000000 00000007"
+        "0000 00c0"
+        "0105 0016  0008 0004  000c 0004" +
+        kMiddle + "0009 0001  000d 0001  003d 0001  0020 0002  0016 0004  0015 0004" + kNat4Tail +
+        "0106 0017  001b 0010  001c 0010" + kMiddle +
+        "001d 0001  001e 0001  003d 0001  001f 0004  0020 0002  0016 0004  0015 0004" + kNat6Tail);
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
+}
+
+TEST(NatMessage, IpfixNatIpv4RecordMatchesHandBuiltBytes) {
+    MessageBuilder b(ExportProtocol::ipfix, 1472);
+    ASSERT_TRUE(b.add_nat_flow(tcp_record(), kMasq, kTime, kParams));
+    const auto expected =
+        hex("000a 0060 6553f103 00000000 00000007"
+            "0105 0050" + // 61 + 12 bytes and 3 of padding
+            kTcpFields +
+            "0000018bcfe56be8 0000018bcfe571c4" + "cb007105 c0a80102 9c40 0050 000000");
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
+    EXPECT_EQ(b.sequence(), 1U);
+}
+
+TEST(NatMessage, V9NatIpv6RecordMatchesHandBuiltBytes) {
+    FlowRecord r;
+    r.family = Family::ipv6;
+    r.key.protocol = 17;
+    r.key.src_port = 1000;
+    r.key.dst_port = 53;
+    r.key.in_if = 2;
+    r.out_if = 5;
+    r.end_reason = EndReason::idle;
+    r.src6 = v6(1);
+    r.dst6 = v6(2);
+    r.packets = 1;
+    r.octets = 80;
+    r.first = r.last = kBoot + 2000 * kMs;
+    const NatTranslation nat{.src = {v6(0xff), 2000}, .dst = {v6(2), 53}};
+    MessageBuilder b(ExportProtocol::v9, 1472);
+    ASSERT_TRUE(b.add_nat_flow(r, nat, kTime, kParams));
+    const auto expected =
+        hex("0009 0001 00001388 6553f104 00000000 00000007"
+            "0106 007c" // 81 + 36 bytes and 3 of padding
+            "20010db8000000000000000000000001 20010db8000000000000000000000002"
+            "03e8 0035 11 00 00 01 00000002 00000005 0000000000000050 0000000000000001"
+            "00 00 ff 00000000 0000 00000bb8 00000bb8" // flowDirection 255: unknown
+            "20010db80000000000000000000000ff 20010db8000000000000000000000002 07d0 0035 000000");
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
+}
+
+NatEvent masq_event(NatEventKind kind) {
+    NatEvent ev;
+    ev.kind = kind;
+    ev.protocol = 17;
+    ev.time = kBoot + 2000 * kMs;
+    ev.orig = {NatEndpoint::ipv4(0x0a000001, 5000), NatEndpoint::ipv4(0xc6336407, 53)};
+    ev.reply = {NatEndpoint::ipv4(0xc6336407, 53), NatEndpoint::ipv4(0xcb007105, 40000)};
+    return ev;
+}
+
+TEST(NatMessage, IpfixNatEventRecordMatchesHandBuiltBytes) {
+    MessageBuilder b(ExportProtocol::ipfix, 1472);
+    ASSERT_TRUE(b.add_nat_event(masq_event(NatEventKind::create), kTime));
+    ASSERT_TRUE(b.add_nat_event(masq_event(NatEventKind::destroy), kTime));
+    const auto expected = hex("000a 0058 6553f103 00000000 00000007"
+                              "0107 0048" // two records of 34 bytes, no padding
+                              "0000018bcfe56fd0 01 11 0a000001 c6336407 1388 0035"
+                              "cb007105 c6336407 9c40 0035"
+                              "0000018bcfe56fd0 02 11 0a000001 c6336407 1388 0035"
+                              "cb007105 c6336407 9c40 0035");
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
+    EXPECT_EQ(b.sequence(), 2U) << "NAT events are data records";
+}
+
+TEST(NatMessage, V9Ipv6NatEventIsPadded) {
+    NatEvent ev;
+    ev.kind = NatEventKind::destroy;
+    ev.family = Family::ipv6;
+    ev.protocol = 6;
+    ev.time = kBoot + 2000 * kMs;
+    ev.orig = {{v6(1), 1000}, {v6(2), 80}};
+    ev.reply = {{v6(2), 80}, {v6(0xff), 2000}};
+    MessageBuilder b(ExportProtocol::v9, 1472);
+    ASSERT_TRUE(b.add_nat_event(ev, kTime));
+    const auto expected =
+        hex("0009 0001 00001388 6553f104 00000000 00000007"
+            "0108 0058" // 82 bytes + 2 of padding
+            "0000018bcfe56fd0 02 06"
+            "20010db8000000000000000000000001 20010db8000000000000000000000002 03e8 0050"
+            "20010db80000000000000000000000ff 20010db8000000000000000000000002 07d0 0050"
+            "0000");
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
+}
+
+// The decoder learns the NAT templates and reads every NAT field back, in both versions.
+TEST(NatMessage, DecoderReadsNatRecordsAndEvents) {
+    for (auto p : {ExportProtocol::v9, ExportProtocol::ipfix}) {
+        FlowRecord plain = tcp_record();
+        plain.key.src_port = 1;
+        test::FlowDecoder d;
+        MessageBuilder t(p, 1472);
+        ASSERT_TRUE(t.add_templates());
+        ASSERT_TRUE(t.add_nat_templates(true));
+        ASSERT_TRUE(t.add_flow(plain, kTime, kParams));
+        ASSERT_TRUE(t.add_nat_flow(tcp_record(), kMasq, kTime, kParams));
+        ASSERT_TRUE(t.add_nat_event(masq_event(NatEventKind::destroy), kTime));
+        const auto m = d.decode(t.finish(kTime, kParams));
+        ASSERT_TRUE(m) << d.error();
+        ASSERT_EQ(m->flow_records(), 3U);
+        const auto& recs = m->records;
+        const auto& plain_rec = recs[recs.size() - 3];
+        const auto& nat_rec = recs[recs.size() - 2];
+        const auto& event = recs.back();
+        EXPECT_EQ(plain_rec.template_id, kTemplateIpv4);
+        EXPECT_FALSE(plain_rec.has(225)) << "a flow without translation carries no NAT fields";
+        EXPECT_EQ(nat_rec.template_id, kTemplateIpv4Nat);
+        EXPECT_EQ(nat_rec.address(8), "10.0.0.1");
+        EXPECT_EQ(nat_rec.address(225), "203.0.113.5");
+        EXPECT_EQ(nat_rec.address(226), "192.168.1.2");
+        EXPECT_EQ(nat_rec.value(227), 40000U);
+        EXPECT_EQ(nat_rec.value(228), 80U);
+        EXPECT_EQ(event.template_id, kTemplateNatEvent4);
+        EXPECT_EQ(event.value(230), 2U);
+        EXPECT_EQ(event.value(323), 1'700'000'002'000U);
+        EXPECT_EQ(event.address(12), "198.51.100.7");
+        EXPECT_EQ(event.address(225), "203.0.113.5");
+        EXPECT_EQ(event.value(227), 40000U);
+    }
+}
+
+} // namespace
+} // namespace nflowd
