@@ -21,6 +21,11 @@ namespace {
 // Publishing is one shared store; every so many events, so a long dump is seen as it goes.
 constexpr std::size_t kPublishEvery = 256;
 constexpr auto kFullRingPause = std::chrono::milliseconds(1);
+// After a read that found events, the thread naps this long before it polls again, so that
+// a busy NAT (thousands of new connections a second) costs one wake-up, one recv batch and
+// one statistics publish per interval instead of per event. The events wait at most this
+// long in the socket (32 MiB holds far more); the exporter reads them per batch anyway.
+constexpr auto kCoalesce = std::chrono::milliseconds(5);
 } // namespace
 
 ConntrackFeed::ConntrackFeed(std::unique_ptr<ConntrackSource> source, const ConntrackConfig& cfg)
@@ -89,10 +94,12 @@ void ConntrackFeed::run() {
     Nanos last_dump = steady_time();
     bool redump = false; // events were lost: the dump says which connections exist
     while (!stop_.load(std::memory_order_relaxed)) {
-        if (source_->receive(push).overrun && cfg_.redump_interval_ns > 0) redump = true;
+        const ConntrackReceived got = source_->receive(push);
+        if (got.overrun && cfg_.redump_interval_ns > 0) redump = true;
         const int timeout_ms = dump_if_due(last_dump, redump);
         ring_.publish();
         publish_stats();
+        if (got.events != 0) std::this_thread::sleep_for(kCoalesce);
         pollfd fds[2] = {{source_->fd(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
         if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) break;
     }
