@@ -1,5 +1,5 @@
-// Strict decimal parsing for every number a user or peer types (options, knobs, ports, uids):
-// the whole text, digits only, no sign, no spaces, within a range; one rule everywhere.
+// Strict parsing of what a user or peer types (options, knobs, ports, uids, rule lists): the
+// whole text, digits only, no sign, no spaces, within a range; one rule everywhere.
 #pragma once
 
 #include <charconv>
@@ -21,6 +21,18 @@ parse_unsigned(std::string_view text, std::uint64_t lo = 0,
     const auto [p, ec] = std::from_chars(text.data(), end, v);
     if (ec != std::errc{} || p != end || v < lo || v > hi) return std::nullopt;
     return v;
+}
+
+// C's isspace in the "C" locale, without the locale lookup.
+constexpr bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+// `s` without leading and trailing is_space characters (rule lists allow spaces around items).
+constexpr std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+    return s;
 }
 
 } // namespace nflowd

@@ -12,16 +12,6 @@ namespace {
 
 constexpr std::uint32_t kMaxBase = 65535;
 
-constexpr bool is_space(char c) noexcept {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
 [[noreturn]] void reject(std::string_view rule, std::string_view why) {
     std::string msg = "snmp_rules: bad rule \"";
     msg += rule;

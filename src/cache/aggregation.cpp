@@ -15,16 +15,6 @@ constexpr std::uint32_t prefix_mask(unsigned prefix) noexcept {
     return prefix == 0 ? 0U : ~std::uint32_t{0} << (32U - prefix);
 }
 
-constexpr bool is_space(char c) noexcept {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
 [[noreturn]] void reject(std::string_view rule, std::string_view why) {
     std::string msg = "aggregation: bad rule \"";
     msg += rule;

@@ -25,7 +25,7 @@ namespace {
     throw std::invalid_argument(msg);
 }
 
-std::string_view trim(std::string_view s) {
+std::string_view trim_blanks(std::string_view s) {
     constexpr std::string_view ws = " \t\r\n";
     const auto b = s.find_first_not_of(ws);
     if (b == std::string_view::npos) return {};
@@ -173,11 +173,11 @@ int apply_sndbuf(int fd, int sndbuf, const std::string& dest) {
 } // namespace
 
 std::vector<Destination> parse_destinations(std::string_view spec) {
-    if (trim(spec).empty()) throw std::invalid_argument("destination: empty list");
+    if (trim_blanks(spec).empty()) throw std::invalid_argument("destination: empty list");
     std::vector<Destination> out;
     for (;;) {
         const auto comma = spec.find(',');
-        const auto entry = trim(spec.substr(0, comma));
+        const auto entry = trim_blanks(spec.substr(0, comma));
         Destination d = parse_entry(entry);
         const auto address = [](const Destination& x) {
             return std::string_view(x.text).substr(0, x.text.rfind('@'));
