@@ -1,5 +1,5 @@
 # Compares nfdump records (-o 'fmt:%ts,%te,%sa,%da,%sp,%dp,%pr,%tos,%pkt,%byt,%flg,%in,%out')
-# with gen_trace's truth, key by key: the checks of read_e2e.sh's compare.py, as a file.
+# with gen_trace's truth, key by key (read_e2e.sh and ipfix_e2e.sh).
 #   python3 nfdump_truth.py TRUTH.csv DUMP.txt exact|split
 # Compares nfdump records with gen_trace's truth, key by key. mode "exact": one flow per key;
 # "split": timeouts may have cut a key into several flows, totals per key must still match.
