@@ -90,6 +90,15 @@ struct NatExportConfig {
     NatTableConfig table;
 };
 
+// How long a destroyed connection stays findable. A flow is exported at most
+// inactive_timeout after its last packet, which comes before its connection's DESTROY: that
+// long plus a margin (a busy exporter, the 1 s partial-datagram wait). A flow the active
+// timeout exports is still live then. Follows `nflowctl set inactive_timeout`.
+constexpr Nanos kNatGraceMargin = 30 * kNanosPerSecond;
+constexpr Nanos nat_grace(Nanos inactive_timeout) noexcept {
+    return inactive_timeout + kNatGraceMargin;
+}
+
 // v5 destinations share one datagram and one flow_sequence (nfcapd checks it), and never see
 // an IPv6 flow (counted per destination). Each v9/IPFIX destination has a stream of its own:
 // its sequence, its templates (before the first data, every template_refresh_rate datagrams
@@ -134,6 +143,7 @@ class Exporter {
     void set_nat(const NatExportConfig& cfg);
     void apply_nat(const NatEvent& event, const ExportTime& time);
     void expire_nat(Nanos now) noexcept;
+    void set_nat_grace(Nanos grace) noexcept; // `set inactive_timeout`; no-op before set_nat
     // Null until set_nat.
     const NatTable* nat_table() const noexcept { return nat_table_.get(); }
 

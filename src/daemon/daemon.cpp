@@ -51,12 +51,6 @@ PipelineConfig pipeline_config(const Config& c, Nanos boot) {
     return pc;
 }
 
-// NAT (issue 13). A flow is exported at most inactive_timeout after its last packet, which
-// comes before its connection's DESTROY: that long plus this margin (a busy exporter, the
-// 1 s partial-datagram wait) a destroyed connection is still found. A flow the active
-// timeout exports is still live then. A later `nflowctl set inactive_timeout` keeps the grace.
-constexpr Nanos kNatGraceMargin = 30 * kNanosPerSecond;
-
 // Conntrack is opened when something will use it: annotation (on unless --conntrack no) for a
 // v9/IPFIX destination, or NAT events. ctnetlink needs CAP_NET_ADMIN: called before the
 // privilege drop. A kernel without conntrack (or a refusal) is logged once, and the daemon
@@ -92,7 +86,7 @@ NatExportConfig nat_export_config(const Config& c) {
     n.annotate = c.conntrack;
     n.events = c.natevents || c.natevents_only;
     n.events_only = c.natevents_only;
-    n.table.grace = c.table.inactive_timeout + kNatGraceMargin;
+    n.table.grace = nat_grace(c.table.inactive_timeout);
     return n;
 }
 

@@ -38,8 +38,14 @@ struct Pipeline::ExportThread {
         std::lock_guard lock(stats_mutex);
         stats = exporter.stats();
         collectors = exporter.collectors().stats();
-        if (const NatTable* t = exporter.nat_table()) nat.table = t->stats();
-        if (feed) nat.conntrack = feed->stats();
+        if (const NatTable* t = exporter.nat_table()) nat.table = stats_since(t->stats(), nat_base);
+        if (feed) nat.conntrack = stats_since(feed->stats(), conntrack_base);
+    }
+    // `set flush 2`: the NAT table's and the conntrack feed's counters read 0 from now on
+    // (the table's gauges keep their level); called on the exporter thread.
+    void zero_nat_stats() {
+        if (const NatTable* t = exporter.nat_table()) nat_base = t->stats();
+        if (feed) conntrack_base = feed->stats();
     }
     void copy_stats(PipelineStats& s) const {
         std::lock_guard lock(stats_mutex);
@@ -60,6 +66,8 @@ struct Pipeline::ExportThread {
     ExporterStats stats;
     std::vector<CollectorStats> collectors;
     NatStats nat;
+    NatTableStats nat_base;        // the zero of `set flush 2`
+    ConntrackStats conntrack_base; // the feed's counters never go back
     Heartbeat heartbeat;
     std::thread thread;
 };

@@ -351,6 +351,9 @@ void Pipeline::set_timeouts(Nanos inactive, Nanos active) {
     config_.table.inactive_timeout = inactive;
     config_.table.active_timeout = active;
     on_workers([&](Worker& w) { w.table.set_timeouts(inactive, active); });
+    // The NAT grace follows: flows the longer timeout exports later still find their NAT.
+    config_.nat.table.grace = nat_grace(inactive);
+    if (export_->feed) on_exporter([&](Exporter& e) { e.set_nat_grace(config_.nat.table.grace); });
 }
 
 void Pipeline::set_hashsize(std::size_t total_buckets) {
@@ -430,6 +433,7 @@ void Pipeline::reset_stats() {
     });
     on_exporter([this](Exporter& e) {
         e.reset_stats();
+        export_->zero_nat_stats();
         export_->snapshot(true);
     });
 }

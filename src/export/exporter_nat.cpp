@@ -41,6 +41,11 @@ std::size_t Exporter::event_streams_begin() const noexcept {
     return n - std::min(n, nat_cfg_.event_destinations);
 }
 
+void Exporter::set_nat_grace(Nanos grace) noexcept {
+    nat_cfg_.table.grace = grace;
+    if (nat_table_) nat_table_->set_grace(grace);
+}
+
 void Exporter::expire_nat(Nanos now) noexcept {
     if (nat_table_) nat_table_->expire(now);
 }

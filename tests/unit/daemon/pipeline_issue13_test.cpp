@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -92,6 +93,40 @@ TEST(PipelineHashSampler, KeepsWholeFlowsAndCountsThePacketsLeftOut) {
     send(p, 5000, Direction::unknown);
     p.dispatcher(0).publish();
     EXPECT_EQ(p.stats().parse.sampled_out, out);
+    p.finish();
+}
+
+// `nflowctl set flush 2` zeroes the NAT table's and the conntrack feed's counters with the
+// others (the table's gauges keep their level). Needs ctnetlink (root): a real feed.
+TEST(PipelineNat, FlushTwoZeroesTheConntrackAndNatCounters) {
+    std::unique_ptr<ConntrackSource> source;
+    try {
+        source = std::make_unique<ConntrackSource>(ConntrackConfig{});
+    } catch (const std::exception& e) {
+        GTEST_SKIP() << "conntrack unavailable: " << e.what();
+    }
+    Fixture fx(true);
+    fx.pc.conntrack = std::make_shared<ConntrackFeed>(std::move(source), ConntrackConfig{});
+    fx.pc.nat.annotate = true;
+    fx.pc.nat_status = NatStatus::on;
+    Pipeline p(fx.pc, fx.clock,
+               CollectorSet(parse_destinations(fx.collector.address() + "@10"), 0));
+    for (std::uint32_t f = 0; f < 5; ++f) send(p, f, Direction::ingress);
+    p.dispatcher(0).publish();
+    wait_accounted(p, 5);
+    p.flush(); // exported: five lookups that find no NATed connection
+    PipelineStats s = p.stats();
+    for (int i = 0; i < 500 && (s.nat.table.not_found < 5 || s.nat.conntrack.dumps == 0); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        s = p.stats();
+    }
+    ASSERT_EQ(s.nat.table.not_found, 5U);
+    ASSERT_GE(s.nat.conntrack.dumps, 1U) << "the feed dumps the table at start";
+    p.reset_stats();
+    const PipelineStats z = p.stats();
+    EXPECT_EQ(z.nat.table.not_found, 0U);
+    EXPECT_EQ(z.nat.conntrack.dumps, 0U);
+    EXPECT_EQ(z.nat.status, NatStatus::on);
     p.finish();
 }
 

@@ -140,5 +140,34 @@ TEST(ExporterNat, OwnEventDestinationsGetTheEventsAndOnlyThem) {
     EXPECT_EQ(events[1].value(230), 2U);
 }
 
+// `nflowctl set inactive_timeout 300`: flows now leave the cache up to 300 s after their last
+// packet, so a connection destroyed before must stay findable that long (the grace follows
+// the timeout, nat_grace()); and a lower grace applies at the next expiry.
+TEST(ExporterNat, GraceFollowsTheInactiveTimeoutSetAtRunTime) {
+    test::UdpCollector r;
+    Exporter ex(kParams, CollectorSet(parse_destinations(r.address() + "@10"), 0), kNoPacing);
+    NatExportConfig cfg{.annotate = true, .events = false, .events_only = false, .table = {}};
+    cfg.table.grace = nat_grace(30 * kNanosPerSecond);
+    ex.set_nat(cfg);
+    ex.set_nat_grace(nat_grace(300 * kNanosPerSecond));
+    ex.apply_nat(masq(1000, NatEventKind::create), ExportTime{kBoot});
+    ex.apply_nat(masq(1000, NatEventKind::destroy), ExportTime{kBoot});
+    // 200 s after the destroy: past the old grace (60 s), inside the new one (330 s).
+    const Nanos later = kBoot + 200 * kNanosPerSecond;
+    ex.expire_nat(later);
+    ASSERT_NE(ex.nat_table(), nullptr);
+    EXPECT_EQ(ex.nat_table()->stats().entries, 1U);
+    ex.add(std::vector{flow(1000)}, ExportTime{later});
+    ex.finish(ExportTime{later});
+    const auto got = receive_all(r);
+    ASSERT_EQ(got.size(), 1U);
+    EXPECT_EQ(got[0].template_id, kTemplateIpv4Nat);
+    EXPECT_EQ(got[0].value(227), 2000U);
+    // Back to 30 s: the connection, destroyed 200 s ago, goes at the next expiry.
+    ex.set_nat_grace(nat_grace(30 * kNanosPerSecond));
+    ex.expire_nat(later + 1);
+    EXPECT_EQ(ex.nat_table()->stats().entries, 0U);
+}
+
 } // namespace
 } // namespace nflowd
