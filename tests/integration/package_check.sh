@@ -7,10 +7,13 @@
 # `systemd-analyze verify` on the installed unit, then dpkg -r (binaries, pages, unit and
 # rules gone, the edited conffile kept) and dpkg -P (nothing left). Skips (77) without root,
 # the tools, or when an nflowd package or a /usr/sbin/nflowd is already there.
-# usage: package_check.sh SOURCE_DIR
+# usage: package_check.sh SOURCE_DIR [BUILD_DIR]
+# A BUILD_DIR configured with prefix /usr (tests/run.sh's) is packaged as it is; otherwise a
+# release build with that prefix is made first.
 set -euo pipefail
 
-SRC=${1:?usage: package_check.sh SOURCE_DIR}
+SRC=${1:?usage: package_check.sh SOURCE_DIR [BUILD_DIR]}
+GIVEN_BUILD=${2:-}
 skip() {
     echo "SKIP: $*" >&2
     exit 77
@@ -54,14 +57,21 @@ FILES=(
     /usr/share/nflowd/rules/router-spread.nft
 )
 
-echo "== build with prefix /usr"
-cmake -S "$SRC" -B "$WORK/build" -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_BUILD_TYPE=Release \
-    -DNFLOWD_TESTS=OFF >"$WORK/configure.log" || { cat "$WORK/configure.log" >&2; exit 1; }
-cmake --build "$WORK/build" -j"$(nproc)" >"$WORK/build.log" 2>&1 ||
-    { tail -50 "$WORK/build.log" >&2; exit 1; }
+BUILD=$WORK/build
+if [[ -n $GIVEN_BUILD ]] &&
+    grep -qx 'CMAKE_INSTALL_PREFIX:PATH=/usr' "$GIVEN_BUILD/CMakeCache.txt" 2>/dev/null; then
+    echo "== packaging the build in $GIVEN_BUILD (prefix /usr)"
+    BUILD=$GIVEN_BUILD
+else
+    echo "== build with prefix /usr"
+    cmake -S "$SRC" -B "$BUILD" -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_BUILD_TYPE=Release \
+        -DNFLOWD_TESTS=OFF >"$WORK/configure.log" || { cat "$WORK/configure.log" >&2; exit 1; }
+    cmake --build "$BUILD" -j"$(nproc)" >"$WORK/build.log" 2>&1 ||
+        { tail -50 "$WORK/build.log" >&2; exit 1; }
+fi
 
 echo "== cmake --install into a staging directory"
-DESTDIR=$WORK/stage cmake --install "$WORK/build" >/dev/null
+DESTDIR=$WORK/stage cmake --install "$BUILD" >/dev/null
 for f in "${FILES[@]}"; do
     [[ -f $WORK/stage$f ]] || fail "cmake --install did not install $f"
 done
@@ -69,7 +79,7 @@ grep -qxF 'ExecStart=/usr/sbin/nflowd --config /etc/nflowd/nflowd.conf' \
     "$WORK/stage/usr/lib/systemd/system/nflowd.service" || fail "unit names the wrong paths"
 
 echo "== cpack"
-(cd "$WORK/build" && cpack -G DEB >"$WORK/cpack.log" 2>&1) || { cat "$WORK/cpack.log" >&2; exit 1; }
+(cd "$BUILD" && cpack -G DEB >"$WORK/cpack.log" 2>&1) || { cat "$WORK/cpack.log" >&2; exit 1; }
 DEB=$(ls "$WORK"/build/nflowd_*.deb)
 echo "$(basename "$DEB")"
 dpkg-deb -f "$DEB" Package Version Architecture Depends
