@@ -79,8 +79,9 @@ grep -qxF 'ExecStart=/usr/sbin/nflowd --config /etc/nflowd/nflowd.conf' \
     "$WORK/stage/usr/lib/systemd/system/nflowd.service" || fail "unit names the wrong paths"
 
 echo "== cpack"
+rm -f "$BUILD"/nflowd_*.deb # one package to check, this one
 (cd "$BUILD" && cpack -G DEB >"$WORK/cpack.log" 2>&1) || { cat "$WORK/cpack.log" >&2; exit 1; }
-DEB=$(ls "$WORK"/build/nflowd_*.deb)
+DEB=$(ls "$BUILD"/nflowd_*.deb)
 echo "$(basename "$DEB")"
 dpkg-deb -f "$DEB" Package Version Architecture Depends
 depends=$(dpkg-deb -f "$DEB" Depends)
