@@ -8,9 +8,11 @@
 #   4. every libFuzzer target for a bounded time (FUZZ_SECONDS each, default 45).
 # The sanitizer builds are -O1 -g1 with assertions on: half the compile time of -O2 -g, the
 # sanitizers' own advice, and line numbers in every report. The TSan build makes only what
-# its stage runs (target threaded_checks).
+# its stage runs (target threaded_checks). With the release stage, the later builds are made
+# at idle priority while its tests run.
 # NFLOWD_STAGES="release asan tsan fuzz" selects stages.
 set -euo pipefail
+self=$(readlink -f "$0")
 cd "$(dirname "$0")/.."
 
 deps=(build-essential cmake pkg-config libnetfilter-log-dev libmnl-dev libnfnetlink-dev
@@ -41,25 +43,49 @@ build() { # build DIR TARGET CMAKE_ARGS...
 }
 sanitizer_flags=(-DCMAKE_BUILD_TYPE= "-DCMAKE_CXX_FLAGS=-O1 -g1" "-DCMAKE_C_FLAGS=-O1 -g1")
 
-if [[ " $stages " == *" release "* ]]; then
+has() { [[ " $stages " == *" $1 "* ]]; }
+# The sanitizer and fuzz builds. With the release stage they are made in the background at
+# idle CPU priority (SCHED_IDLE) while its tests run: those mostly wait on timeouts in their
+# namespaces, and a waking test always preempts the compilers.
+later_builds() {
+    if has asan; then build build-asan all "${sanitizer_flags[@]}" -DNFLOWD_ASAN=ON; fi
+    if has tsan; then build build-tsan threaded_checks "${sanitizer_flags[@]}" -DNFLOWD_TSAN=ON; fi
+    if has fuzz; then NFLOWD_FUZZ_PREBUILT=0 bash tests/fuzz/run.sh build; fi
+}
+if [[ ${NFLOWD_BUILD_ONLY:-0} == 1 ]]; then
+    later_builds
+    exit 0
+fi
+export NFLOWD_FUZZ_PREBUILT=1
+
+if has release; then
     echo "== release build, every test"
     # Prefix /usr: package_check packages this very build instead of compiling another.
     build build-test all -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr
+    idle=(nice -n 19)
+    chrt --idle 0 true 2>/dev/null && idle=(chrt --idle 0)
+    later_log=$(mktemp)
+    # Its own session, so that a failure ends the whole build (compilers included).
+    NFLOWD_BUILD_ONLY=1 "${idle[@]}" setsid bash "$self" >"$later_log" 2>&1 &
+    later_pid=$!
+    trap 'kill -- -"$later_pid" 2>/dev/null || true; rm -f "$later_log"' EXIT
     (cd build-test && ctest --output-on-failure --timeout 900)
+    echo "== sanitizer and fuzz builds (made meanwhile)"
+    wait "$later_pid" || { tail -80 "$later_log"; exit 1; }
+else
+    later_builds
 fi
-if [[ " $stages " == *" asan "* ]]; then
-    echo "== unit tests under ASan + UBSan"
-    build build-asan all "${sanitizer_flags[@]}" -DNFLOWD_ASAN=ON
+if has asan; then
+    echo "== unit and threaded tests under ASan + UBSan"
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --output-on-failure --timeout 900 -L 'unit|threaded')
 fi
-if [[ " $stages " == *" tsan "* ]]; then
+if has tsan; then
     echo "== threaded tests under TSan"
-    build build-tsan threaded_checks "${sanitizer_flags[@]}" -DNFLOWD_TSAN=ON
     (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
         ctest --output-on-failure --timeout 900 -L threaded)
 fi
-if [[ " $stages " == *" fuzz "* ]]; then
+if has fuzz; then
     echo "== fuzzing, ${FUZZ_SECONDS:-45} s per target"
     bash tests/fuzz/run.sh "${FUZZ_SECONDS:-45}"
 fi
