@@ -12,6 +12,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 #include <linux/netlink.h>
+#include <net/if_arp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -40,7 +41,7 @@ std::uint32_t attr_be32(const nlattr* a) noexcept {
     return ntohl(mnl_attr_get_u32(a));
 }
 
-std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical, bool physdev) noexcept {
+std::uint32_t ifindex_of(const nlattr* const* tb, int phys, int logical, bool physdev) noexcept {
     // Bridged packets carry the bridge as the logical device and the port as the physical
     // one. ipt_NETFLOW reports the logical device unless built with
     // --enable-physdev-override, and a `tcpdump -i nflog:N` capture holds both: the choice
@@ -69,6 +70,81 @@ Direction direction_of(const nlattr* hdr) noexcept {
     }
 }
 
+// Attribute table of one message. libnetfilter_log's nflog_nlmsg_parse() knows attributes up
+// to NFULA_CT_INFO only and skips NFULA_VLAN and NFULA_L2HDR, so nflowd parses them itself,
+// validating the attributes it reads as that function does (a bad one makes the message
+// malformed) and skipping types newer than its headers.
+using AttrTable = std::array<const nlattr*, NFULA_MAX + 1>;
+
+bool attr_valid(const nlattr* a, int type) noexcept {
+    switch (type) {
+    case NFULA_HWTYPE:
+    case NFULA_HWLEN:
+        return mnl_attr_validate(a, MNL_TYPE_U16) >= 0;
+    case NFULA_MARK:
+    case NFULA_IFINDEX_INDEV:
+    case NFULA_IFINDEX_OUTDEV:
+    case NFULA_IFINDEX_PHYSINDEV:
+    case NFULA_IFINDEX_PHYSOUTDEV:
+    case NFULA_UID:
+    case NFULA_GID:
+    case NFULA_SEQ:
+    case NFULA_SEQ_GLOBAL:
+        return mnl_attr_validate(a, MNL_TYPE_U32) >= 0;
+    case NFULA_TIMESTAMP:
+        return mnl_attr_validate2(a, MNL_TYPE_UNSPEC, sizeof(nfulnl_msg_packet_timestamp)) >= 0;
+    case NFULA_PACKET_HDR:
+        return mnl_attr_validate2(a, MNL_TYPE_UNSPEC, sizeof(nfulnl_msg_packet_hdr)) >= 0;
+    case NFULA_PREFIX:
+        return mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0;
+    case NFULA_VLAN:
+        return mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0;
+    default:
+        return true;
+    }
+}
+
+int store_attr(const nlattr* a, void* data) noexcept {
+    const int type = mnl_attr_get_type(a);
+    if (mnl_attr_type_valid(a, NFULA_MAX) < 0) return MNL_CB_OK; // newer than these headers
+    if (!attr_valid(a, type)) return MNL_CB_ERROR;
+    (*static_cast<AttrTable*>(data))[static_cast<std::size_t>(type)] = a;
+    return MNL_CB_OK;
+}
+
+std::uint16_t attr_be16(const nlattr* a) noexcept {
+    return ntohs(mnl_attr_get_u16(a));
+}
+
+// The Ethernet header the packet came in with (dev_parse_header: destination MAC, source MAC,
+// ethertype), present only where the kernel had one: ingress hooks and FORWARD, not OUTPUT.
+// Other link types (loopback has an all-zero Ethernet header too, tunnels none) give none.
+// The VLAN id comes from NFULA_VLAN (bridge and netdev families only) when present.
+LinkLayer link_of(const AttrTable& tb) noexcept {
+    LinkLayer link;
+    constexpr std::uint16_t kEtherHeader = 14;
+    if (tb[NFULA_HWTYPE] && tb[NFULA_HWLEN] && tb[NFULA_HWHEADER] &&
+        attr_be16(tb[NFULA_HWTYPE]) == ARPHRD_ETHER && attr_be16(tb[NFULA_HWLEN]) == kEtherHeader &&
+        mnl_attr_get_payload_len(tb[NFULA_HWHEADER]) >= kEtherHeader) {
+        const auto* hw = static_cast<const std::uint8_t*>(mnl_attr_get_payload(tb[NFULA_HWHEADER]));
+        std::memcpy(link.dst_mac.data(), hw, 6);
+        std::memcpy(link.src_mac.data(), hw + 6, 6);
+    }
+    if (tb[NFULA_VLAN]) {
+        // mnl_attr_for_each_nested, written for C++ (void* does not convert implicitly).
+        const nlattr* nest = tb[NFULA_VLAN];
+        const auto* end =
+            static_cast<const char*>(mnl_attr_get_payload(nest)) + mnl_attr_get_payload_len(nest);
+        for (auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
+             mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a)));
+             a = mnl_attr_next(a)) {
+            if (mnl_attr_get_type(a) == NFULA_VLAN_TCI && mnl_attr_validate(a, MNL_TYPE_U16) >= 0)
+                link.vlan = attr_be16(a) & 0x0fffU;
+        }
+    }
+    return link;
+}
+
 // The kernel's timestamp, or false when absent or not a valid time (then the receive time
 // stands in).
 // How far a kernel timestamp may be from the batch's receive time before it is not believed.
@@ -76,7 +152,7 @@ constexpr Nanos kMaxTimestampSkew = 5 * kNanosPerSecond;
 
 bool kernel_time(const nlattr* a, Nanos& out) noexcept {
     if (a == nullptr) return false;
-    nfulnl_msg_packet_timestamp ts{}; // length checked by nflog_nlmsg_parse
+    nfulnl_msg_packet_timestamp ts{}; // length checked by attr_valid
     std::memcpy(&ts, mnl_attr_get_payload(a), sizeof ts);
     const std::uint64_t sec = be64toh(ts.sec);
     const std::uint64_t usec = be64toh(ts.usec);
@@ -147,8 +223,8 @@ namespace {
         ++stats.malformed;
         return false;
     }
-    std::array<nlattr*, NFULA_MAX + 1> tb{};
-    if (nflog_nlmsg_parse(nlh, tb.data()) < 0) {
+    AttrTable tb{};
+    if (mnl_attr_parse(nlh, sizeof(nfgenmsg), store_attr, &tb) < 0) {
         ++stats.malformed;
         return false;
     }
@@ -181,6 +257,7 @@ namespace {
     meta.direction = direction_of(tb[NFULA_PACKET_HDR]);
     meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV, physdev);
     meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV, physdev);
+    meta.link = link_of(tb);
     ++stats.packets;
     stats.bytes += payload_len;
     fn(ctx,

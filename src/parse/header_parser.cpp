@@ -187,6 +187,7 @@ ParseResult parse_ip_packet(std::span<const std::byte> bytes, const PacketMeta& 
     out.key.protocol = protocol;
     out.key.tos = tos;
     out.key.direction = meta.direction;
+    out.link = meta.link;
     out.time = meta.time;
     out.out_if = meta.out_if;
     out.octets = length;
@@ -233,6 +234,7 @@ ParseResult parse_ipv6_packet(std::span<const std::byte> bytes, const PacketMeta
     out.key.protocol = w.protocol;
     out.key.tos = static_cast<std::uint8_t>(version_class_label >> 20);
     out.flow_label = version_class_label & 0xfffffU;
+    out.link = meta.link;
     out.time = meta.time;
     out.out_if = meta.out_if;
     out.octets = length;
@@ -258,7 +260,10 @@ ParseResult HeaderParser::parse(std::span<const std::byte> bytes, const PacketMe
     const ParseResult r = parse_ip_packet(bytes, meta, out.v4);
     // Only v9/IPFIX export the direction (what set_ipv6 says too): v5 flows must not split
     // by hook, nor hold what they cannot export.
-    if (!ipv6_) out.v4.key.direction = Direction::unknown;
+    if (!ipv6_) {
+        out.v4.key.direction = Direction::unknown;
+        out.v4.link = LinkLayer{}; // nor MACs and VLAN (FlowTable stores none then)
+    }
     return count(r, out.v4.octets);
 }
 
