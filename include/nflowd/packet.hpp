@@ -267,7 +267,7 @@ struct PacketInfo {
     std::uint8_t tcp_flags = 0;
     std::uint8_t src_mask = 0; // prefix lengths set by aggregation, 0 otherwise
     std::uint8_t dst_mask = 0;
-    LinkLayer link; // empty unless v9/IPFIX is configured (HeaderParser::set_ipv6)
+    LinkLayer link{}; // empty unless v9/IPFIX is configured (HeaderParser::set_ipv6)
 };
 
 // One accounted IPv6 packet: PacketInfo's fields with the IPv6 key and the flow label. A
@@ -282,7 +282,7 @@ struct PacketInfo6 {
     std::uint8_t tcp_flags = 0;
     std::uint8_t src_mask = 0;
     std::uint8_t dst_mask = 0;
-    LinkLayer link;
+    LinkLayer link{};
 };
 
 // Why a flow left the cache, with IPFIX's flowEndReason values (RFC 7011 IE 136) so that
@@ -313,7 +313,7 @@ struct FlowRecord {
     std::uint8_t tcp_flags = 0;
     std::uint8_t src_mask = 0;
     std::uint8_t dst_mask = 0;
-    LinkLayer link; // the first packet's that had one; empty when not stored (v5)
+    LinkLayer link{}; // the first packet's that had one; empty when not stored (v5)
 };
 
 } // namespace nflowd
