@@ -43,6 +43,13 @@ std::uint64_t wall_ms(Nanos flow_time, const ExportTime& time) noexcept {
     return static_cast<std::uint64_t>(floor_div(time.wall(flow_time), kNanosPerMilli));
 }
 
+// A MAC address as the 48-bit integer whose big-endian bytes it is.
+std::uint64_t mac_value(const std::array<std::uint8_t, 6>& mac) noexcept {
+    std::uint64_t v = 0;
+    for (const std::uint8_t b : mac) v = v << 8 | b;
+    return v;
+}
+
 bool is_icmp(const FlowRecord& r) noexcept {
     return r.key.protocol == IPPROTO_ICMP || r.key.protocol == IPPROTO_ICMPV6;
 }
@@ -93,6 +100,12 @@ std::uint64_t flow_value(std::uint16_t id, const FlowRecord& r, const ExportTime
         return r.key.direction == Direction::ingress  ? 0
                : r.key.direction == Direction::egress ? 1
                                                       : 255;
+    case ie::src_mac:
+        return mac_value(r.link.src_mac);
+    case ie::dst_mac:
+        return mac_value(r.link.dst_mac);
+    case ie::vlan_id:
+        return r.link.vlan;
     case ie::first_switched:
         return uptime_ms(r.first, boot);
     case ie::last_switched:
@@ -121,6 +134,22 @@ void write_flow(std::byte* p, std::span<const FieldSpec> fields, const FlowRecor
 std::span<const FieldSpec> data_template(bool v9, Family family) noexcept {
     if (family == Family::ipv6) return v9 ? std::span(ipfix::kV9Ipv6) : ipfix::kIpfixIpv6;
     return v9 ? std::span(ipfix::kV9Ipv4) : ipfix::kIpfixIpv4;
+}
+
+// The fields before any NAT tail: the plain ones, and the link layer's if `link`.
+std::span<const FieldSpec> flow_fields(bool v9, Family family, bool link) noexcept {
+    if (!link) return data_template(v9, family);
+    if (family == Family::ipv6) return v9 ? std::span(ipfix::kV9Ipv6Link) : ipfix::kIpfixIpv6Link;
+    return v9 ? std::span(ipfix::kV9Ipv4Link) : ipfix::kIpfixIpv4Link;
+}
+std::span<const FieldSpec> flow_fields(bool v9, const FlowRecord& r) noexcept {
+    return flow_fields(v9, r.family, !r.link.empty());
+}
+
+std::uint16_t flow_template_id(const FlowRecord& r) noexcept {
+    const bool v6 = r.family == Family::ipv6;
+    if (r.link.empty()) return v6 ? kTemplateIpv6 : kTemplateIpv4;
+    return v6 ? kTemplateIpv6Link : kTemplateIpv4Link;
 }
 
 ipfix::OptionsTemplate options_template(bool v9, std::uint16_t id) noexcept {
@@ -306,9 +335,8 @@ bool MessageBuilder::add_if_name(const InterfaceName& row) {
 
 bool MessageBuilder::add_flow(const FlowRecord& record, const ExportTime& time,
                               const V5Params& params) {
-    const auto fields = data_template(v9(), record.family);
-    const std::uint16_t id = record.family == Family::ipv6 ? kTemplateIpv6 : kTemplateIpv4;
-    const std::size_t at = reserve(id, ipfix::record_size(fields));
+    const auto fields = flow_fields(v9(), record);
+    const std::size_t at = reserve(flow_template_id(record), ipfix::record_size(fields));
     if (at == 0) return false;
     write_flow(&buf_[at], fields, record, time, params.boot_time - kV9UptimeLead);
     ++flows_;
@@ -366,6 +394,12 @@ std::span<const FieldSpec> nat_template(bool v9, Family family) noexcept {
     return v9 ? std::span(ipfix::kV9Ipv4Nat) : ipfix::kIpfixIpv4Nat;
 }
 
+std::span<const FieldSpec> nat_link_template(bool v9, Family family) noexcept {
+    if (family == Family::ipv6)
+        return v9 ? std::span(ipfix::kV9Ipv6NatLink) : ipfix::kIpfixIpv6NatLink;
+    return v9 ? std::span(ipfix::kV9Ipv4NatLink) : ipfix::kIpfixIpv4NatLink;
+}
+
 // The translated pair, in the order of kNat4Tail / kNat6Tail.
 std::byte* put_nat_pair(std::byte* p, Family family, const NatEndpoint& src,
                         const NatEndpoint& dst) noexcept {
@@ -404,14 +438,36 @@ bool MessageBuilder::add_nat_templates(bool events) {
 
 bool MessageBuilder::add_nat_flow(const FlowRecord& record, const NatTranslation& nat,
                                   const ExportTime& time, const V5Params& params) {
-    const auto plain = data_template(v9(), record.family);
-    const std::uint16_t id = record.family == Family::ipv6 ? kTemplateIpv6Nat : kTemplateIpv4Nat;
-    const std::size_t at = reserve(id, ipfix::record_size(nat_template(v9(), record.family)));
+    const auto plain = flow_fields(v9(), record); // with the link layer's when it has one
+    const bool v6 = record.family == Family::ipv6, link = !record.link.empty();
+    const std::uint16_t id = link ? (v6 ? kTemplateIpv6NatLink : kTemplateIpv4NatLink)
+                                  : (v6 ? kTemplateIpv6Nat : kTemplateIpv4Nat);
+    const std::size_t at =
+        reserve(id, ipfix::record_size(plain) + (v6 ? kNat6TailSize : kNat4TailSize));
     if (at == 0) return false;
     write_flow(&buf_[at], plain, record, time, params.boot_time - kV9UptimeLead);
     put_nat_pair(&buf_[at + ipfix::record_size(plain)], record.family, nat.src, nat.dst);
     ++flows_;
     latest_last_ = flows_ == 1 ? record.last : std::max(latest_last_, record.last);
+    return true;
+}
+
+bool MessageBuilder::add_link_templates(bool nat) {
+    const bool v = v9();
+    std::size_t size = 0;
+    for (auto family : {Family::ipv4, Family::ipv6}) {
+        size += 4 + 4 * flow_fields(v, family, true).size();
+        if (nat) size += 4 + 4 * nat_link_template(v, family).size();
+    }
+    std::size_t at = reserve(v ? 0 : 2, size);
+    if (at == 0) return false;
+    at += put_template(&buf_[at], kTemplateIpv4Link, flow_fields(v, Family::ipv4, true));
+    at += put_template(&buf_[at], kTemplateIpv6Link, flow_fields(v, Family::ipv6, true));
+    if (nat) {
+        at += put_template(&buf_[at], kTemplateIpv4NatLink, nat_link_template(v, Family::ipv4));
+        put_template(&buf_[at], kTemplateIpv6NatLink, nat_link_template(v, Family::ipv6));
+    }
+    templates_ += nat ? 4 : 2;
     return true;
 }
 

@@ -134,4 +134,20 @@ constexpr auto kNatEvent6 =
 static_assert(record_size(kNatEvent4) == kNatEvent4RecordSize);
 static_assert(record_size(kNatEvent6) == kNatEvent6RecordSize);
 
+// ---- Link layer (issue 13): MACs and VLAN after the plain fields, before any NAT tail ----
+namespace ie {
+constexpr std::uint16_t src_mac = 56, vlan_id = 58, dst_mac = 80;
+} // namespace ie
+constexpr std::array kLinkTail{FieldSpec{ie::src_mac, 6}, FieldSpec{ie::dst_mac, 6},
+                               FieldSpec{ie::vlan_id, 2}};
+static_assert(record_size(kLinkTail) == kLinkTailSize);
+constexpr auto kV9Ipv4Link = concat(kV9Ipv4, kLinkTail);
+constexpr auto kIpfixIpv4Link = concat(kIpfixIpv4, kLinkTail);
+constexpr auto kV9Ipv6Link = concat(kV9Ipv6, kLinkTail);
+constexpr auto kIpfixIpv6Link = concat(kIpfixIpv6, kLinkTail);
+constexpr auto kV9Ipv4NatLink = concat(kV9Ipv4Link, kNat4Tail);
+constexpr auto kIpfixIpv4NatLink = concat(kIpfixIpv4Link, kNat4Tail);
+constexpr auto kV9Ipv6NatLink = concat(kV9Ipv6Link, kNat6Tail);
+constexpr auto kIpfixIpv6NatLink = concat(kIpfixIpv6Link, kNat6Tail);
+
 } // namespace nflowd::ipfix
