@@ -29,9 +29,11 @@ constexpr std::uint16_t kTemplateIpv4Nat = 261;
 constexpr std::uint16_t kTemplateIpv6Nat = 262;
 constexpr std::uint16_t kTemplateNatEvent4 = 263;
 constexpr std::uint16_t kTemplateNatEvent6 = 264;
-// Link layer (issue 13): the data records of flows that have MACs or a VLAN, the plain (or
-// NAT) record with sourceMacAddress (56), destinationMacAddress (80) and vlanId (58) after it
-// (before the NAT fields). Flows without (OUTPUT, --read of raw IP) keep the plain templates.
+// Link layer (issue 13): the data records of flows that have MACs, a VLAN or an observation
+// point (FlowRecord::extended()), the plain (or NAT) record with sourceMacAddress (56),
+// destinationMacAddress (80), vlanId (58) and observationPointId (138) after it (before the
+// NAT fields); what a flow lacks is 0. Flows with none of them (OUTPUT, --read of raw IP)
+// keep the plain templates.
 constexpr std::uint16_t kTemplateIpv4Link = 265;
 constexpr std::uint16_t kTemplateIpv6Link = 266;
 constexpr std::uint16_t kTemplateIpv4NatLink = 267;
@@ -48,7 +50,7 @@ constexpr std::size_t kNat4TailSize = 12; // 225, 226, 227, 228
 constexpr std::size_t kNat6TailSize = 36; // 281, 282, 227, 228
 constexpr std::size_t kNatEvent4RecordSize = 34;
 constexpr std::size_t kNatEvent6RecordSize = 82;
-constexpr std::size_t kLinkTailSize = 14; // 56, 80, 58
+constexpr std::size_t kLinkTailSize = 18; // 56, 80, 58, 138
 // Room for the header and every template in one message, with margin: the --mtu floor.
 constexpr std::size_t kMinMessageSize = 512;
 constexpr std::size_t kMaxMessageSize = 65507; // the most one UDP/IPv4 datagram carries
@@ -111,7 +113,7 @@ class MessageBuilder {
 
     // Link layer (issue 13): templates 265/266, and 267/268 (NAT with link layer) if `nat`, in
     // a template set of their own (as the NAT ones: after add_templates). add_flow and
-    // add_nat_flow use them for a record whose link is not empty.
+    // add_nat_flow use them for a record that is extended().
     bool add_link_templates(bool nat);
 
     // Closes the open set, writes the header; v9 count = records + templates, IPFIX sequence =

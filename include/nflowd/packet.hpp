@@ -83,10 +83,13 @@ struct FlowKey {
     std::uint8_t protocol = 0;
     std::uint8_t tos = 0;
     Direction direction = Direction::unknown;
+    // observationPointId from the rule's --nflog-prefix tag "obs=N" (PrefixTag), 0 = none:
+    // like the direction, kept only for v9/IPFIX, and it splits flows at no memory cost.
+    std::uint8_t obs_point = 0;
 
     friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
-static_assert(sizeof(FlowKey) == 20, "the direction must stay in the padding");
+static_assert(sizeof(FlowKey) == 20, "the direction and obs_point must stay in the padding");
 
 // IPv6 flow key: the addresses as on the wire (network order), the other fields as FlowKey's
 // (ports or ICMPv6 type/code in dst_port, tos = traffic class). 44 bytes.
@@ -99,10 +102,11 @@ struct FlowKey6 {
     std::uint8_t protocol = 0;
     std::uint8_t tos = 0;
     Direction direction = Direction::unknown;
+    std::uint8_t obs_point = 0;
 
     friend bool operator==(const FlowKey6&, const FlowKey6&) = default;
 };
-static_assert(sizeof(FlowKey6) == 44, "the direction must stay in the padding");
+static_assert(sizeof(FlowKey6) == 44, "the direction and obs_point must stay in the padding");
 
 // A 128-bit SipHash key. Flow keys come from the network, so an unkeyed hash lets a sender
 // pick flows that share one bucket (hash flooding); with a secret random key nobody outside
@@ -314,6 +318,10 @@ struct FlowRecord {
     std::uint8_t src_mask = 0;
     std::uint8_t dst_mask = 0;
     LinkLayer link{}; // the first packet's that had one; empty when not stored (v5)
+
+    // Whether v9/IPFIX send it with the extended templates (265-268): a link layer or an
+    // observation point to carry.
+    bool extended() const noexcept { return !link.empty() || key.obs_point != 0; }
 };
 
 } // namespace nflowd

@@ -82,6 +82,8 @@ template <class P> FlowRecord BasicFlowTable<P>::to_record(const Entry& e, EndRe
         r.key.in_if = e.key.in_if;
         r.key.protocol = e.key.protocol;
         r.key.tos = e.key.tos;
+        r.key.direction = e.key.direction;
+        r.key.obs_point = e.key.obs_point;
         r.flow_label = e.flow_label;
     } else {
         r.key = e.key;

@@ -1,6 +1,8 @@
 // NFLOG group binding over libmnl and the parser of the kernel's packet batches.
 #include "nflowd/nflog_source.hpp"
 
+#include "nflog_attrs.hpp"
+
 #include "nflowd/clock.hpp"
 #include "nflowd/net_admin.hpp"
 #include "nflowd/netlink_align.hpp"
@@ -12,7 +14,6 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 #include <linux/netlink.h>
-#include <net/if_arp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -68,81 +69,6 @@ Direction direction_of(const nlattr* hdr) noexcept {
     default:
         return Direction::unknown;
     }
-}
-
-// Attribute table of one message. libnetfilter_log's nflog_nlmsg_parse() knows attributes up
-// to NFULA_CT_INFO only and skips NFULA_VLAN and NFULA_L2HDR, so nflowd parses them itself,
-// validating the attributes it reads as that function does (a bad one makes the message
-// malformed) and skipping types newer than its headers.
-using AttrTable = std::array<const nlattr*, NFULA_MAX + 1>;
-
-bool attr_valid(const nlattr* a, int type) noexcept {
-    switch (type) {
-    case NFULA_HWTYPE:
-    case NFULA_HWLEN:
-        return mnl_attr_validate(a, MNL_TYPE_U16) >= 0;
-    case NFULA_MARK:
-    case NFULA_IFINDEX_INDEV:
-    case NFULA_IFINDEX_OUTDEV:
-    case NFULA_IFINDEX_PHYSINDEV:
-    case NFULA_IFINDEX_PHYSOUTDEV:
-    case NFULA_UID:
-    case NFULA_GID:
-    case NFULA_SEQ:
-    case NFULA_SEQ_GLOBAL:
-        return mnl_attr_validate(a, MNL_TYPE_U32) >= 0;
-    case NFULA_TIMESTAMP:
-        return mnl_attr_validate2(a, MNL_TYPE_UNSPEC, sizeof(nfulnl_msg_packet_timestamp)) >= 0;
-    case NFULA_PACKET_HDR:
-        return mnl_attr_validate2(a, MNL_TYPE_UNSPEC, sizeof(nfulnl_msg_packet_hdr)) >= 0;
-    case NFULA_PREFIX:
-        return mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0;
-    case NFULA_VLAN:
-        return mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0;
-    default:
-        return true;
-    }
-}
-
-int store_attr(const nlattr* a, void* data) noexcept {
-    const int type = mnl_attr_get_type(a);
-    if (mnl_attr_type_valid(a, NFULA_MAX) < 0) return MNL_CB_OK; // newer than these headers
-    if (!attr_valid(a, type)) return MNL_CB_ERROR;
-    (*static_cast<AttrTable*>(data))[static_cast<std::size_t>(type)] = a;
-    return MNL_CB_OK;
-}
-
-std::uint16_t attr_be16(const nlattr* a) noexcept {
-    return ntohs(mnl_attr_get_u16(a));
-}
-
-// The Ethernet header the packet came in with (dev_parse_header: destination MAC, source MAC,
-// ethertype), present only where the kernel had one: ingress hooks and FORWARD, not OUTPUT.
-// Other link types (loopback has an all-zero Ethernet header too, tunnels none) give none.
-// The VLAN id comes from NFULA_VLAN (bridge and netdev families only) when present.
-LinkLayer link_of(const AttrTable& tb) noexcept {
-    LinkLayer link;
-    constexpr std::uint16_t kEtherHeader = 14;
-    if (tb[NFULA_HWTYPE] && tb[NFULA_HWLEN] && tb[NFULA_HWHEADER] &&
-        attr_be16(tb[NFULA_HWTYPE]) == ARPHRD_ETHER && attr_be16(tb[NFULA_HWLEN]) == kEtherHeader &&
-        mnl_attr_get_payload_len(tb[NFULA_HWHEADER]) >= kEtherHeader) {
-        const auto* hw = static_cast<const std::uint8_t*>(mnl_attr_get_payload(tb[NFULA_HWHEADER]));
-        std::memcpy(link.dst_mac.data(), hw, 6);
-        std::memcpy(link.src_mac.data(), hw + 6, 6);
-    }
-    if (tb[NFULA_VLAN]) {
-        // mnl_attr_for_each_nested, written for C++ (void* does not convert implicitly).
-        const nlattr* nest = tb[NFULA_VLAN];
-        const auto* end =
-            static_cast<const char*>(mnl_attr_get_payload(nest)) + mnl_attr_get_payload_len(nest);
-        for (auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
-             mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a)));
-             a = mnl_attr_next(a)) {
-            if (mnl_attr_get_type(a) == NFULA_VLAN_TCI && mnl_attr_validate(a, MNL_TYPE_U16) >= 0)
-                link.vlan = attr_be16(a) & 0x0fffU;
-        }
-    }
-    return link;
 }
 
 // The kernel's timestamp, or false when absent or not a valid time (then the receive time
@@ -217,14 +143,14 @@ namespace {
 [[gnu::always_inline]] inline bool deliver_message(const nlmsghdr* nlh, const TimePair& recv_time,
                                                    NflogSeqTracker& seq, NflogStats& stats,
                                                    bool physdev, detail::NflogPacketFn fn,
-                                                   void* ctx) {
+                                                   void* ctx, PrefixTagMemo* prefixes) {
     ++stats.messages;
     if (nlh->nlmsg_type != kPacketMsgType || mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) {
         ++stats.malformed;
         return false;
     }
-    AttrTable tb{};
-    if (mnl_attr_parse(nlh, sizeof(nfgenmsg), store_attr, &tb) < 0) {
+    detail::NflogAttrs tb{};
+    if (mnl_attr_parse(nlh, sizeof(nfgenmsg), detail::store_nflog_attr, &tb) < 0) {
         ++stats.malformed;
         return false;
     }
@@ -257,7 +183,7 @@ namespace {
     meta.direction = direction_of(tb[NFULA_PACKET_HDR]);
     meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV, physdev);
     meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV, physdev);
-    meta.link = link_of(tb);
+    detail::link_and_tag(tb, prefixes, meta);
     ++stats.packets;
     stats.bytes += payload_len;
     fn(ctx,
@@ -279,7 +205,7 @@ Nanos detail::nflog_packet_time(Nanos stamp, const TimePair& recv, bool& bad) no
 
 std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, const TimePair& recv_time,
                                       NflogSeqTracker& seq, NflogStats& stats, bool physdev,
-                                      NflogPacketFn fn, void* ctx) {
+                                      NflogPacketFn fn, void* ctx, PrefixTagMemo* prefixes) {
     ++stats.batches;
     if (buffer.empty()) return 0;
     // libmnl reads headers in place: a misaligned buffer would be undefined behaviour.
@@ -293,7 +219,7 @@ std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, const T
          off += netlink_align(nlh->nlmsg_len)) {
         // NLMSG_DONE ends a multi-message batch; ACKs and NOOPs carry no packet.
         if (nlh->nlmsg_type < NLMSG_MIN_TYPE) continue;
-        if (deliver_message(nlh, recv_time, seq, stats, physdev, fn, ctx)) ++delivered;
+        if (deliver_message(nlh, recv_time, seq, stats, physdev, fn, ctx, prefixes)) ++delivered;
     }
     // Bytes left that do not form a message: cut short or a lying length. The walk cannot
     // resynchronise past them.
@@ -426,7 +352,7 @@ void NflogSource::unbind(detail::NflogPacketFn fn, void* ctx) {
 void NflogSource::on_not_ack(std::span<const std::byte> datagram, NotAck not_ack) {
     if (not_ack.fn != nullptr)
         detail::parse_nflog_batch(datagram, time_pair_now(), seq_, stats_, physdev_, not_ack.fn,
-                                  not_ack.ctx);
+                                  not_ack.ctx, &prefixes_);
     else
         backlog_.push(datagram);
 }

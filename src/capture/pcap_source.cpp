@@ -2,6 +2,7 @@
 
 #include "nflowd/byte_reader.hpp"
 #include "nflowd/netlink_align.hpp"
+#include "nflowd/prefix_tag.hpp"
 
 #include <pcap/dlt.h>
 #include <pcap/pcap.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 namespace nflowd {
 
@@ -41,6 +43,7 @@ constexpr std::uint16_t kNflogTlvOutdev = 5;
 constexpr std::uint16_t kNflogTlvPhysindev = 6; // bridge ports, present only when bridged
 constexpr std::uint16_t kNflogTlvPhysoutdev = 7;
 constexpr std::uint16_t kNflogTlvPayload = 9;
+constexpr std::uint16_t kNflogTlvPrefix = 10;
 // The link layer (issue 13): values big-endian as the kernel sent them, like the interfaces.
 constexpr std::uint16_t kNflogTlvHwtype = 15;
 constexpr std::uint16_t kNflogTlvHwheader = 16;
@@ -127,13 +130,14 @@ struct NflogInterfaces {
     }
 };
 
-// The hardware header and VLAN TLVs, read as NflogSource reads the live attributes: MACs
-// only from a 14-byte Ethernet header, the VLAN id from the nested TCI.
+// The hardware header, VLAN and prefix TLVs, read as NflogSource reads the live attributes:
+// MACs only from a 14-byte Ethernet header, the VLAN id from the nested TCI, the prefix's tag.
 struct NflogLink {
     std::uint16_t hwtype = 0;
     std::uint16_t hwlen = 0;
     std::span<const std::byte> header;
     std::uint16_t vlan = 0;
+    PrefixTag tag;
 
     // `value` is the TLV's value as far as the capture holds it.
     void take(std::span<const std::byte> value, std::uint16_t type) noexcept {
@@ -142,6 +146,10 @@ struct NflogLink {
         if (type == kNflogTlvHwlen && value.size() >= 2) hwlen = r.u16();
         if (type == kNflogTlvHwheader) header = value;
         if (type == kNflogTlvVlan) vlan = nested_tci(value);
+        if (type == kNflogTlvPrefix) {
+            const std::string_view text(reinterpret_cast<const char*>(value.data()), value.size());
+            tag = parse_prefix_tag(text.substr(0, text.find('\0')));
+        }
     }
     static std::uint16_t nested_tci(std::span<const std::byte> nest) noexcept {
         std::size_t off = 0;
@@ -155,7 +163,10 @@ struct NflogLink {
         }
         return 0;
     }
-    void apply(LinkLayer& link) const noexcept {
+    void apply(PacketMeta& meta) const noexcept {
+        meta.obs_point = tag.obs_point;
+        if (tag.direction != Direction::unknown) meta.direction = tag.direction;
+        LinkLayer& link = meta.link;
         link.vlan = vlan;
         if (hwtype != kArphrdEther || hwlen != kEthernetHeader || header.size() < kEthernetHeader)
             return;
@@ -197,7 +208,7 @@ LinkResult nflog_to_ip(std::span<const std::byte> frame, std::span<const std::by
         off += netlink_align(len);
     }
     ifs.apply(meta, physdev);
-    link.apply(meta.link);
+    link.apply(meta);
     // tcpdump asks NFLOG for a packet copy, so a record without payload was cut or is garbage.
     if (!have_payload) return LinkResult::malformed;
     return is_ip_version(ip) ? LinkResult::ip : LinkResult::not_ip;
@@ -234,6 +245,8 @@ LinkResult link_to_ip(int linktype, std::span<const std::byte> frame,
     meta.in_if = kUnknownIfindex;
     meta.out_if = kUnknownIfindex;
     meta.link = LinkLayer{};
+    meta.direction = Direction::unknown; // a capture's, unless an NFLOG prefix tag says
+    meta.obs_point = 0;
     switch (linktype) {
     case DLT_EN10MB:
         return ethernet_to_ip(frame, ip, meta.link);

@@ -65,6 +65,7 @@ FlowRecord random_record(Input& in) {
         for (auto& b : r.link.dst_mac) b = static_cast<std::uint8_t>(in.take(1));
         r.link.vlan = static_cast<std::uint16_t>(in.take(2) & 0x0fff);
     }
+    if (kind & 8) r.key.obs_point = static_cast<std::uint8_t>(in.take(1)); // a prefix tag
     return r;
 }
 
@@ -74,16 +75,18 @@ std::uint64_t mac_value(const std::array<std::uint8_t, 6>& mac) {
     return v;
 }
 
-// A flow with a link layer comes in template 265/266 with its three fields, any other without.
+// A flow with a link layer or an observation point comes in template 265/266 with their four
+// fields, any other without.
 void check_link(const FlowRecord& r, const test::DecodedRecord& d) {
     const bool v6 = r.family == Family::ipv6;
-    if (r.link.empty()) {
-        if (d.template_id != (v6 ? kTemplateIpv6 : kTemplateIpv4) || d.has(56)) std::abort();
+    if (!r.extended()) {
+        if (d.template_id != (v6 ? kTemplateIpv6 : kTemplateIpv4) || d.has(56) || d.has(138))
+            std::abort();
         return;
     }
     if (d.template_id != (v6 ? kTemplateIpv6Link : kTemplateIpv4Link) ||
         d.value(56) != mac_value(r.link.src_mac) || d.value(80) != mac_value(r.link.dst_mac) ||
-        d.value(58) != r.link.vlan)
+        d.value(58) != r.link.vlan || d.value(138) != r.key.obs_point)
         std::abort();
 }
 

@@ -3,7 +3,10 @@
 # Ethernet header, so IPFIX records (templates 265/266) of forwarded flows carry the sending
 # veth's MAC as sourceMacAddress (56) and the router's receiving veth's MAC as
 # destinationMacAddress (80). Locally sent packets (the server's OUTPUT rule) have no hardware
-# header: their records use the plain template (256) without MAC fields. tshark decodes both.
+# header: their records use the plain template (256) without MAC fields. The router's two
+# rules carry --nflog-prefix tags: "obs=7 dir=in" from the client side (observationPointId 7,
+# flowDirection 0 instead of FORWARD's 255), "obs=9" from the server side (9, still 255).
+# tshark decodes all of it.
 #
 #   client 10.201.1.2 --- router (FORWARD -j NFLOG, IPFIX) --- 10.201.2.2 server (OUTPUT, IPFIX)
 #
@@ -25,7 +28,10 @@ netns_setup
 work_setup netns_cleanup
 WORK_KEEP_FAILED=1
 GROUP=$((5000 + $$ % 1000))
-in_router iptables -A FORWARD -p udp -j NFLOG --nflog-group "$GROUP"
+in_router iptables -A FORWARD -i "$IF_ROUTER_C" -p udp -j NFLOG --nflog-group "$GROUP" \
+    --nflog-prefix "lan obs=7 dir=in"
+in_router iptables -A FORWARD -i "$IF_ROUTER_S" -p udp -j NFLOG --nflog-group "$GROUP" \
+    --nflog-prefix "obs=9"
 in_server iptables -A OUTPUT -p udp -j NFLOG --nflog-group "$GROUP"
 
 mac() { ip -n "$1" -br link show dev "$2" | awk '{ print $3 }'; }
@@ -59,8 +65,8 @@ netns_stop_nflowd "$HOST_NFLOWD" "$WORK/host.nflowd"
 wait "$FWD_PID" || true
 wait "$HOST_PID" || true
 
-# records NAME: "flowset dstport srcmac dstmac" of every flow record (options records, which
-# have no port, left out), "-" for a field it lacks.
+# records NAME: "flowset dstport srcmac dstmac obs direction" of every flow record (options
+# records, which have no port, left out), "-" for a field it lacks.
 # Each flowset holds records of one template: the MAC lists line up with the ports of the
 # link-layer flowsets only, so the records are walked flowset by flowset in tshark's JSON.
 records() {
@@ -90,21 +96,22 @@ for pkt in json.load(sys.stdin):
         for f in flows:
             if "cflow.dstport" in f:
                 print(fid, f["cflow.dstport"], f.get("cflow.srcmac", "-"),
-                      f.get("cflow.dstmac", "-"))' | sort -u
+                      f.get("cflow.dstmac", "-"), f.get("cflow.observation_point_id", "-"),
+                      f.get("cflow.direction", "-"))' | sort -u
 }
 records fwd >"$WORK/fwd.records"
 records host >"$WORK/host.records"
-echo "router (FORWARD) records: flowset dstport srcmac dstmac"
+echo "router (FORWARD) records: flowset dstport srcmac dstmac obs direction"
 cat "$WORK/fwd.records"
 echo "server (OUTPUT) records:"
 cat "$WORK/host.records"
-grep -qx "265 7401 $CLIENT_MAC $ROUTER_C_MAC" "$WORK/fwd.records" ||
-    fail "the forwarded client flow lacks the client's MAC as source, the router's as destination"
-grep -qx "265 7402 $SERVER_MAC $ROUTER_S_MAC" "$WORK/fwd.records" ||
-    fail "the forwarded server flow lacks the server's MAC as source, the router's as destination"
+grep -qx "265 7401 $CLIENT_MAC $ROUTER_C_MAC 7 0" "$WORK/fwd.records" ||
+    fail "the forwarded client flow lacks the client's MAC as source, the router's as destination, or its tag (obs 7, direction 0)"
+grep -qx "265 7402 $SERVER_MAC $ROUTER_S_MAC 9 255" "$WORK/fwd.records" ||
+    fail "the forwarded server flow lacks the server's MAC as source, the router's as destination, or its tag (obs 9)"
 [[ $(wc -l <"$WORK/fwd.records") == 2 ]] || fail "unexpected forwarded records"
 # The server's OUTPUT rule also logs nflowd's own export datagrams: plain records too.
-grep -qx "256 7402 - -" "$WORK/host.records" && ! grep -v '^256 [0-9]* - -$' "$WORK/host.records" ||
+grep -qx "256 7402 - - - 1" "$WORK/host.records" && ! grep -v '^256 [0-9]* - - - 1$' "$WORK/host.records" ||
     fail "OUTPUT flows are not all plain-template records without MACs"
 
 ((FAILED == 0)) && echo "PASS"

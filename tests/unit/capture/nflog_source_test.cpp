@@ -66,6 +66,8 @@ struct Msg {
         return *this;
     }
     Msg& vlan_tci(std::uint16_t v) { return vlan_tci_ = v, *this; }
+    std::optional<std::string> prefix_; // NFULA_PREFIX, sent NUL-terminated as the kernel does
+    Msg& prefix(std::string v) { return prefix_ = std::move(v), *this; }
 };
 
 // Netlink buffer built the way the kernel lays out a batch; 8-byte aligned storage.
@@ -100,6 +102,7 @@ class Batch {
             mnl_attr_put(nlh, NFULA_HWHEADER, m.hwheader_.size(), m.hwheader_.data());
             mnl_attr_put_u16(nlh, NFULA_HWLEN, htons(m.hwlen_));
         }
+        if (m.prefix_) mnl_attr_put_strz(nlh, NFULA_PREFIX, m.prefix_->c_str());
         if (m.vlan_tci_) {
             nlattr* nest = mnl_attr_nest_start(nlh, NFULA_VLAN);
             mnl_attr_put_u16(nlh, NFULA_VLAN_PROTO, htons(0x8100));
@@ -199,6 +202,38 @@ TEST(NflogParse, NonEthernetHardwareHeadersGiveNoMac) {
     const auto r = parse(b.bytes());
     ASSERT_EQ(r.delivered, 3u);
     for (const auto& m : r.seen.metas) EXPECT_TRUE(m.link.empty());
+}
+
+// The rule's prefix tag: obs=N and dir= reach PacketMeta, through a reader's memo or not.
+TEST(NflogParse, PrefixTagGivesObservationPointAndDirection) {
+    Batch b;
+    b.add(Msg{}.seq(1).prefix("FWD obs=7 dir=in").hook(2)); // FORWARD: unknown, overridden
+    b.add(Msg{}.seq(2).prefix("FWD obs=7 dir=in").hook(4)); // POSTROUTING: still "in"
+    b.add(Msg{}.seq(3).prefix("OUT obs=9").hook(3));        // the hook's egress stays
+    b.add(Msg{}.seq(4).prefix("plain log text").hook(0));   // no tag: PREROUTING's ingress
+    b.add(Msg{}.seq(5).hook(2));                            // no prefix at all
+    for (bool memo : {false, true}) {
+        PrefixTagMemo prefixes;
+        Result r;
+        NflogSeqTracker seq;
+        r.delivered = parse_nflog_batch(
+            b.bytes(), kRecvTime, seq, r.stats,
+            [&](std::span<const std::byte>, const PacketMeta& meta) {
+                r.seen.metas.push_back(meta);
+            },
+            false, memo ? &prefixes : nullptr);
+        ASSERT_EQ(r.delivered, 5u);
+        const auto& m = r.seen.metas;
+        EXPECT_EQ(m[0].obs_point, 7);
+        EXPECT_EQ(m[0].direction, Direction::ingress);
+        EXPECT_EQ(m[1].direction, Direction::ingress);
+        EXPECT_EQ(m[2].obs_point, 9);
+        EXPECT_EQ(m[2].direction, Direction::egress);
+        EXPECT_EQ(m[3].obs_point, 0);
+        EXPECT_EQ(m[3].direction, Direction::ingress);
+        EXPECT_EQ(m[4].obs_point, 0);
+        EXPECT_EQ(m[4].direction, Direction::unknown);
+    }
 }
 
 TEST(NflogParse, BadLinkAttributesMakeTheMessageMalformed) {

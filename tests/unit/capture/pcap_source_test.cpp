@@ -243,6 +243,26 @@ TEST(LinkToIp, NflogHardwareHeaderAndVlanTlvs) {
     const auto l = run(DLT_NFLOG, lo);
     ASSERT_TRUE(l.ok);
     EXPECT_TRUE(l.meta.link.empty());
+    EXPECT_EQ(l.meta.obs_point, 0); // the helper's prefix "nf" has no tag
+    EXPECT_EQ(l.meta.direction, Direction::unknown);
+}
+
+// A capture's NFLOG prefix tag, as live: observation point and direction.
+TEST(LinkToIp, NflogPrefixTag) {
+    Bytes b;
+    put8(b, 2);
+    put8(b, 0);
+    put16be(b, 5);
+    const std::string prefix = "LAN obs=4 dir=out";
+    Bytes text;
+    for (char c : prefix) put8(text, static_cast<unsigned char>(c));
+    put8(text, 0);
+    nflog_tlv(b, 10, text);
+    nflog_tlv(b, 9, ipv4_udp());
+    const auto r = run(DLT_NFLOG, b);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.meta.obs_point, 4);
+    EXPECT_EQ(r.meta.direction, Direction::egress);
 }
 
 TEST(LinkToIp, EthernetTrailerPaddingIsKept) {

@@ -105,6 +105,32 @@ TEST(PipelineLink, KeptForV9IpfixOnlyAndSwitchedAtRunTime) {
     p.finish();
 }
 
+// The prefix tag's observation point splits flows like the direction, for v9/IPFIX only.
+TEST(PipelineObservationPoint, SplitsV9IpfixFlowsOnly) {
+    for (bool v9_or_ipfix : {true, false}) {
+        Fixture fx(v9_or_ipfix);
+        Pipeline p(fx.pc, fx.clock, CollectorSet(parse_destinations(fx.collector.address()), 0));
+        for (int obs : {1, 2, 1, 0}) {
+            PacketMeta meta{kStart, 3, 4};
+            meta.obs_point = static_cast<std::uint8_t>(obs);
+            p.dispatcher(0).dispatch(test::ipv4_packet(0x0a000001, 0x0a640001, 17, 1000, 53, 100),
+                                     meta);
+        }
+        p.dispatcher(0).publish();
+        wait_accounted(p, 4);
+        const auto all = p.select_flows(0, FlowRank::packets);
+        if (v9_or_ipfix) {
+            ASSERT_EQ(all.flows.size(), 3U) << "one flow per observation point";
+            EXPECT_EQ(all.flows[0].key.obs_point, 1);
+            EXPECT_EQ(all.flows[0].packets, 2U);
+        } else {
+            ASSERT_EQ(all.flows.size(), 1U);
+            EXPECT_EQ(all.flows[0].key.obs_point, 0);
+        }
+        p.finish();
+    }
+}
+
 // hash:4 over 2000 flows of 3 packets: every packet of a flow kept or left out together, about
 // a quarter of the flows kept, the others' packets counted; switched off at run time.
 TEST(PipelineHashSampler, KeepsWholeFlowsAndCountsThePacketsLeftOut) {
