@@ -39,6 +39,21 @@ std::uint64_t mac_value(const std::array<std::uint8_t, 6>& mac) noexcept {
     return v;
 }
 
+// The link-layer tail's fields (templates 265-268); 0 for any other.
+std::uint64_t link_value(std::uint16_t id, const FlowRecord& r) noexcept {
+    switch (id) {
+    case ie::src_mac:
+    case ie::dst_mac:
+        return mac_value(id == ie::src_mac ? r.link.src_mac : r.link.dst_mac);
+    case ie::vlan_id:
+        return r.link.vlan;
+    case ie::obs_point:
+        return r.key.obs_point;
+    default:
+        return 0;
+    }
+}
+
 bool is_icmp(const FlowRecord& r) noexcept {
     return r.key.protocol == IPPROTO_ICMP || r.key.protocol == IPPROTO_ICMPV6;
 }
@@ -89,13 +104,6 @@ std::uint64_t flow_value(std::uint16_t id, const FlowRecord& r, const ExportTime
         return r.key.direction == Direction::ingress  ? 0
                : r.key.direction == Direction::egress ? 1
                                                       : 255;
-    case ie::src_mac:
-    case ie::dst_mac:
-        return mac_value(id == ie::src_mac ? r.link.src_mac : r.link.dst_mac);
-    case ie::vlan_id:
-        return r.link.vlan;
-    case ie::obs_point:
-        return r.key.obs_point;
     case ie::first_switched:
         return uptime_ms(r.first, boot);
     case ie::last_switched:
@@ -105,7 +113,7 @@ std::uint64_t flow_value(std::uint16_t id, const FlowRecord& r, const ExportTime
     case ie::end_ms:
         return wall_ms(r.last, time);
     default:
-        return 0;
+        return link_value(id, r);
     }
 }
 
