@@ -208,6 +208,7 @@ template <class P> void BasicFlowTable<P>::start(std::uint32_t i, const P& packe
     e.dst_mask = packet.dst_mask;
     e.in_use = true;
     if constexpr (kIpv6) e.flow_label = packet.flow_label;
+    e.linked = store_link_ && !packet.link.empty();
     if (store_link_) link_at(i) = packet.link;
     ++stats_.created;
     ++stats_.packets;
@@ -272,7 +273,10 @@ inline void BasicFlowTable<P>::update(std::uint32_t i, const P& packet,
         return restart(i, packet, EndReason::active, exported);
     }
     // The first packet with a link layer gives the flow's (OUTPUT packets of a flow have none).
-    if (store_link_ && !packet.link.empty() && link_at(i).empty()) link_at(i) = packet.link;
+    if (store_link_ && !e.linked && !packet.link.empty()) {
+        link_at(i) = packet.link;
+        e.linked = true;
+    }
     ++e.packets;
     e.octets += packet.octets;
     e.tcp_flags |= packet.tcp_flags;
@@ -408,6 +412,8 @@ template <class P> void BasicFlowTable<P>::set_link(bool store) {
         for (std::size_t c = 0; c < chunks_.size(); ++c)
             links.push_back(std::make_unique<LinkLayer[]>(kChunkSize));
     }
+    // Cached flows start with none (the records are zero): the next packet with one fills it.
+    for (std::uint32_t i = 0; i < used_; ++i) at(i).linked = false;
     links_.swap(links);
     store_link_ = store;
 }
