@@ -29,6 +29,9 @@ class FlowShard {
     // Both tables get `buckets` buckets (and new bucket keys).
     void set_hashsize(std::size_t buckets);
     void set_timeouts(Nanos inactive, Nanos active) noexcept;
+    // Both tables keep (or stop keeping) each flow's link layer: v9/IPFIX only (may throw
+    // std::bad_alloc turning it on; see FlowTable::set_link).
+    void set_link(bool store);
     void reset_stats() noexcept;
 
     FlowTableConfig config() const noexcept { return v4_.config(); } // both alike

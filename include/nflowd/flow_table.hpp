@@ -182,6 +182,13 @@ template <class Packet> class BasicFlowTable {
     // stay, new ones are refused while the budget holds `maxflows` or more.
     void set_maxflows(std::size_t maxflows) noexcept;
     void set_timeouts(Nanos inactive, Nanos active) noexcept;
+    // Whether each flow keeps its link layer (MACs, VLAN: only v9/IPFIX export them). On, a
+    // side array parallel to the slab holds one 14-byte LinkLayer per entry, so a v5 flow
+    // never pays for it; flows already cached start with none and take the next packet's
+    // that has one. Off frees it. Turning it on allocates for the slab and may throw
+    // std::bad_alloc, leaving the table as it was.
+    void set_link(bool store);
+    bool stores_link() const noexcept { return store_link_; }
 
     // maxflows is the budget's limit now.
     FlowTableConfig config() const noexcept;
@@ -199,7 +206,7 @@ template <class Packet> class BasicFlowTable {
     // not meaningful there); does not change anything.
     template <class Fn> void for_each(Fn&& fn) const {
         for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next)
-            fn(to_record(at(i), EndReason::forced));
+            fn(record(i, EndReason::forced));
     }
     // The first `n` flows in `rank` order, unordered among themselves (every flow when n is
     // 0): one pass over the slab front to back reading the ranked fields, a bounded heap of
@@ -230,7 +237,10 @@ template <class Packet> class BasicFlowTable {
         std::uint8_t tcp_flags;
         std::uint8_t src_mask;
         std::uint8_t dst_mask;
-        bool in_use;
+        bool in_use : 1;
+        // Its link record is filled (while store_link_): packets after that never read the
+        // side array, whose line would be one more cache miss per packet.
+        bool linked : 1;
         [[no_unique_address]] std::conditional_t<kIpv6, std::uint32_t, NoLabel> flow_label;
     };
 
@@ -247,6 +257,14 @@ template <class Packet> class BasicFlowTable {
     }
 
     static FlowRecord to_record(const Entry& e, EndReason why) noexcept;
+    // Entry i's record with its link layer when stored.
+    FlowRecord record(std::uint32_t i, EndReason why) const noexcept;
+    LinkLayer& link_at(std::uint32_t i) noexcept {
+        return links_[i >> kChunkShift][i & kChunkMask];
+    }
+    const LinkLayer& link_at(std::uint32_t i) const noexcept {
+        return links_[i >> kChunkShift][i & kChunkMask];
+    }
     // A timeout's reason, unless the flow is a TCP connection that already ended.
     static EndReason timeout_reason(const Entry& e, EndReason timeout) noexcept;
     template <class Score> std::vector<FlowRecord> top_by(std::size_t n, Score score) const;
@@ -280,6 +298,9 @@ template <class Packet> class BasicFlowTable {
     HashKey bucket_key_; // this shard's own, never the pipeline's shard key
     FlowTableStats stats_;
     std::vector<std::unique_ptr<Entry[]>> chunks_;
+    // One LinkLayer per slab entry, chunk for chunk, while store_link_ (else empty).
+    std::vector<std::unique_ptr<LinkLayer[]>> links_;
+    bool store_link_ = false;
     std::vector<std::uint32_t> buckets_;
     std::uint32_t used_ = 0; // slots ever handed out since the last flush
     std::uint32_t count_ = 0;

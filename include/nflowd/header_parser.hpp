@@ -23,6 +23,8 @@ struct PacketMeta {
     // copies at most ~64 KiB, so live capture never knows a BIG TCP packet's length.
     std::uint32_t wire_len = 0;
     Direction direction = Direction::unknown; // NFLOG's hook; kept only with set_ipv6(true)
+    std::uint8_t obs_point = 0;               // the prefix tag's; kept only with set_ipv6(true)
+    LinkLayer link{};                         // MACs, VLAN; kept only with set_ipv6(true)
 };
 
 // IPv4 packets above this length cannot be sent on an Ethernet link with the standard MTU:

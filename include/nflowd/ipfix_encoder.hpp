@@ -29,6 +29,15 @@ constexpr std::uint16_t kTemplateIpv4Nat = 261;
 constexpr std::uint16_t kTemplateIpv6Nat = 262;
 constexpr std::uint16_t kTemplateNatEvent4 = 263;
 constexpr std::uint16_t kTemplateNatEvent6 = 264;
+// Link layer (issue 13): the data records of flows that have MACs, a VLAN or an observation
+// point (FlowRecord::extended()), the plain (or NAT) record with sourceMacAddress (56),
+// destinationMacAddress (80), vlanId (58) and observationPointId (138) after it (before the
+// NAT fields); what a flow lacks is 0. Flows with none of them (OUTPUT, --read of raw IP)
+// keep the plain templates.
+constexpr std::uint16_t kTemplateIpv4Link = 265;
+constexpr std::uint16_t kTemplateIpv6Link = 266;
+constexpr std::uint16_t kTemplateIpv4NatLink = 267;
+constexpr std::uint16_t kTemplateIpv6NatLink = 268;
 
 constexpr std::size_t kV9HeaderSize = 20;
 constexpr std::size_t kIpfixHeaderSize = 16;
@@ -41,6 +50,7 @@ constexpr std::size_t kNat4TailSize = 12; // 225, 226, 227, 228
 constexpr std::size_t kNat6TailSize = 36; // 281, 282, 227, 228
 constexpr std::size_t kNatEvent4RecordSize = 34;
 constexpr std::size_t kNatEvent6RecordSize = 82;
+constexpr std::size_t kLinkTailSize = 18; // 56, 80, 58, 138
 // Room for the header and every template in one message, with margin: the --mtu floor.
 constexpr std::size_t kMinMessageSize = 512;
 constexpr std::size_t kMaxMessageSize = 65507; // the most one UDP/IPv4 datagram carries
@@ -100,6 +110,11 @@ class MessageBuilder {
                       const V5Params& params);
     // A NAT event record (template 263/264); counted as a data record (events()).
     bool add_nat_event(const NatEvent& event, const ExportTime& time);
+
+    // Link layer (issue 13): templates 265/266, and 267/268 (NAT with link layer) if `nat`, in
+    // a template set of their own (as the NAT ones: after add_templates). add_flow and
+    // add_nat_flow use them for a record that is extended().
+    bool add_link_templates(bool nat);
 
     // Closes the open set, writes the header; v9 count = records + templates, IPFIX sequence =
     // data records sent before this message. Dated max(time.now, the latest record's Last).

@@ -5,6 +5,7 @@
 #include "nflowd/clock.hpp"
 #include "nflowd/header_parser.hpp"
 #include "nflowd/packet.hpp"
+#include "nflowd/prefix_tag.hpp"
 #include "nflowd/stats_fields.hpp"
 
 #include <cstddef>
@@ -126,7 +127,7 @@ namespace detail {
 using NflogPacketFn = void (*)(void* ctx, std::span<const std::byte> ip, const PacketMeta& meta);
 std::size_t parse_nflog_batch(std::span<const std::byte> buffer, const TimePair& recv_time,
                               NflogSeqTracker& seq, NflogStats& stats, bool physdev,
-                              NflogPacketFn fn, void* ctx);
+                              NflogPacketFn fn, void* ctx, PrefixTagMemo* prefixes = nullptr);
 // A packet's flow time from the kernel's NFULA_TIMESTAMP (wall time) and the batch's receive
 // time on both clocks: recv.mono + (stamp - recv.wall), so a wall-clock step never reaches
 // the flows. A stamp more than 5 s from recv.wall sets `bad` and gives recv.mono; a stamp
@@ -142,18 +143,21 @@ Nanos nflog_packet_time(Nanos stamp, const TimePair& recv, bool& bad) noexcept;
 // meta.time is flow time (CLOCK_MONOTONIC): the kernel's NFULA_TIMESTAMP placed by
 // detail::nflog_packet_time when present, `recv_time.mono` otherwise. The
 // ifindexes are the logical devices (a bridge, not its port) unless `physdev` (NflogConfig).
+// meta.link is the Ethernet header's MACs (NFULA_HWHEADER) and NFULA_VLAN's id; a prefix
+// (NFULA_PREFIX) tag sets meta.obs_point and may override meta.direction (PrefixTag), through
+// `prefixes` when given (a reader's memo), else parsed per packet.
 // Returns the number of packets delivered. No allocation.
 template <class Fn>
 std::size_t parse_nflog_batch(std::span<const std::byte> buffer, const TimePair& recv_time,
                               NflogSeqTracker& seq, NflogStats& stats, Fn&& fn,
-                              bool physdev = false) {
+                              bool physdev = false, PrefixTagMemo* prefixes = nullptr) {
     using F = std::remove_reference_t<Fn>;
     return detail::parse_nflog_batch(
         buffer, recv_time, seq, stats, physdev,
         [](void* ctx, std::span<const std::byte> ip, const PacketMeta& meta) {
             (*static_cast<F*>(ctx))(ip, meta);
         },
-        const_cast<void*>(static_cast<const void*>(std::addressof(fn))));
+        const_cast<void*>(static_cast<const void*>(std::addressof(fn))), prefixes);
 }
 
 // Datagrams that arrived while a config request waited for its ACK, handed out one per
@@ -212,7 +216,8 @@ class NflogSource {
         const std::span<const std::byte> batch = recv_batch(now, r.idle);
         if (batch.empty()) return r;
         r.bytes = batch.size();
-        r.packets = parse_nflog_batch(batch, now, seq_, stats_, std::forward<Fn>(fn), physdev_);
+        r.packets =
+            parse_nflog_batch(batch, now, seq_, stats_, std::forward<Fn>(fn), physdev_, &prefixes_);
         return r;
     }
     // Bytes of datagrams the socket can hold at most (its receive buffer plus the one batch
@@ -268,6 +273,7 @@ class NflogSource {
     NflogBacklog backlog_;
     NflogSeqTracker seq_{0};
     NflogStats stats_;
+    PrefixTagMemo prefixes_; // the rules' prefixes, parsed once each in a row
 };
 
 } // namespace nflowd

@@ -54,6 +54,25 @@ using Ipv6Addr = std::array<std::uint8_t, 16>;
 // points would. It lives in the keys' tail padding, so no flow grows for it.
 enum class Direction : std::uint8_t { unknown = 0, ingress = 1, egress = 2 };
 
+// The link layer a packet arrived with, as its capture reports it: the Ethernet source and
+// destination MAC (NFLOG's hardware header, a capture's frame) and the 802.1Q VLAN id of the
+// outermost tag. All zero when unknown: no hardware header (locally sent packets, OUTPUT and
+// POSTROUTING hooks; raw IP captures), no tag. Exported by v9/IPFIX only, and stored per flow
+// only then (FlowTable's link records); a flow's link layer is its first packet's that had one,
+// not a key field: the ifindex in the key already tells VLAN sub-interfaces apart.
+struct LinkLayer {
+    std::array<std::uint8_t, 6> src_mac{};
+    std::array<std::uint8_t, 6> dst_mac{};
+    std::uint16_t vlan = 0; // 12 bits; 0 = untagged or unknown
+
+    bool empty() const noexcept {
+        constexpr std::array<std::uint8_t, 6> kNone{};
+        return vlan == 0 && src_mac == kNone && dst_mac == kNone;
+    }
+    friend bool operator==(const LinkLayer&, const LinkLayer&) = default;
+};
+static_assert(sizeof(LinkLayer) == 14, "a flow's link record is 14 bytes");
+
 // IPv4 flow key, ipt_NETFLOW's: addresses and ports in host byte order.
 struct FlowKey {
     std::uint32_t src_addr = 0;
@@ -64,10 +83,13 @@ struct FlowKey {
     std::uint8_t protocol = 0;
     std::uint8_t tos = 0;
     Direction direction = Direction::unknown;
+    // observationPointId from the rule's --nflog-prefix tag "obs=N" (PrefixTag), 0 = none:
+    // like the direction, kept only for v9/IPFIX, and it splits flows at no memory cost.
+    std::uint8_t obs_point = 0;
 
     friend bool operator==(const FlowKey&, const FlowKey&) = default;
 };
-static_assert(sizeof(FlowKey) == 20, "the direction must stay in the padding");
+static_assert(sizeof(FlowKey) == 20, "the direction and obs_point must stay in the padding");
 
 // IPv6 flow key: the addresses as on the wire (network order), the other fields as FlowKey's
 // (ports or ICMPv6 type/code in dst_port, tos = traffic class). 44 bytes.
@@ -80,10 +102,11 @@ struct FlowKey6 {
     std::uint8_t protocol = 0;
     std::uint8_t tos = 0;
     Direction direction = Direction::unknown;
+    std::uint8_t obs_point = 0;
 
     friend bool operator==(const FlowKey6&, const FlowKey6&) = default;
 };
-static_assert(sizeof(FlowKey6) == 44, "the direction must stay in the padding");
+static_assert(sizeof(FlowKey6) == 44, "the direction and obs_point must stay in the padding");
 
 // A 128-bit SipHash key. Flow keys come from the network, so an unkeyed hash lets a sender
 // pick flows that share one bucket (hash flooding); with a secret random key nobody outside
@@ -240,18 +263,21 @@ constexpr std::uint64_t shard_hash(const ShardKey& k, const FlowKey6& f) noexcep
 }
 
 // One accounted packet, after parsing and (later) aggregation.
+// Ordered so that the 2-byte-aligned link layer fills the holes before the time: 56 bytes.
 struct PacketInfo {
     FlowKey key;
-    Nanos time = 0;
     std::uint32_t out_if = kUnknownIfindex;
     std::uint32_t octets = 0; // IP total length, never the captured length
     std::uint8_t tcp_flags = 0;
     std::uint8_t src_mask = 0; // prefix lengths set by aggregation, 0 otherwise
     std::uint8_t dst_mask = 0;
+    LinkLayer link{}; // empty unless v9/IPFIX is configured (HeaderParser::set_ipv6)
+    Nanos time = 0;
 };
+static_assert(sizeof(PacketInfo) == 56, "an IPv4 packet's way to its worker");
 
 // One accounted IPv6 packet: PacketInfo's fields with the IPv6 key and the flow label. A
-// type of its own so that IPv4 packets stay 48 bytes on their way to the workers.
+// type of its own so that IPv4 packets stay 56 bytes on their way to the workers.
 struct PacketInfo6 {
     FlowKey6 key;
     std::uint32_t flow_label = 0; // 20 bits
@@ -261,6 +287,7 @@ struct PacketInfo6 {
     std::uint8_t tcp_flags = 0;
     std::uint8_t src_mask = 0;
     std::uint8_t dst_mask = 0;
+    LinkLayer link{};
 };
 
 // Why a flow left the cache, with IPFIX's flowEndReason values (RFC 7011 IE 136) so that
@@ -291,6 +318,11 @@ struct FlowRecord {
     std::uint8_t tcp_flags = 0;
     std::uint8_t src_mask = 0;
     std::uint8_t dst_mask = 0;
+    LinkLayer link{}; // the first packet's that had one; empty when not stored (v5)
+
+    // Whether v9/IPFIX send it with the extended templates (265-268): a link layer or an
+    // observation point to carry.
+    bool extended() const noexcept { return !link.empty() || key.obs_point != 0; }
 };
 
 } // namespace nflowd

@@ -173,14 +173,11 @@ class Pipeline final : public PipelineControl {
     void report_ignored_packets(std::uint64_t packets) noexcept override {
         ignored_packets_.store(packets, std::memory_order_relaxed);
     }
-    // Whether readers account IPv6 packets from their next batch on (PipelineConfig::ipv6).
-    // Turning it off also exports every IPv6 flow (forced) through each worker's mailbox, so
-    // call it before the exporter stops carrying IPv6 (switching to v5), after it starts.
-    void set_ipv6(bool accept) override {
-        config_.ipv6 = accept;
-        accept_ipv6_.store(accept, std::memory_order_relaxed);
-        if (!accept) on_workers([this](Worker& w) { flush_worker(w, true); });
-    }
+    // Whether readers account IPv6 packets from their next batch on (PipelineConfig::ipv6),
+    // and flows keep their link layer (MACs, VLAN: v9/IPFIX too). Turning it off also exports
+    // every IPv6 flow (forced) through each worker's mailbox, so call it before the exporter
+    // stops carrying IPv6 (switching to v5), after it starts.
+    void set_ipv6(bool accept) override;
     void flush() override; // export every active flow now
     FlowSelection select_flows(std::size_t top, FlowRank rank) override;
     // Zeroes every counter stats() reports (`set flush 2`); active flows and their peak

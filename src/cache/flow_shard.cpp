@@ -25,6 +25,16 @@ void FlowShard::set_timeouts(Nanos inactive, Nanos active) noexcept {
     v6_.set_timeouts(inactive, active);
 }
 
+void FlowShard::set_link(bool store) {
+    v4_.set_link(store);
+    try {
+        v6_.set_link(store);
+    } catch (...) {
+        v4_.set_link(false); // both or neither; turning off cannot throw
+        throw;
+    }
+}
+
 void FlowShard::reset_stats() noexcept {
     v4_.reset_stats();
     v6_.reset_stats();

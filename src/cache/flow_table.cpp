@@ -82,6 +82,8 @@ template <class P> FlowRecord BasicFlowTable<P>::to_record(const Entry& e, EndRe
         r.key.in_if = e.key.in_if;
         r.key.protocol = e.key.protocol;
         r.key.tos = e.key.tos;
+        r.key.direction = e.key.direction;
+        r.key.obs_point = e.key.obs_point;
         r.flow_label = e.flow_label;
     } else {
         r.key = e.key;
@@ -95,6 +97,13 @@ template <class P> FlowRecord BasicFlowTable<P>::to_record(const Entry& e, EndRe
     r.tcp_flags = e.tcp_flags;
     r.src_mask = e.src_mask;
     r.dst_mask = e.dst_mask;
+    return r;
+}
+
+template <class P>
+FlowRecord BasicFlowTable<P>::record(std::uint32_t i, EndReason why) const noexcept {
+    FlowRecord r = to_record(at(i), why);
+    if (store_link_) r.link = link_at(i);
     return r;
 }
 
@@ -165,15 +174,22 @@ template <class P> std::uint32_t BasicFlowTable<P>::allocate() noexcept {
     if (used_ == kMaxEntries) return kNil;
     if ((used_ >> kChunkShift) == chunks_.size()) {
         // Growing the chunk index is rare (doubling) and the only step that could throw.
-        if (chunks_.size() == chunks_.capacity()) {
+        if (chunks_.size() == chunks_.capacity() ||
+            (store_link_ && links_.size() == links_.capacity())) {
             try {
                 chunks_.reserve(std::max<std::size_t>(16, chunks_.size() * 2));
+                if (store_link_) links_.reserve(chunks_.capacity());
             } catch (const std::bad_alloc&) {
                 return kNil;
             }
         }
         std::unique_ptr<Entry[]> chunk(new (std::nothrow) Entry[kChunkSize]);
         if (!chunk) return kNil;
+        if (store_link_) {
+            std::unique_ptr<LinkLayer[]> links(new (std::nothrow) LinkLayer[kChunkSize]);
+            if (!links) return kNil;
+            links_.push_back(std::move(links));
+        }
         chunks_.push_back(std::move(chunk));
     }
     return used_++;
@@ -192,6 +208,8 @@ template <class P> void BasicFlowTable<P>::start(std::uint32_t i, const P& packe
     e.dst_mask = packet.dst_mask;
     e.in_use = true;
     if constexpr (kIpv6) e.flow_label = packet.flow_label;
+    e.linked = store_link_ && !packet.link.empty();
+    if (store_link_) link_at(i) = packet.link;
     ++stats_.created;
     ++stats_.packets;
     stats_.octets += packet.octets;
@@ -202,7 +220,7 @@ template <class P> void BasicFlowTable<P>::start(std::uint32_t i, const P& packe
 template <class P>
 void BasicFlowTable<P>::restart(std::uint32_t i, const P& packet, EndReason why,
                                 std::vector<FlowRecord>& exported) {
-    exported.push_back(to_record(at(i), why));
+    exported.push_back(record(i, why));
     start(i, packet);
     lru_unlink(i);
     lru_append(i);
@@ -253,6 +271,11 @@ inline void BasicFlowTable<P>::update(std::uint32_t i, const P& packet,
     if (packet.octets > kU32Max - e.octets || e.packets == kU32Max) {
         ++stats_.expired_overflow;
         return restart(i, packet, EndReason::active, exported);
+    }
+    // The first packet with a link layer gives the flow's (OUTPUT packets of a flow have none).
+    if (store_link_ && !e.linked && !packet.link.empty()) {
+        link_at(i) = packet.link;
+        e.linked = true;
     }
     ++e.packets;
     e.octets += packet.octets;
@@ -305,14 +328,12 @@ template <class P> void BasicFlowTable<P>::expire(Nanos now, std::vector<FlowRec
     // The budget is given back once per call, not once per flow: one atomic operation.
     const std::uint32_t before = count_;
     while (lru_head_ != kNil && exceeded(now, at(lru_head_).last, config_.inactive_timeout)) {
-        exported.push_back(
-            to_record(at(lru_head_), timeout_reason(at(lru_head_), EndReason::idle)));
+        exported.push_back(record(lru_head_, timeout_reason(at(lru_head_), EndReason::idle)));
         ++stats_.expired_inactive;
         remove(lru_head_);
     }
     while (age_head_ != kNil && exceeded(now, at(age_head_).first, config_.active_timeout)) {
-        exported.push_back(
-            to_record(at(age_head_), timeout_reason(at(age_head_), EndReason::active)));
+        exported.push_back(record(age_head_, timeout_reason(at(age_head_), EndReason::active)));
         ++stats_.expired_active;
         remove(age_head_);
     }
@@ -322,13 +343,15 @@ template <class P> void BasicFlowTable<P>::expire(Nanos now, std::vector<FlowRec
 template <class P> void BasicFlowTable<P>::flush(std::vector<FlowRecord>& exported) {
     exported.reserve(exported.size() + count_);
     for (std::uint32_t i = age_head_; i != kNil; i = at(i).age_next)
-        exported.push_back(to_record(at(i), EndReason::forced));
+        exported.push_back(record(i, EndReason::forced));
     stats_.flushed += count_;
     budget_->release(count_);
     std::fill(buckets_.begin(), buckets_.end(), kNil);
     // An empty table gives its slab back: a past burst should not pin memory forever.
     chunks_.clear();
     chunks_.shrink_to_fit();
+    links_.clear();
+    links_.shrink_to_fit();
     used_ = 0;
     count_ = 0;
     stats_.active = 0;
@@ -344,7 +367,7 @@ std::size_t BasicFlowTable<P>::flush_some(std::vector<FlowRecord>& exported, std
         return 0;
     }
     for (std::size_t n = 0; n < max; ++n) {
-        exported.push_back(to_record(at(age_head_), EndReason::forced));
+        exported.push_back(record(age_head_, EndReason::forced));
         remove(age_head_);
     }
     stats_.flushed += max;
@@ -380,6 +403,21 @@ template <class P> void BasicFlowTable<P>::set_timeouts(Nanos inactive, Nanos ac
     config_.active_timeout = clamp_timeout(active);
 }
 
+template <class P> void BasicFlowTable<P>::set_link(bool store) {
+    if (store == store_link_) return;
+    std::vector<std::unique_ptr<LinkLayer[]>> links;
+    if (store) {
+        // Built aside: a failed allocation leaves the table without link records, as it was.
+        links.reserve(chunks_.capacity());
+        for (std::size_t c = 0; c < chunks_.size(); ++c)
+            links.push_back(std::make_unique<LinkLayer[]>(kChunkSize));
+    }
+    // Cached flows start with none (the records are zero): the next packet with one fills it.
+    for (std::uint32_t i = 0; i < used_; ++i) at(i).linked = false;
+    links_.swap(links);
+    store_link_ = store;
+}
+
 template <class P> void BasicFlowTable<P>::reset_stats() noexcept {
     stats_ = FlowTableStats{};
     stats_.active = count_;
@@ -392,7 +430,9 @@ template <class P> std::size_t BasicFlowTable<P>::size() const noexcept {
 
 template <class P> std::size_t BasicFlowTable<P>::memory_bytes() const noexcept {
     return chunks_.size() * std::size_t{kChunkSize} * sizeof(Entry) +
-           chunks_.capacity() * sizeof(chunks_[0]) + buckets_.capacity() * sizeof(buckets_[0]);
+           chunks_.capacity() * sizeof(chunks_[0]) + buckets_.capacity() * sizeof(buckets_[0]) +
+           links_.size() * std::size_t{kChunkSize} * sizeof(LinkLayer) +
+           links_.capacity() * sizeof(links_[0]);
 }
 
 template <class P>
@@ -418,7 +458,7 @@ std::vector<FlowRecord> BasicFlowTable<P>::top_by(std::size_t n, Score score) co
     }
     std::vector<FlowRecord> out;
     out.reserve(heap.size());
-    for (const auto& r : heap) out.push_back(to_record(at(r.second), EndReason::forced));
+    for (const auto& r : heap) out.push_back(record(r.second, EndReason::forced));
     return out;
 }
 
@@ -428,7 +468,7 @@ std::vector<FlowRecord> BasicFlowTable<P>::top(std::size_t n, FlowRank rank) con
         std::vector<FlowRecord> all;
         all.reserve(count_);
         for (std::uint32_t i = 0; i < used_; ++i)
-            if (const Entry& e = at(i); e.in_use) all.push_back(to_record(e, EndReason::forced));
+            if (at(i).in_use) all.push_back(record(i, EndReason::forced));
         return all;
     }
     // Ties fall to the second field, as nflowctl's sort orders them.

@@ -1,6 +1,8 @@
 // NFLOG group binding over libmnl and the parser of the kernel's packet batches.
 #include "nflowd/nflog_source.hpp"
 
+#include "nflog_attrs.hpp"
+
 #include "nflowd/clock.hpp"
 #include "nflowd/net_admin.hpp"
 #include "nflowd/netlink_align.hpp"
@@ -40,7 +42,7 @@ std::uint32_t attr_be32(const nlattr* a) noexcept {
     return ntohl(mnl_attr_get_u32(a));
 }
 
-std::uint32_t ifindex_of(nlattr* const* tb, int phys, int logical, bool physdev) noexcept {
+std::uint32_t ifindex_of(const nlattr* const* tb, int phys, int logical, bool physdev) noexcept {
     // Bridged packets carry the bridge as the logical device and the port as the physical
     // one. ipt_NETFLOW reports the logical device unless built with
     // --enable-physdev-override, and a `tcpdump -i nflog:N` capture holds both: the choice
@@ -76,7 +78,7 @@ constexpr Nanos kMaxTimestampSkew = 5 * kNanosPerSecond;
 
 bool kernel_time(const nlattr* a, Nanos& out) noexcept {
     if (a == nullptr) return false;
-    nfulnl_msg_packet_timestamp ts{}; // length checked by nflog_nlmsg_parse
+    nfulnl_msg_packet_timestamp ts{}; // length checked by attr_valid
     std::memcpy(&ts, mnl_attr_get_payload(a), sizeof ts);
     const std::uint64_t sec = be64toh(ts.sec);
     const std::uint64_t usec = be64toh(ts.usec);
@@ -141,14 +143,14 @@ namespace {
 [[gnu::always_inline]] inline bool deliver_message(const nlmsghdr* nlh, const TimePair& recv_time,
                                                    NflogSeqTracker& seq, NflogStats& stats,
                                                    bool physdev, detail::NflogPacketFn fn,
-                                                   void* ctx) {
+                                                   void* ctx, PrefixTagMemo* prefixes) {
     ++stats.messages;
     if (nlh->nlmsg_type != kPacketMsgType || mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) {
         ++stats.malformed;
         return false;
     }
-    std::array<nlattr*, NFULA_MAX + 1> tb{};
-    if (nflog_nlmsg_parse(nlh, tb.data()) < 0) {
+    detail::NflogAttrs tb{};
+    if (mnl_attr_parse(nlh, sizeof(nfgenmsg), detail::store_nflog_attr, &tb) < 0) {
         ++stats.malformed;
         return false;
     }
@@ -181,6 +183,7 @@ namespace {
     meta.direction = direction_of(tb[NFULA_PACKET_HDR]);
     meta.in_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSINDEV, NFULA_IFINDEX_INDEV, physdev);
     meta.out_if = ifindex_of(tb.data(), NFULA_IFINDEX_PHYSOUTDEV, NFULA_IFINDEX_OUTDEV, physdev);
+    detail::link_and_tag(tb, prefixes, meta);
     ++stats.packets;
     stats.bytes += payload_len;
     fn(ctx,
@@ -202,7 +205,7 @@ Nanos detail::nflog_packet_time(Nanos stamp, const TimePair& recv, bool& bad) no
 
 std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, const TimePair& recv_time,
                                       NflogSeqTracker& seq, NflogStats& stats, bool physdev,
-                                      NflogPacketFn fn, void* ctx) {
+                                      NflogPacketFn fn, void* ctx, PrefixTagMemo* prefixes) {
     ++stats.batches;
     if (buffer.empty()) return 0;
     // libmnl reads headers in place: a misaligned buffer would be undefined behaviour.
@@ -216,7 +219,7 @@ std::size_t detail::parse_nflog_batch(std::span<const std::byte> buffer, const T
          off += netlink_align(nlh->nlmsg_len)) {
         // NLMSG_DONE ends a multi-message batch; ACKs and NOOPs carry no packet.
         if (nlh->nlmsg_type < NLMSG_MIN_TYPE) continue;
-        if (deliver_message(nlh, recv_time, seq, stats, physdev, fn, ctx)) ++delivered;
+        if (deliver_message(nlh, recv_time, seq, stats, physdev, fn, ctx, prefixes)) ++delivered;
     }
     // Bytes left that do not form a message: cut short or a lying length. The walk cannot
     // resynchronise past them.
@@ -349,7 +352,7 @@ void NflogSource::unbind(detail::NflogPacketFn fn, void* ctx) {
 void NflogSource::on_not_ack(std::span<const std::byte> datagram, NotAck not_ack) {
     if (not_ack.fn != nullptr)
         detail::parse_nflog_batch(datagram, time_pair_now(), seq_, stats_, physdev_, not_ack.fn,
-                                  not_ack.ctx);
+                                  not_ack.ctx, &prefixes_);
     else
         backlog_.push(datagram);
 }

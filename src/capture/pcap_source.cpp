@@ -2,6 +2,7 @@
 
 #include "nflowd/byte_reader.hpp"
 #include "nflowd/netlink_align.hpp"
+#include "nflowd/prefix_tag.hpp"
 
 #include <pcap/dlt.h>
 #include <pcap/pcap.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 namespace nflowd {
 
@@ -28,6 +30,8 @@ constexpr std::uint16_t kEtherQinq = 0x88a8;
 constexpr std::uint16_t kEtherQinqOld = 0x9100; // pre-802.1ad QinQ, still seen on switches
 
 constexpr std::size_t kEthernetHeader = 14;
+constexpr std::size_t kMacLen = 6;
+constexpr std::uint16_t kVlanIdMask = 0x0fff;
 constexpr std::size_t kVlanTag = 4;
 constexpr std::size_t kSllHeader = 16;
 constexpr std::size_t kSll2Header = 20;
@@ -39,6 +43,14 @@ constexpr std::uint16_t kNflogTlvOutdev = 5;
 constexpr std::uint16_t kNflogTlvPhysindev = 6; // bridge ports, present only when bridged
 constexpr std::uint16_t kNflogTlvPhysoutdev = 7;
 constexpr std::uint16_t kNflogTlvPayload = 9;
+constexpr std::uint16_t kNflogTlvPrefix = 10;
+// The link layer (issue 13): values big-endian as the kernel sent them, like the interfaces.
+constexpr std::uint16_t kNflogTlvHwtype = 15;
+constexpr std::uint16_t kNflogTlvHwheader = 16;
+constexpr std::uint16_t kNflogTlvHwlen = 17;
+constexpr std::uint16_t kNflogTlvVlan = 20; // nested: NFULA_VLAN_PROTO 1, NFULA_VLAN_TCI 2
+constexpr std::uint16_t kNflogVlanTci = 2;
+constexpr std::uint16_t kArphrdEther = 1;
 
 // NFLOG TLV headers are in the byte order of the host that captured them; libpcap swaps them
 // to ours when it reads a file written on a host of the other endianness.
@@ -62,10 +74,15 @@ std::uint16_t ethertype_at(std::span<const std::byte> frame, std::size_t at) noe
 
 // Steps over any stack of VLAN tags, then keeps the payload if the ethertype is IP. `type` is
 // the outermost ethertype and `off` where the first tag (802.1Q layout) or the payload starts.
+// The outermost tag's VLAN id goes to `vlan` (the service VLAN of a QinQ stack, the one the
+// capturing port saw), as an 802.1Q-aware exporter would report it.
 LinkResult ethertype_to_ip(std::span<const std::byte> frame, std::uint16_t type, std::size_t off,
-                           std::span<const std::byte>& ip) noexcept {
+                           std::span<const std::byte>& ip, std::uint16_t& vlan) noexcept {
+    bool outermost = true;
     while (type == kEtherVlan || type == kEtherQinq || type == kEtherQinqOld) {
         if (frame.size() < off + kVlanTag) return LinkResult::malformed;
+        if (outermost) vlan = ethertype_at(frame, off) & kVlanIdMask;
+        outermost = false;
         type = ethertype_at(frame, off + 2);
         off += kVlanTag;
     }
@@ -113,6 +130,51 @@ struct NflogInterfaces {
     }
 };
 
+// The hardware header, VLAN and prefix TLVs, read as NflogSource reads the live attributes:
+// MACs only from a 14-byte Ethernet header, the VLAN id from the nested TCI, the prefix's tag.
+struct NflogLink {
+    std::uint16_t hwtype = 0;
+    std::uint16_t hwlen = 0;
+    std::span<const std::byte> header;
+    std::uint16_t vlan = 0;
+    PrefixTag tag;
+
+    // `value` is the TLV's value as far as the capture holds it.
+    void take(std::span<const std::byte> value, std::uint16_t type) noexcept {
+        ByteReader r(value);
+        if (type == kNflogTlvHwtype && value.size() >= 2) hwtype = r.u16();
+        if (type == kNflogTlvHwlen && value.size() >= 2) hwlen = r.u16();
+        if (type == kNflogTlvHwheader) header = value;
+        if (type == kNflogTlvVlan) vlan = nested_tci(value);
+        if (type == kNflogTlvPrefix) {
+            const std::string_view text(reinterpret_cast<const char*>(value.data()), value.size());
+            tag = parse_prefix_tag(text.substr(0, text.find('\0')));
+        }
+    }
+    static std::uint16_t nested_tci(std::span<const std::byte> nest) noexcept {
+        std::size_t off = 0;
+        while (off + kNflogTlvHeader <= nest.size()) {
+            const std::uint16_t len = load_host16(nest.data() + off);
+            const std::uint16_t type = load_host16(nest.data() + off + 2);
+            if (len < kNflogTlvHeader || len > nest.size() - off) break;
+            if (type == kNflogVlanTci && len >= kNflogTlvHeader + 2)
+                return ethertype_at(nest, off + kNflogTlvHeader) & kVlanIdMask;
+            off += netlink_align(len);
+        }
+        return 0;
+    }
+    void apply(PacketMeta& meta) const noexcept {
+        meta.obs_point = tag.obs_point;
+        if (tag.direction != Direction::unknown) meta.direction = tag.direction;
+        LinkLayer& link = meta.link;
+        link.vlan = vlan;
+        if (hwtype != kArphrdEther || hwlen != kEthernetHeader || header.size() < kEthernetHeader)
+            return;
+        std::memcpy(link.dst_mac.data(), header.data(), kMacLen);
+        std::memcpy(link.src_mac.data(), header.data() + kMacLen, kMacLen);
+    }
+};
+
 bool is_interface_tlv(std::uint16_t type) noexcept {
     return type == kNflogTlvIndev || type == kNflogTlvOutdev || type == kNflogTlvPhysindev ||
            type == kNflogTlvPhysoutdev;
@@ -125,6 +187,7 @@ LinkResult nflog_to_ip(std::span<const std::byte> frame, std::span<const std::by
     std::size_t off = kNflogHeader;
     bool have_payload = false;
     NflogInterfaces ifs;
+    NflogLink link;
     while (off + kNflogTlvHeader <= frame.size()) {
         const std::uint16_t len = load_host16(frame.data() + off);
         const std::uint16_t type = load_host16(frame.data() + off + 2);
@@ -139,10 +202,13 @@ LinkResult nflog_to_ip(std::span<const std::byte> frame, std::span<const std::by
             have_payload = true;
         } else if (is_interface_tlv(type) && value_len >= 4) {
             ifs.take(frame.subspan(value_at), type);
+        } else {
+            link.take(frame.subspan(value_at, value_len < avail ? value_len : avail), type);
         }
         off += netlink_align(len);
     }
     ifs.apply(meta, physdev);
+    link.apply(meta);
     // tcpdump asks NFLOG for a packet copy, so a record without payload was cut or is garbage.
     if (!have_payload) return LinkResult::malformed;
     return is_ip_version(ip) ? LinkResult::ip : LinkResult::not_ip;
@@ -150,9 +216,18 @@ LinkResult nflog_to_ip(std::span<const std::byte> frame, std::span<const std::by
 
 // Ethernet, SLL and SLL2: a fixed header holding the ethertype at `type_at`.
 LinkResult cooked_to_ip(std::span<const std::byte> frame, std::size_t header, std::size_t type_at,
-                        std::span<const std::byte>& ip) noexcept {
+                        std::span<const std::byte>& ip, LinkLayer& link) noexcept {
     if (frame.size() < header) return LinkResult::malformed;
-    return ethertype_to_ip(frame, ethertype_at(frame, type_at), header, ip);
+    return ethertype_to_ip(frame, ethertype_at(frame, type_at), header, ip, link.vlan);
+}
+
+// An Ethernet frame: destination MAC, source MAC, then the ethertype and any tags.
+LinkResult ethernet_to_ip(std::span<const std::byte> frame, std::span<const std::byte>& ip,
+                          LinkLayer& link) noexcept {
+    if (frame.size() < kEthernetHeader) return LinkResult::malformed;
+    std::memcpy(link.dst_mac.data(), frame.data(), kMacLen);
+    std::memcpy(link.src_mac.data(), frame.data() + kMacLen, kMacLen);
+    return cooked_to_ip(frame, kEthernetHeader, 2 * kMacLen, ip, link);
 }
 
 LinkResult raw_to_ip(std::span<const std::byte> frame, std::span<const std::byte>& ip) noexcept {
@@ -169,14 +244,17 @@ LinkResult link_to_ip(int linktype, std::span<const std::byte> frame,
     ip = {};
     meta.in_if = kUnknownIfindex;
     meta.out_if = kUnknownIfindex;
+    meta.link = LinkLayer{};
+    meta.direction = Direction::unknown; // a capture's, unless an NFLOG prefix tag says
+    meta.obs_point = 0;
     switch (linktype) {
     case DLT_EN10MB:
-        return cooked_to_ip(frame, kEthernetHeader, 12, ip);
+        return ethernet_to_ip(frame, ip, meta.link);
     case DLT_LINUX_SLL:
-        return cooked_to_ip(frame, kSllHeader, 14, ip);
+        return cooked_to_ip(frame, kSllHeader, 14, ip, meta.link);
     case DLT_LINUX_SLL2:
         // SLL2 puts the protocol first; tags, if any, follow the whole header.
-        return cooked_to_ip(frame, kSll2Header, 0, ip);
+        return cooked_to_ip(frame, kSll2Header, 0, ip, meta.link);
     case DLT_RAW:
     case kLinkRawBsd:
     case kLinkRawUnmapped:

@@ -185,6 +185,7 @@ Pipeline::Pipeline(PipelineConfig config, Clock& clock, CollectorSet collectors)
     for (std::size_t i = 0; i < config_.workers; ++i)
         workers_.push_back(
             std::make_unique<Worker>(shard, budget_, config_.readers, config_.ring_capacity));
+    for (auto& w : workers_) w->table.set_link(config_.ipv6);
     for (std::size_t i = 0; i < config_.readers; ++i)
         dispatchers_.push_back(std::make_unique<Dispatcher>(Dispatcher::Key{}, *this, i));
     export_ = std::make_unique<ExportThread>(config_, std::move(collectors));
@@ -403,6 +404,15 @@ void Pipeline::set_sndbuf(int sndbuf) {
 
 void Pipeline::set_pacing(const PacingConfig& pacing) {
     on_exporter([&](Exporter& e) { e.set_pacing(pacing); });
+}
+
+void Pipeline::set_ipv6(bool accept) {
+    config_.ipv6 = accept;
+    accept_ipv6_.store(accept, std::memory_order_relaxed);
+    on_workers([this, accept](Worker& w) {
+        if (!accept) flush_worker(w, true);
+        w.table.set_link(accept);
+    });
 }
 
 void Pipeline::flush() {

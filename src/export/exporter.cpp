@@ -240,6 +240,11 @@ void Exporter::begin_message(std::size_t index, const ExportTime& time) {
     // An empty message of at least kMinMessageSize holds all of these.
     b.add_templates(has_if_names());
     if (nat_table_) add_nat_templates(index, time);
+    // The link-layer ones (issue 13) last, leading the next message if they do not fit.
+    if (!b.add_link_templates(nat_table_ != nullptr)) {
+        send_stream(index, time);
+        b.add_link_templates(nat_table_ != nullptr);
+    }
     const bool options = s.templates_due || by_time;
     if (options) {
         const V5Params& params = batcher_.params();

@@ -1,6 +1,7 @@
 #include "nflowd/ipfix_encoder.hpp"
 
 #include "ipfix_fields.hpp"
+#include "ipfix_write.hpp"
 
 #include <netinet/in.h>
 
@@ -8,29 +9,21 @@
 #include <cstring>
 
 namespace nflowd {
-namespace {
-
 using ipfix::FieldSpec;
+using ipfix::put;
+using ipfix::wall_ms;
 namespace ie = ipfix::ie;
+
+namespace {
 
 constexpr std::size_t align4(std::size_t n) noexcept {
     return (n + 3) & ~std::size_t{3};
-}
-
-// Big-endian, the low `len` bytes of v (len <= 8).
-void put(std::byte* p, std::uint64_t v, std::size_t len) noexcept {
-    for (std::size_t i = 0; i < len; ++i) p[len - 1 - i] = static_cast<std::byte>(v >> (8 * i));
 }
 
 constexpr Nanos floor_div(Nanos a, Nanos b) noexcept {
     const Nanos q = a / b;
     return (a % b != 0 && a < 0) ? q - 1 : q;
 }
-
-// v9's sysUptime 0 is one second before boot_time: in a replay boot_time is the first
-// packet, and nfdump reads a First or Last of 0 as "no time" (1970). Header and records
-// move together, so the absolute times collectors rebuild do not change.
-constexpr Nanos kV9UptimeLead = kNanosPerSecond;
 
 // v9 times are 32-bit ms since boot; reduced mod 2^32 so differences stay right across the
 // wrap every 49.7 days (the same rule as v5's).
@@ -39,8 +32,26 @@ std::uint32_t uptime_ms(Nanos t, Nanos boot) noexcept {
         static_cast<std::uint64_t>(floor_div(t - boot, kNanosPerMilli)));
 }
 
-std::uint64_t wall_ms(Nanos flow_time, const ExportTime& time) noexcept {
-    return static_cast<std::uint64_t>(floor_div(time.wall(flow_time), kNanosPerMilli));
+// A MAC address as the 48-bit integer whose big-endian bytes it is.
+std::uint64_t mac_value(const std::array<std::uint8_t, 6>& mac) noexcept {
+    std::uint64_t v = 0;
+    for (const std::uint8_t b : mac) v = v << 8 | b;
+    return v;
+}
+
+// The link-layer tail's fields (templates 265-268); 0 for any other.
+std::uint64_t link_value(std::uint16_t id, const FlowRecord& r) noexcept {
+    switch (id) {
+    case ie::src_mac:
+    case ie::dst_mac:
+        return mac_value(id == ie::src_mac ? r.link.src_mac : r.link.dst_mac);
+    case ie::vlan_id:
+        return r.link.vlan;
+    case ie::obs_point:
+        return r.key.obs_point;
+    default:
+        return 0;
+    }
 }
 
 bool is_icmp(const FlowRecord& r) noexcept {
@@ -102,25 +113,8 @@ std::uint64_t flow_value(std::uint16_t id, const FlowRecord& r, const ExportTime
     case ie::end_ms:
         return wall_ms(r.last, time);
     default:
-        return 0;
+        return link_value(id, r);
     }
-}
-
-void write_flow(std::byte* p, std::span<const FieldSpec> fields, const FlowRecord& r,
-                const ExportTime& time, Nanos boot) noexcept {
-    for (const auto& f : fields) {
-        if (f.ie == ie::src6 || f.ie == ie::dst6) {
-            std::memcpy(p, (f.ie == ie::src6 ? r.src6 : r.dst6).data(), 16);
-        } else {
-            put(p, flow_value(f.ie, r, time, boot), f.length);
-        }
-        p += f.length;
-    }
-}
-
-std::span<const FieldSpec> data_template(bool v9, Family family) noexcept {
-    if (family == Family::ipv6) return v9 ? std::span(ipfix::kV9Ipv6) : ipfix::kIpfixIpv6;
-    return v9 ? std::span(ipfix::kV9Ipv4) : ipfix::kIpfixIpv4;
 }
 
 ipfix::OptionsTemplate options_template(bool v9, std::uint16_t id) noexcept {
@@ -143,13 +137,6 @@ std::byte* put_fields(std::byte* p, std::span<const FieldSpec> fields) noexcept 
         p += 4;
     }
     return p;
-}
-
-// A template record: ID, field count, fields (RFC 7011 3.4.1; RFC 3954 5.2 alike).
-std::size_t put_template(std::byte* p, std::uint16_t id, std::span<const FieldSpec> fields) {
-    put(p, id, 2);
-    put(p + 2, fields.size(), 2);
-    return static_cast<std::size_t>(put_fields(p + 4, fields) - p);
 }
 
 // An options template record. IPFIX (RFC 7011 3.4.2.2): ID, field count, scope field count,
@@ -192,6 +179,39 @@ std::byte* put_fixed(std::byte* p, const std::string& s, std::size_t len) noexce
 }
 
 } // namespace
+
+std::uint64_t ipfix::wall_ms(Nanos flow_time, const ExportTime& time) noexcept {
+    return static_cast<std::uint64_t>(floor_div(time.wall(flow_time), kNanosPerMilli));
+}
+
+void ipfix::write_flow(std::byte* p, std::span<const FieldSpec> fields, const FlowRecord& r,
+                       const ExportTime& time, Nanos boot) noexcept {
+    for (const auto& f : fields) {
+        if (f.ie == ie::src6 || f.ie == ie::dst6) {
+            std::memcpy(p, (f.ie == ie::src6 ? r.src6 : r.dst6).data(), 16);
+        } else {
+            put(p, flow_value(f.ie, r, time, boot), f.length);
+        }
+        p += f.length;
+    }
+}
+
+std::span<const FieldSpec> ipfix::flow_fields(bool v9, Family family, bool ext) noexcept {
+    if (family == Family::ipv6) {
+        if (ext) return v9 ? std::span(kV9Ipv6Link) : kIpfixIpv6Link;
+        return v9 ? std::span(kV9Ipv6) : kIpfixIpv6;
+    }
+    if (ext) return v9 ? std::span(kV9Ipv4Link) : kIpfixIpv4Link;
+    return v9 ? std::span(kV9Ipv4) : kIpfixIpv4;
+}
+
+// A template record: ID, field count, fields (RFC 7011 3.4.1; RFC 3954 5.2 alike).
+std::size_t ipfix::put_template(std::byte* p, std::uint16_t id,
+                                std::span<const FieldSpec> fields) noexcept {
+    put(p, id, 2);
+    put(p + 2, fields.size(), 2);
+    return static_cast<std::size_t>(put_fields(p + 4, fields) - p);
+}
 
 MessageBuilder::MessageBuilder(ExportProtocol protocol, std::size_t mtu)
     : protocol_(protocol), buf_(std::clamp(mtu, kMinMessageSize, kMaxMessageSize)) {}
@@ -236,7 +256,8 @@ void MessageBuilder::close_set() noexcept {
 bool MessageBuilder::add_templates(bool if_names) {
     const bool v = v9();
     std::size_t data = 4 * 2; // two template record headers
-    for (auto family : {Family::ipv4, Family::ipv6}) data += 4 * data_template(v, family).size();
+    for (auto family : {Family::ipv4, Family::ipv6})
+        data += 4 * ipfix::flow_fields(v, family, false).size();
     const std::size_t n_options = if_names ? 3 : 2;
     const auto option_size = [&](std::size_t i) {
         const auto t = options_template(v, static_cast<std::uint16_t>(kTemplateSampling + i));
@@ -250,7 +271,7 @@ bool MessageBuilder::add_templates(bool if_names) {
     std::size_t at = reserve(v ? 0 : 2, data);
     for (auto family : {Family::ipv4, Family::ipv6}) {
         const std::uint16_t id = family == Family::ipv4 ? kTemplateIpv4 : kTemplateIpv6;
-        at += put_template(&buf_[at], id, data_template(v, family));
+        at += ipfix::put_template(&buf_[at], id, ipfix::flow_fields(v, family, false));
     }
     // One options template per set: pmacct's nfacctd (1.7) steps from one options template
     // to the next by a wrong length, losing the second and, in IPFIX, the rest of the message.
@@ -306,11 +327,13 @@ bool MessageBuilder::add_if_name(const InterfaceName& row) {
 
 bool MessageBuilder::add_flow(const FlowRecord& record, const ExportTime& time,
                               const V5Params& params) {
-    const auto fields = data_template(v9(), record.family);
-    const std::uint16_t id = record.family == Family::ipv6 ? kTemplateIpv6 : kTemplateIpv4;
+    const auto fields = ipfix::flow_fields(v9(), record.family, record.extended());
+    const std::uint16_t id = record.family == Family::ipv6
+                                 ? (record.extended() ? kTemplateIpv6Link : kTemplateIpv6)
+                                 : (record.extended() ? kTemplateIpv4Link : kTemplateIpv4);
     const std::size_t at = reserve(id, ipfix::record_size(fields));
     if (at == 0) return false;
-    write_flow(&buf_[at], fields, record, time, params.boot_time - kV9UptimeLead);
+    ipfix::write_flow(&buf_[at], fields, record, time, params.boot_time - ipfix::kV9UptimeLead);
     ++flows_;
     latest_last_ = flows_ == 1 ? record.last : std::max(latest_last_, record.last);
     return true;
@@ -337,7 +360,7 @@ std::span<const std::byte> MessageBuilder::finish(const ExportTime& time,
     if (v9()) {
         put(h, 9, 2);
         put(h + 2, flows_ + options_ + templates_ + events_, 2);
-        put(h + 4, uptime_ms(now, params.boot_time - kV9UptimeLead), 4);
+        put(h + 4, uptime_ms(now, params.boot_time - ipfix::kV9UptimeLead), 4);
         put(h + 8, secs, 4);
         put(h + 12, sequence_, 4);
         put(h + 16, params.engine_id, 4);
@@ -355,90 +378,6 @@ std::span<const std::byte> MessageBuilder::finish(const ExportTime& time,
     pos_ = 0;
     flows_ = templates_ = options_ = events_ = 0;
     return {buf_.data(), size};
-}
-
-// ---- NAT (issue 13) ----
-
-namespace {
-
-std::span<const FieldSpec> nat_template(bool v9, Family family) noexcept {
-    if (family == Family::ipv6) return v9 ? std::span(ipfix::kV9Ipv6Nat) : ipfix::kIpfixIpv6Nat;
-    return v9 ? std::span(ipfix::kV9Ipv4Nat) : ipfix::kIpfixIpv4Nat;
-}
-
-// The translated pair, in the order of kNat4Tail / kNat6Tail.
-std::byte* put_nat_pair(std::byte* p, Family family, const NatEndpoint& src,
-                        const NatEndpoint& dst) noexcept {
-    if (family == Family::ipv6) {
-        std::memcpy(p, src.addr.data(), 16);
-        std::memcpy(p + 16, dst.addr.data(), 16);
-        p += 32;
-    } else {
-        put(p, src.ipv4_addr(), 4);
-        put(p + 4, dst.ipv4_addr(), 4);
-        p += 8;
-    }
-    put(p, src.port, 2);
-    put(p + 2, dst.port, 2);
-    return p + 4;
-}
-
-} // namespace
-
-bool MessageBuilder::add_nat_templates(bool events) {
-    const bool v = v9();
-    std::size_t size = 0;
-    for (auto family : {Family::ipv4, Family::ipv6}) size += 4 + 4 * nat_template(v, family).size();
-    if (events) size += 8 + 4 * (ipfix::kNatEvent4.size() + ipfix::kNatEvent6.size());
-    std::size_t at = reserve(v ? 0 : 2, size);
-    if (at == 0) return false;
-    at += put_template(&buf_[at], kTemplateIpv4Nat, nat_template(v, Family::ipv4));
-    at += put_template(&buf_[at], kTemplateIpv6Nat, nat_template(v, Family::ipv6));
-    if (events) {
-        at += put_template(&buf_[at], kTemplateNatEvent4, ipfix::kNatEvent4);
-        put_template(&buf_[at], kTemplateNatEvent6, ipfix::kNatEvent6);
-    }
-    templates_ += events ? 4 : 2;
-    return true;
-}
-
-bool MessageBuilder::add_nat_flow(const FlowRecord& record, const NatTranslation& nat,
-                                  const ExportTime& time, const V5Params& params) {
-    const auto plain = data_template(v9(), record.family);
-    const std::uint16_t id = record.family == Family::ipv6 ? kTemplateIpv6Nat : kTemplateIpv4Nat;
-    const std::size_t at = reserve(id, ipfix::record_size(nat_template(v9(), record.family)));
-    if (at == 0) return false;
-    write_flow(&buf_[at], plain, record, time, params.boot_time - kV9UptimeLead);
-    put_nat_pair(&buf_[at + ipfix::record_size(plain)], record.family, nat.src, nat.dst);
-    ++flows_;
-    latest_last_ = flows_ == 1 ? record.last : std::max(latest_last_, record.last);
-    return true;
-}
-
-bool MessageBuilder::add_nat_event(const NatEvent& ev, const ExportTime& time) {
-    const bool v6 = ev.family == Family::ipv6;
-    const std::size_t at = reserve(v6 ? kTemplateNatEvent6 : kTemplateNatEvent4,
-                                   v6 ? kNatEvent6RecordSize : kNatEvent4RecordSize);
-    if (at == 0) return false;
-    std::byte* p = &buf_[at];
-    put(p, wall_ms(ev.time, time), 8);
-    put(p + 8, ev.nat_event_code(), 1);
-    put(p + 9, ev.protocol, 1);
-    p += 10;
-    if (v6) {
-        std::memcpy(p, ev.orig.src.addr.data(), 16);
-        std::memcpy(p + 16, ev.orig.dst.addr.data(), 16);
-        p += 32;
-    } else {
-        put(p, ev.orig.src.ipv4_addr(), 4);
-        put(p + 4, ev.orig.dst.ipv4_addr(), 4);
-        p += 8;
-    }
-    put(p, ev.orig.src.port, 2);
-    put(p + 2, ev.orig.dst.port, 2);
-    put_nat_pair(p + 4, ev.family, ev.post_nat_src(), ev.post_nat_dst());
-    ++events_;
-    return true;
 }
 
 } // namespace nflowd

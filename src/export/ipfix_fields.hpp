@@ -45,30 +45,32 @@ constexpr std::array<FieldSpec, A + B> concat(const std::array<FieldSpec, A>& a,
 // The data templates: addresses, then ports, the 1-byte fields, interfaces and 64-bit
 // counters in one order for both families and protocols, then masks, (flow label), ICMP
 // type/code, and the times: sysUptime ms in v9, absolute ms in IPFIX.
-constexpr std::array kMiddle{FieldSpec{ie::src_port, 2},  FieldSpec{ie::dst_port, 2},
-                             FieldSpec{ie::protocol, 1},  FieldSpec{ie::tos, 1},
-                             FieldSpec{ie::tcp_flags, 1}, FieldSpec{ie::end_reason, 1},
-                             FieldSpec{ie::in_if, 4},     FieldSpec{ie::out_if, 4},
-                             FieldSpec{ie::octets, 8},    FieldSpec{ie::packets, 8}};
-constexpr std::array kV9Times{FieldSpec{ie::first_switched, 4}, FieldSpec{ie::last_switched, 4}};
-constexpr std::array kIpfixTimes{FieldSpec{ie::start_ms, 8}, FieldSpec{ie::end_ms, 8}};
-constexpr auto kIpv4Head =
+inline constexpr std::array kMiddle{FieldSpec{ie::src_port, 2},  FieldSpec{ie::dst_port, 2},
+                                    FieldSpec{ie::protocol, 1},  FieldSpec{ie::tos, 1},
+                                    FieldSpec{ie::tcp_flags, 1}, FieldSpec{ie::end_reason, 1},
+                                    FieldSpec{ie::in_if, 4},     FieldSpec{ie::out_if, 4},
+                                    FieldSpec{ie::octets, 8},    FieldSpec{ie::packets, 8}};
+inline constexpr std::array kV9Times{FieldSpec{ie::first_switched, 4},
+                                     FieldSpec{ie::last_switched, 4}};
+inline constexpr std::array kIpfixTimes{FieldSpec{ie::start_ms, 8}, FieldSpec{ie::end_ms, 8}};
+inline constexpr auto kIpv4Head =
     concat(std::array{FieldSpec{ie::src4, 4}, FieldSpec{ie::dst4, 4}}, kMiddle);
 // flowDirection (61) after the masks: 0 ingress, 1 egress, 255 unknown (FORWARD, --read), as
 // ipt_NETFLOW sends it; one template for all, so a forwarded flow needs no template of its own.
-constexpr auto kIpv4Tail = std::array{FieldSpec{ie::src_mask, 1}, FieldSpec{ie::dst_mask, 1},
-                                      FieldSpec{ie::direction, 1}, FieldSpec{ie::icmp4, 2}};
-constexpr auto kIpv6Head =
+inline constexpr auto kIpv4Tail = std::array{FieldSpec{ie::src_mask, 1}, FieldSpec{ie::dst_mask, 1},
+                                             FieldSpec{ie::direction, 1}, FieldSpec{ie::icmp4, 2}};
+inline constexpr auto kIpv6Head =
     concat(std::array{FieldSpec{ie::src6, 16}, FieldSpec{ie::dst6, 16}}, kMiddle);
 // v9 has one ICMP_TYPE (32) for both families (RFC 3954; nfdump reads ICMPv6 there only);
 // IPFIX splits it into icmpTypeCodeIPv4 (32) and icmpTypeCodeIPv6 (139).
-constexpr auto kIpv6Masks = std::array{FieldSpec{ie::src_mask6, 1}, FieldSpec{ie::dst_mask6, 1},
-                                       FieldSpec{ie::direction, 1}, FieldSpec{ie::flow_label, 4}};
-constexpr auto kV9Ipv4 = concat(concat(kIpv4Head, kIpv4Tail), kV9Times);
-constexpr auto kIpfixIpv4 = concat(concat(kIpv4Head, kIpv4Tail), kIpfixTimes);
-constexpr auto kV9Ipv6 =
+inline constexpr auto kIpv6Masks =
+    std::array{FieldSpec{ie::src_mask6, 1}, FieldSpec{ie::dst_mask6, 1},
+               FieldSpec{ie::direction, 1}, FieldSpec{ie::flow_label, 4}};
+inline constexpr auto kV9Ipv4 = concat(concat(kIpv4Head, kIpv4Tail), kV9Times);
+inline constexpr auto kIpfixIpv4 = concat(concat(kIpv4Head, kIpv4Tail), kIpfixTimes);
+inline constexpr auto kV9Ipv6 =
     concat(concat(concat(kIpv6Head, kIpv6Masks), std::array{FieldSpec{ie::icmp4, 2}}), kV9Times);
-constexpr auto kIpfixIpv6 =
+inline constexpr auto kIpfixIpv6 =
     concat(concat(concat(kIpv6Head, kIpv6Masks), std::array{FieldSpec{ie::icmp6, 2}}), kIpfixTimes);
 
 // Options templates: scope fields, then the options. The scope is the observation domain
@@ -78,19 +80,19 @@ struct OptionsTemplate {
     std::span<const FieldSpec> scope;
     std::span<const FieldSpec> fields;
 };
-constexpr std::array kIpfixDomainScope{FieldSpec{ie::domain, 4}};
-constexpr std::array kV9SystemScope{FieldSpec{ie::v9_scope_system, 4}};
-constexpr std::array kSamplingFields{FieldSpec{ie::sampling_interval, 4},
-                                     FieldSpec{ie::sampling_algorithm, 1}};
-constexpr std::array kStatsFields{FieldSpec{ie::message_total, 8}, FieldSpec{ie::flow_total, 8},
-                                  FieldSpec{ie::octet_total, 8}, FieldSpec{ie::ignored_packets, 8},
-                                  FieldSpec{ie::not_sent_flows, 8}};
-constexpr std::array kIpfixIfScope{FieldSpec{ie::in_if, 4}};
-constexpr std::array kV9IfScope{FieldSpec{ie::v9_scope_interface, 4}};
-constexpr std::array kIpfixIfFields{FieldSpec{ie::if_name, kVariableLength},
-                                    FieldSpec{ie::if_descr, kVariableLength}};
-constexpr std::array kV9IfFields{FieldSpec{ie::if_name, kV9IfNameSize},
-                                 FieldSpec{ie::if_descr, kV9IfDescrSize}};
+inline constexpr std::array kIpfixDomainScope{FieldSpec{ie::domain, 4}};
+inline constexpr std::array kV9SystemScope{FieldSpec{ie::v9_scope_system, 4}};
+inline constexpr std::array kSamplingFields{FieldSpec{ie::sampling_interval, 4},
+                                            FieldSpec{ie::sampling_algorithm, 1}};
+inline constexpr std::array kStatsFields{
+    FieldSpec{ie::message_total, 8}, FieldSpec{ie::flow_total, 8}, FieldSpec{ie::octet_total, 8},
+    FieldSpec{ie::ignored_packets, 8}, FieldSpec{ie::not_sent_flows, 8}};
+inline constexpr std::array kIpfixIfScope{FieldSpec{ie::in_if, 4}};
+inline constexpr std::array kV9IfScope{FieldSpec{ie::v9_scope_interface, 4}};
+inline constexpr std::array kIpfixIfFields{FieldSpec{ie::if_name, kVariableLength},
+                                           FieldSpec{ie::if_descr, kVariableLength}};
+inline constexpr std::array kV9IfFields{FieldSpec{ie::if_name, kV9IfNameSize},
+                                        FieldSpec{ie::if_descr, kV9IfDescrSize}};
 
 constexpr std::size_t record_size(std::span<const FieldSpec> fields) noexcept {
     std::size_t n = 0;
@@ -108,30 +110,48 @@ constexpr std::uint16_t post_nat_src4 = 225, post_nat_dst4 = 226, post_napt_src_
                         post_napt_dst_port = 228, nat_event = 230, post_nat_src6 = 281,
                         post_nat_dst6 = 282, observation_ms = 323;
 } // namespace ie
-constexpr std::array kNat4Tail{FieldSpec{ie::post_nat_src4, 4}, FieldSpec{ie::post_nat_dst4, 4},
-                               FieldSpec{ie::post_napt_src_port, 2},
-                               FieldSpec{ie::post_napt_dst_port, 2}};
-constexpr std::array kNat6Tail{FieldSpec{ie::post_nat_src6, 16}, FieldSpec{ie::post_nat_dst6, 16},
-                               FieldSpec{ie::post_napt_src_port, 2},
-                               FieldSpec{ie::post_napt_dst_port, 2}};
+inline constexpr std::array kNat4Tail{
+    FieldSpec{ie::post_nat_src4, 4}, FieldSpec{ie::post_nat_dst4, 4},
+    FieldSpec{ie::post_napt_src_port, 2}, FieldSpec{ie::post_napt_dst_port, 2}};
+inline constexpr std::array kNat6Tail{
+    FieldSpec{ie::post_nat_src6, 16}, FieldSpec{ie::post_nat_dst6, 16},
+    FieldSpec{ie::post_napt_src_port, 2}, FieldSpec{ie::post_napt_dst_port, 2}};
 // A NAT-annotated record is the plain record with the tail appended: one writer serves both.
-constexpr auto kV9Ipv4Nat = concat(kV9Ipv4, kNat4Tail);
-constexpr auto kIpfixIpv4Nat = concat(kIpfixIpv4, kNat4Tail);
-constexpr auto kV9Ipv6Nat = concat(kV9Ipv6, kNat6Tail);
-constexpr auto kIpfixIpv6Nat = concat(kIpfixIpv6, kNat6Tail);
+inline constexpr auto kV9Ipv4Nat = concat(kV9Ipv4, kNat4Tail);
+inline constexpr auto kIpfixIpv4Nat = concat(kIpfixIpv4, kNat4Tail);
+inline constexpr auto kV9Ipv6Nat = concat(kV9Ipv6, kNat6Tail);
+inline constexpr auto kIpfixIpv6Nat = concat(kIpfixIpv6, kNat6Tail);
 // NAT event records, the same in v9 and IPFIX: when (absolute ms, as ipt_NETFLOW sends it and
 // nfdump's NEL shows it), natEvent, the original 5-tuple and the four translated fields.
-constexpr auto kNatEvent4 =
+inline constexpr auto kNatEvent4 =
     concat(std::array{FieldSpec{ie::observation_ms, 8}, FieldSpec{ie::nat_event, 1},
                       FieldSpec{ie::protocol, 1}, FieldSpec{ie::src4, 4}, FieldSpec{ie::dst4, 4},
                       FieldSpec{ie::src_port, 2}, FieldSpec{ie::dst_port, 2}},
            kNat4Tail);
-constexpr auto kNatEvent6 =
+inline constexpr auto kNatEvent6 =
     concat(std::array{FieldSpec{ie::observation_ms, 8}, FieldSpec{ie::nat_event, 1},
                       FieldSpec{ie::protocol, 1}, FieldSpec{ie::src6, 16}, FieldSpec{ie::dst6, 16},
                       FieldSpec{ie::src_port, 2}, FieldSpec{ie::dst_port, 2}},
            kNat6Tail);
 static_assert(record_size(kNatEvent4) == kNatEvent4RecordSize);
 static_assert(record_size(kNatEvent6) == kNatEvent6RecordSize);
+
+// ---- Link layer (issue 13): MACs, VLAN and the prefix tag's observation point after the
+// plain fields, before any NAT tail. observationPointId is unsigned64, sent reduced to 4 bytes
+// (RFC 7011 6.2) ----
+namespace ie {
+constexpr std::uint16_t src_mac = 56, vlan_id = 58, dst_mac = 80, obs_point = 138;
+} // namespace ie
+inline constexpr std::array kLinkTail{FieldSpec{ie::src_mac, 6}, FieldSpec{ie::dst_mac, 6},
+                                      FieldSpec{ie::vlan_id, 2}, FieldSpec{ie::obs_point, 4}};
+static_assert(record_size(kLinkTail) == kLinkTailSize);
+inline constexpr auto kV9Ipv4Link = concat(kV9Ipv4, kLinkTail);
+inline constexpr auto kIpfixIpv4Link = concat(kIpfixIpv4, kLinkTail);
+inline constexpr auto kV9Ipv6Link = concat(kV9Ipv6, kLinkTail);
+inline constexpr auto kIpfixIpv6Link = concat(kIpfixIpv6, kLinkTail);
+inline constexpr auto kV9Ipv4NatLink = concat(kV9Ipv4Link, kNat4Tail);
+inline constexpr auto kIpfixIpv4NatLink = concat(kIpfixIpv4Link, kNat4Tail);
+inline constexpr auto kV9Ipv6NatLink = concat(kV9Ipv6Link, kNat6Tail);
+inline constexpr auto kIpfixIpv6NatLink = concat(kIpfixIpv6Link, kNat6Tail);
 
 } // namespace nflowd::ipfix

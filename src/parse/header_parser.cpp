@@ -187,6 +187,8 @@ ParseResult parse_ip_packet(std::span<const std::byte> bytes, const PacketMeta& 
     out.key.protocol = protocol;
     out.key.tos = tos;
     out.key.direction = meta.direction;
+    out.key.obs_point = meta.obs_point;
+    out.link = meta.link;
     out.time = meta.time;
     out.out_if = meta.out_if;
     out.octets = length;
@@ -230,9 +232,11 @@ ParseResult parse_ipv6_packet(std::span<const std::byte> bytes, const PacketMeta
     std::memcpy(out.key.dst_addr.data(), bytes.data() + 24, 16);
     out.key.in_if = meta.in_if;
     out.key.direction = meta.direction; // IPv6 is only accounted for v9/IPFIX
+    out.key.obs_point = meta.obs_point;
     out.key.protocol = w.protocol;
     out.key.tos = static_cast<std::uint8_t>(version_class_label >> 20);
     out.flow_label = version_class_label & 0xfffffU;
+    out.link = meta.link;
     out.time = meta.time;
     out.out_if = meta.out_if;
     out.octets = length;
@@ -258,7 +262,11 @@ ParseResult HeaderParser::parse(std::span<const std::byte> bytes, const PacketMe
     const ParseResult r = parse_ip_packet(bytes, meta, out.v4);
     // Only v9/IPFIX export the direction (what set_ipv6 says too): v5 flows must not split
     // by hook, nor hold what they cannot export.
-    if (!ipv6_) out.v4.key.direction = Direction::unknown;
+    if (!ipv6_) {
+        out.v4.key.direction = Direction::unknown;
+        out.v4.key.obs_point = 0;
+        out.v4.link = LinkLayer{}; // nor MACs and VLAN (FlowTable stores none then)
+    }
     return count(r, out.v4.octets);
 }
 

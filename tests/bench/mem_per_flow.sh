@@ -7,6 +7,8 @@
 # usage: mem_per_flow.sh NFLOWD GEN_TRACE
 # env:   RUNS (3), FLOWS4 (720000), PACKETS4 (1600000), FLOWS6 (320000), PACKETS6 (800000),
 #        IPV6_ARGS (options that make nflowd account IPv6; default "--protocol 10"),
+#        IPV4_ARGS (options for the IPv4 run; default none: v5, e.g. "--protocol 10" for the
+#        IPv4 flow with its link record),
 #        KEEP=1 keeps the traces
 set -euo pipefail
 
@@ -14,6 +16,7 @@ NFLOWD=$(realpath "${1:?usage: mem_per_flow.sh NFLOWD GEN_TRACE}")
 GEN=$(realpath "${2:?usage: mem_per_flow.sh NFLOWD GEN_TRACE}")
 RUNS=${RUNS:-3}
 read -r -a IPV6_ARGS <<<"${IPV6_ARGS---protocol 10}"
+read -r -a IPV4_ARGS <<<"${IPV4_ARGS-}"
 WORK=$(mktemp -d)
 trap '[[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"' EXIT
 
@@ -45,5 +48,5 @@ per_flow() {
     echo "$name: $best bytes per flow (least of $RUNS)"
 }
 
-per_flow ipv4 0 "${FLOWS4:-720000}" "${PACKETS4:-1600000}"
+per_flow ipv4 0 "${FLOWS4:-720000}" "${PACKETS4:-1600000}" "${IPV4_ARGS[@]}"
 per_flow ipv6 1 "${FLOWS6:-320000}" "${PACKETS6:-800000}" "${IPV6_ARGS[@]}"

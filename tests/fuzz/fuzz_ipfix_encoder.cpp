@@ -6,6 +6,7 @@
 
 #include <netinet/in.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -59,7 +60,34 @@ FlowRecord random_record(Input& in) {
     r.tcp_flags = static_cast<std::uint8_t>(in.take(1));
     r.src_mask = static_cast<std::uint8_t>(in.take(1));
     r.dst_mask = static_cast<std::uint8_t>(in.take(1));
+    if (kind & 4) { // a link layer (issue 13): the link templates
+        for (auto& b : r.link.src_mac) b = static_cast<std::uint8_t>(in.take(1));
+        for (auto& b : r.link.dst_mac) b = static_cast<std::uint8_t>(in.take(1));
+        r.link.vlan = static_cast<std::uint16_t>(in.take(2) & 0x0fff);
+    }
+    if (kind & 8) r.key.obs_point = static_cast<std::uint8_t>(in.take(1)); // a prefix tag
     return r;
+}
+
+std::uint64_t mac_value(const std::array<std::uint8_t, 6>& mac) {
+    std::uint64_t v = 0;
+    for (auto b : mac) v = v << 8 | b;
+    return v;
+}
+
+// A flow with a link layer or an observation point comes in template 265/266 with their four
+// fields, any other without.
+void check_link(const FlowRecord& r, const test::DecodedRecord& d) {
+    const bool v6 = r.family == Family::ipv6;
+    if (!r.extended()) {
+        if (d.template_id != (v6 ? kTemplateIpv6 : kTemplateIpv4) || d.has(56) || d.has(138))
+            std::abort();
+        return;
+    }
+    if (d.template_id != (v6 ? kTemplateIpv6Link : kTemplateIpv4Link) ||
+        d.value(56) != mac_value(r.link.src_mac) || d.value(80) != mac_value(r.link.dst_mac) ||
+        d.value(58) != r.link.vlan || d.value(138) != r.key.obs_point)
+        std::abort();
 }
 
 void check_ipv4_or_6(const FlowRecord& r, const test::DecodedRecord& d) {
@@ -68,14 +96,13 @@ void check_ipv4_or_6(const FlowRecord& r, const test::DecodedRecord& d) {
         if (f.size() != 16 || std::memcmp(f.data(), bytes, 16) != 0) std::abort();
     };
     if (r.family == Family::ipv4) {
-        if (d.template_id != kTemplateIpv4 || d.value(8) != r.key.src_addr ||
-            d.value(12) != r.key.dst_addr || d.value(9) != r.src_mask || d.value(13) != r.dst_mask)
+        if (d.value(8) != r.key.src_addr || d.value(12) != r.key.dst_addr ||
+            d.value(9) != r.src_mask || d.value(13) != r.dst_mask)
             std::abort();
     } else {
         same(27, r.src6.data());
         same(28, r.dst6.data());
-        if (d.template_id != kTemplateIpv6 || d.value(31) != r.flow_label ||
-            d.value(29) != r.src_mask || d.value(30) != r.dst_mask)
+        if (d.value(31) != r.flow_label || d.value(29) != r.src_mask || d.value(30) != r.dst_mask)
             std::abort();
     }
 }
@@ -83,6 +110,7 @@ void check_ipv4_or_6(const FlowRecord& r, const test::DecodedRecord& d) {
 void check(const FlowRecord& r, const test::DecodedRecord& d, bool v9, const ExportTime& t,
            Nanos boot) {
     check_ipv4_or_6(r, d);
+    check_link(r, d);
     const bool icmp = r.key.protocol == IPPROTO_ICMP || r.key.protocol == IPPROTO_ICMPV6;
     // v9 has one ICMP_TYPE (32); IPFIX has icmpTypeCodeIPv6 (139) for IPv6.
     const std::uint16_t icmp_ie = r.family == Family::ipv4 || v9 ? 32 : 139;
@@ -131,6 +159,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     };
     if (!b.add_templates(true) || !b.add_sampling(params) || !b.add_stats({1, 2, 3, 4, 5}, params))
         std::abort(); // an empty message at the smallest MTU holds all of them
+    if (!b.add_link_templates(false)) {
+        drain();
+        if (!b.add_link_templates(false)) std::abort(); // and these
+    }
     while (in.n != 0) {
         sent.push_back(random_record(in));
         if (b.add_flow(sent.back(), t, params)) continue;

@@ -70,10 +70,11 @@ def nla(t, payload):
     return n + b"\0" * (-len(n) % 4)
 
 
-def nflog_msg(seq, payload, indev=2, outdev=3, ts=True):
+def nflog_msg(seq, payload, indev=2, outdev=3, ts=True, link=b""):
     # nfgenmsg: family, version, res_id (group, big endian)
     body = struct.pack("=BBH", 2, 0, struct.unpack("=H", struct.pack("!H", 5))[0])
     body += nla(1, struct.pack("!HBB", 0x0800, 3, 0))  # NFULA_PACKET_HDR
+    body += link  # hardware header, VLAN, prefix (issue 13)
     if ts:
         body += nla(3, struct.pack("!QQ", 1700000000, 123456))  # NFULA_TIMESTAMP
     body += nla(4, struct.pack("!I", indev)) + nla(5, struct.pack("!I", outdev))
@@ -153,6 +154,11 @@ def main():
     write("nflog_batch", "gap_no_ts", nflog_msg(0, PACKETS["udp"]) +
           nflog_msg(7, PACKETS["icmp"], ts=False))
     eth = b"\x02" * 6 + b"\x04" * 6
+    # NFULA_HWTYPE, NFULA_HWHEADER, NFULA_HWLEN, NFULA_VLAN (nested PROTO, TCI), NFULA_PREFIX
+    vlan = nla(1, struct.pack("!H", 0x8100)) + nla(2, struct.pack("!H", 0xa064))
+    hw = nla(15, struct.pack("!H", 1)) + nla(16, eth + b"\x08\x00") + nla(17, struct.pack("!H", 14))
+    write("nflog_batch", "link", nflog_msg(1, PACKETS["udp"], link=hw + nla(20, vlan) +
+                                           nla(10, b"obs=7 dir=in\0")))
     # link_layer: first byte picks the link type (see fuzz_link_layer.cpp's table order).
     write("link_layer", "en10mb", b"\x00" + eth + b"\x08\x00" + PACKETS["tcp_syn"])
     write("link_layer", "en10mb_vlan", b"\x00" + eth + b"\x81\x00\x00\x05\x08\x00" +
@@ -168,6 +174,8 @@ def main():
                   struct.pack("=HH", 8, 5) + struct.pack("!I", 3) +
                   struct.pack("=HH", 4 + len(PACKETS["tcp_syn"]), 9) + PACKETS["tcp_syn"])
     write("link_layer", "nflog", b"\x06" + struct.pack("!BBH", 2, 0, 5) + nflog_tlvs)
+    write("link_layer", "nflog_link", b"\x06" + struct.pack("!BBH", 2, 0, 5) + hw +
+          nla(20, vlan) + nflog_tlvs)
     # options: first byte picks the option (index into option_table()).
     for i, v in enumerate([b"10.0.0.0/8=16,192.168.0.0/16=24,80-89=80,3128=80",
                            b"127.0.0.1:2055,[::1]:9995", b"5-8", b"1800", b"65536",

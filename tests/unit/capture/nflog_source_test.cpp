@@ -7,6 +7,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
+#include <net/if_arp.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -55,6 +56,18 @@ struct Msg {
     Msg& no_payload() { return payload_len_.reset(), *this; }
     Msg& type(std::uint16_t v) { return type_ = v, *this; }
     Msg& hook(std::uint8_t v) { return hook_ = v, *this; }
+    // The link layer (issue 13): NFULA_HWTYPE/HWLEN/HWHEADER and NFULA_VLAN as the kernel
+    // puts them (big-endian u16s, the VLAN TCI nested).
+    std::uint16_t hwtype_ = 0, hwlen_ = 0;
+    std::vector<std::uint8_t> hwheader_;
+    std::optional<std::uint16_t> vlan_tci_;
+    Msg& hw(std::uint16_t type, std::uint16_t len, std::vector<std::uint8_t> header) {
+        hwtype_ = type, hwlen_ = len, hwheader_ = std::move(header);
+        return *this;
+    }
+    Msg& vlan_tci(std::uint16_t v) { return vlan_tci_ = v, *this; }
+    std::optional<std::string> prefix_; // NFULA_PREFIX, sent NUL-terminated as the kernel does
+    Msg& prefix(std::string v) { return prefix_ = std::move(v), *this; }
 };
 
 // Netlink buffer built the way the kernel lays out a batch; 8-byte aligned storage.
@@ -84,6 +97,18 @@ class Batch {
         if (m.outdev_) mnl_attr_put_u32(nlh, NFULA_IFINDEX_OUTDEV, htonl(*m.outdev_));
         if (m.physindev_) mnl_attr_put_u32(nlh, NFULA_IFINDEX_PHYSINDEV, htonl(*m.physindev_));
         if (m.physoutdev_) mnl_attr_put_u32(nlh, NFULA_IFINDEX_PHYSOUTDEV, htonl(*m.physoutdev_));
+        if (!m.hwheader_.empty()) {
+            mnl_attr_put_u16(nlh, NFULA_HWTYPE, htons(m.hwtype_));
+            mnl_attr_put(nlh, NFULA_HWHEADER, m.hwheader_.size(), m.hwheader_.data());
+            mnl_attr_put_u16(nlh, NFULA_HWLEN, htons(m.hwlen_));
+        }
+        if (m.prefix_) mnl_attr_put_strz(nlh, NFULA_PREFIX, m.prefix_->c_str());
+        if (m.vlan_tci_) {
+            nlattr* nest = mnl_attr_nest_start(nlh, NFULA_VLAN);
+            mnl_attr_put_u16(nlh, NFULA_VLAN_PROTO, htons(0x8100));
+            mnl_attr_put_u16(nlh, NFULA_VLAN_TCI, htons(*m.vlan_tci_));
+            mnl_attr_nest_end(nlh, nest);
+        }
         if (m.payload_len_) {
             std::vector<std::uint8_t> p(*m.payload_len_);
             for (std::size_t i = 0; i < p.size(); ++i) p[i] = static_cast<std::uint8_t>(i + size_);
@@ -144,6 +169,81 @@ Result parse(std::span<const std::byte> bytes, NflogSeqTracker seq = NflogSeqTra
         },
         physdev);
     return r;
+}
+
+// An Ethernet header as dev_parse_header copies it: destination MAC, source MAC, ethertype.
+const std::vector<std::uint8_t> kEtherHeader{0x02, 0xdd, 0, 0, 0,    0x02, 0x02,
+                                             0x5a, 0,    0, 0, 0x01, 0x08, 0x00};
+
+TEST(NflogParse, HardwareHeaderAndVlanGiveTheLinkLayer) {
+    Batch b;
+    // Priority 5 and DEI set around VLAN 100: only the 12-bit id is the VLAN.
+    b.add(Msg{}.seq(1).hw(ARPHRD_ETHER, 14, kEtherHeader).vlan_tci(0xb064));
+    b.add(Msg{}.seq(2).vlan_tci(100));                              // tag without a header
+    b.add(Msg{}.seq(3).hw(ARPHRD_ETHER, 14, kEtherHeader).hook(3)); // no tag
+    const auto r = parse(b.bytes());
+    ASSERT_EQ(r.delivered, 3u);
+    EXPECT_EQ(r.stats.malformed, 0u);
+    const LinkLayer& l = r.seen.metas[0].link;
+    EXPECT_EQ(l.src_mac, (std::array<std::uint8_t, 6>{0x02, 0x5a, 0, 0, 0, 0x01}));
+    EXPECT_EQ(l.dst_mac, (std::array<std::uint8_t, 6>{0x02, 0xdd, 0, 0, 0, 0x02}));
+    EXPECT_EQ(l.vlan, 100);
+    EXPECT_EQ(r.seen.metas[1].link.vlan, 100);
+    EXPECT_EQ(r.seen.metas[1].link.src_mac, (std::array<std::uint8_t, 6>{}));
+    EXPECT_EQ(r.seen.metas[2].link.vlan, 0);
+    EXPECT_EQ(r.seen.metas[2].link.src_mac, l.src_mac);
+}
+
+TEST(NflogParse, NonEthernetHardwareHeadersGiveNoMac) {
+    Batch b;
+    b.add(Msg{}.seq(1).hw(ARPHRD_LOOPBACK, 14, kEtherHeader)); // lo: not Ethernet
+    b.add(Msg{}.seq(2).hw(ARPHRD_ETHER, 12, {kEtherHeader.begin(), kEtherHeader.begin() + 12}));
+    b.add(Msg{}.seq(3)); // OUTPUT: none
+    const auto r = parse(b.bytes());
+    ASSERT_EQ(r.delivered, 3u);
+    for (const auto& m : r.seen.metas) EXPECT_TRUE(m.link.empty());
+}
+
+// The rule's prefix tag: obs=N and dir= reach PacketMeta, through a reader's memo or not.
+TEST(NflogParse, PrefixTagGivesObservationPointAndDirection) {
+    Batch b;
+    b.add(Msg{}.seq(1).prefix("FWD obs=7 dir=in").hook(2)); // FORWARD: unknown, overridden
+    b.add(Msg{}.seq(2).prefix("FWD obs=7 dir=in").hook(4)); // POSTROUTING: still "in"
+    b.add(Msg{}.seq(3).prefix("OUT obs=9").hook(3));        // the hook's egress stays
+    b.add(Msg{}.seq(4).prefix("plain log text").hook(0));   // no tag: PREROUTING's ingress
+    b.add(Msg{}.seq(5).hook(2));                            // no prefix at all
+    for (bool memo : {false, true}) {
+        PrefixTagMemo prefixes;
+        Result r;
+        NflogSeqTracker seq;
+        r.delivered = parse_nflog_batch(
+            b.bytes(), kRecvTime, seq, r.stats,
+            [&](std::span<const std::byte>, const PacketMeta& meta) {
+                r.seen.metas.push_back(meta);
+            },
+            false, memo ? &prefixes : nullptr);
+        ASSERT_EQ(r.delivered, 5u);
+        const auto& m = r.seen.metas;
+        EXPECT_EQ(m[0].obs_point, 7);
+        EXPECT_EQ(m[0].direction, Direction::ingress);
+        EXPECT_EQ(m[1].direction, Direction::ingress);
+        EXPECT_EQ(m[2].obs_point, 9);
+        EXPECT_EQ(m[2].direction, Direction::egress);
+        EXPECT_EQ(m[3].obs_point, 0);
+        EXPECT_EQ(m[3].direction, Direction::ingress);
+        EXPECT_EQ(m[4].obs_point, 0);
+        EXPECT_EQ(m[4].direction, Direction::unknown);
+    }
+}
+
+TEST(NflogParse, BadLinkAttributesMakeTheMessageMalformed) {
+    Batch b;
+    b.add(Msg{}.seq(1));
+    nlmsghdr* nlh = reinterpret_cast<nlmsghdr*>(b.data());
+    mnl_attr_put_u32(nlh, NFULA_HWTYPE, 1); // a u16 attribute four bytes long
+    const auto r = parse({b.data(), MNL_ALIGN(nlh->nlmsg_len)});
+    EXPECT_EQ(r.delivered, 0u);
+    EXPECT_EQ(r.stats.malformed, 1u);
 }
 
 TEST(NflogParse, SinglePacketWithAllMetadata) {

@@ -77,9 +77,10 @@ Bytes ipv6_udp() {
 Bytes ethernet(const Bytes& ip, std::vector<unsigned> tags = {}, unsigned type = 0x0800) {
     Bytes b;
     for (int i = 0; i < 12; ++i) put8(b, 0x10U + static_cast<unsigned>(i));
+    unsigned vlan = 100; // the outermost tag's; priority 5 around each id
     for (unsigned tpid : tags) {
         put16be(b, tpid);
-        put16be(b, 0x0064); // VLAN 100
+        put16be(b, 0xa000U | vlan++);
     }
     put16be(b, type);
     append(b, ip);
@@ -176,6 +177,92 @@ TEST(LinkToIp, EthernetPlainAndTagged) {
     const auto r6 = run(DLT_EN10MB, ethernet(ip6, {0x8100}, 0x86dd));
     EXPECT_TRUE(r6.ok);
     EXPECT_EQ(r6.ip, ip6);
+}
+
+TEST(LinkToIp, EthernetGivesMacsAndTheOutermostVlan) {
+    const auto plain = run(DLT_EN10MB, ethernet(ipv4_udp()));
+    ASSERT_TRUE(plain.ok);
+    EXPECT_EQ(plain.meta.link.dst_mac,
+              (std::array<std::uint8_t, 6>{0x10, 0x11, 0x12, 0x13, 0x14, 0x15}));
+    EXPECT_EQ(plain.meta.link.src_mac,
+              (std::array<std::uint8_t, 6>{0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b}));
+    EXPECT_EQ(plain.meta.link.vlan, 0);
+    for (const auto& tags :
+         std::vector<std::vector<unsigned>>{{0x8100}, {0x88a8, 0x8100}, {0x9100, 0x8100, 0x8100}}) {
+        const auto r = run(DLT_EN10MB, ethernet(ipv4_udp(), tags));
+        ASSERT_TRUE(r.ok);
+        EXPECT_EQ(r.meta.link.vlan, 100) << tags.size() << " tags";
+        EXPECT_EQ(r.meta.link.src_mac, plain.meta.link.src_mac);
+    }
+    // Nothing of an earlier frame stays: a raw IP packet has no link layer.
+    PacketMeta meta;
+    meta.link.vlan = 7;
+    std::span<const std::byte> ip;
+    const Bytes raw = ipv4_udp();
+    ASSERT_EQ(link_to_ip(DLT_RAW, raw, ip, meta, false), nflowd::LinkResult::ip);
+    EXPECT_TRUE(meta.link.empty());
+}
+
+TEST(LinkToIp, NflogHardwareHeaderAndVlanTlvs) {
+    // Attributes in the order the kernel puts them: HWTYPE, HWHEADER, HWLEN, then the VLAN nest
+    // (NFULA_VLAN_PROTO, NFULA_VLAN_TCI), all before the payload.
+    Bytes hw = nflog(Bytes{}, 3, 5);
+    hw.resize(hw.size() - 4); // drop the empty payload TLV to append ours
+    Bytes header;
+    for (unsigned v : {0x02U, 0xbbU, 0U, 0U, 0U, 0x02U, 0x02U, 0xaaU, 0U, 0U, 0U, 0x01U, 0x08U, 0U})
+        put8(header, v);
+    Bytes type16, len16;
+    put16be(type16, 1); // ARPHRD_ETHER
+    put16be(len16, 14);
+    Bytes nest;
+    Bytes proto, tci;
+    put16be(proto, 0x8100);
+    put16be(tci, 0x6000U | 100U); // priority 3, VLAN 100
+    nflog_tlv(nest, 1, proto);
+    nflog_tlv(nest, 2, tci);
+    Bytes with_vlan = hw;
+    nflog_tlv(with_vlan, 15, type16);
+    nflog_tlv(with_vlan, 16, header);
+    nflog_tlv(with_vlan, 17, len16);
+    nflog_tlv(with_vlan, 20, nest);
+    nflog_tlv(with_vlan, 9, ipv4_udp());
+    const auto r = run(DLT_NFLOG, with_vlan);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.meta.in_if, 3u);
+    EXPECT_EQ(r.meta.link.src_mac, (std::array<std::uint8_t, 6>{0x02, 0xaa, 0, 0, 0, 0x01}));
+    EXPECT_EQ(r.meta.link.dst_mac, (std::array<std::uint8_t, 6>{0x02, 0xbb, 0, 0, 0, 0x02}));
+    EXPECT_EQ(r.meta.link.vlan, 100);
+    // Loopback's header type is no Ethernet: no MACs; no VLAN nest: no VLAN.
+    Bytes lo = hw;
+    Bytes type_lo;
+    put16be(type_lo, 772); // ARPHRD_LOOPBACK
+    nflog_tlv(lo, 15, type_lo);
+    nflog_tlv(lo, 16, header);
+    nflog_tlv(lo, 17, len16);
+    nflog_tlv(lo, 9, ipv4_udp());
+    const auto l = run(DLT_NFLOG, lo);
+    ASSERT_TRUE(l.ok);
+    EXPECT_TRUE(l.meta.link.empty());
+    EXPECT_EQ(l.meta.obs_point, 0); // the helper's prefix "nf" has no tag
+    EXPECT_EQ(l.meta.direction, Direction::unknown);
+}
+
+// A capture's NFLOG prefix tag, as live: observation point and direction.
+TEST(LinkToIp, NflogPrefixTag) {
+    Bytes b;
+    put8(b, 2);
+    put8(b, 0);
+    put16be(b, 5);
+    const std::string prefix = "LAN obs=4 dir=out";
+    Bytes text;
+    for (char c : prefix) put8(text, static_cast<unsigned char>(c));
+    put8(text, 0);
+    nflog_tlv(b, 10, text);
+    nflog_tlv(b, 9, ipv4_udp());
+    const auto r = run(DLT_NFLOG, b);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.meta.obs_point, 4);
+    EXPECT_EQ(r.meta.direction, Direction::egress);
 }
 
 TEST(LinkToIp, EthernetTrailerPaddingIsKept) {

@@ -71,6 +71,67 @@ TEST(PipelineDirection, V5NeitherSplitsNorKeepsIt) {
     p.finish();
 }
 
+// MACs and VLAN reach the flows only while v9/IPFIX is exported, and follow set_ipv6 (the
+// protocol switched at run time) in both directions.
+TEST(PipelineLink, KeptForV9IpfixOnlyAndSwitchedAtRunTime) {
+    Fixture fx(false);
+    Pipeline p(fx.pc, fx.clock, CollectorSet(parse_destinations(fx.collector.address()), 0));
+    PacketMeta meta{kStart, 3, 4};
+    meta.link.src_mac = {0x02, 0, 0, 0, 0, 0x01};
+    meta.link.vlan = 100;
+    const auto send_linked = [&](std::uint32_t f) {
+        p.dispatcher(0).dispatch(test::ipv4_packet(0x0a000000U + f, 0x0a640001, 17, 1000, 53, 100),
+                                 meta);
+        p.dispatcher(0).publish();
+    };
+    send_linked(1);
+    wait_accounted(p, 1);
+    auto all = p.select_flows(0, FlowRank::packets);
+    ASSERT_EQ(all.flows.size(), 1U);
+    EXPECT_TRUE(all.flows[0].link.empty()) << "v5 keeps no link layer";
+
+    p.set_ipv6(true); // v5 -> IPFIX
+    p.dispatcher(0).publish();
+    send_linked(1); // the cached flow takes its first packet with one
+    send_linked(2);
+    wait_accounted(p, 3);
+    all = p.select_flows(0, FlowRank::packets);
+    ASSERT_EQ(all.flows.size(), 2U);
+    for (const auto& f : all.flows) EXPECT_EQ(f.link, meta.link);
+
+    p.set_ipv6(false); // IPFIX -> v5: the link records go
+    all = p.select_flows(0, FlowRank::packets);
+    ASSERT_EQ(all.flows.size(), 2U);
+    for (const auto& f : all.flows) EXPECT_TRUE(f.link.empty());
+    p.finish();
+}
+
+// The prefix tag's observation point splits flows like the direction, for v9/IPFIX only.
+TEST(PipelineObservationPoint, SplitsV9IpfixFlowsOnly) {
+    for (bool v9_or_ipfix : {true, false}) {
+        Fixture fx(v9_or_ipfix);
+        Pipeline p(fx.pc, fx.clock, CollectorSet(parse_destinations(fx.collector.address()), 0));
+        for (int obs : {1, 2, 1, 0}) {
+            PacketMeta meta{kStart, 3, 4};
+            meta.obs_point = static_cast<std::uint8_t>(obs);
+            p.dispatcher(0).dispatch(test::ipv4_packet(0x0a000001, 0x0a640001, 17, 1000, 53, 100),
+                                     meta);
+        }
+        p.dispatcher(0).publish();
+        wait_accounted(p, 4);
+        const auto all = p.select_flows(0, FlowRank::packets);
+        if (v9_or_ipfix) {
+            ASSERT_EQ(all.flows.size(), 3U) << "one flow per observation point";
+            EXPECT_EQ(all.flows[0].key.obs_point, 1);
+            EXPECT_EQ(all.flows[0].packets, 2U);
+        } else {
+            ASSERT_EQ(all.flows.size(), 1U);
+            EXPECT_EQ(all.flows[0].key.obs_point, 0);
+        }
+        p.finish();
+    }
+}
+
 // hash:4 over 2000 flows of 3 packets: every packet of a flow kept or left out together, about
 // a quarter of the flows kept, the others' packets counted; switched off at run time.
 TEST(PipelineHashSampler, KeepsWholeFlowsAndCountsThePacketsLeftOut) {

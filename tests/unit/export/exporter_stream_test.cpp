@@ -71,7 +71,7 @@ TEST(ExporterStreams, IpfixTemplatesAndOptionsLeadTheFirstDataThenSequenceCounts
     test::FlowDecoder d;
     const auto got = drain(r, d);
     ASSERT_GE(got.messages.size(), 5U);
-    EXPECT_EQ(got.messages[0].templates.size(), 4U) << "two data, two options templates";
+    EXPECT_EQ(got.messages[0].templates.size(), 6U) << "two data, two options, two link-layer templates";
     EXPECT_EQ(got.messages[0].records.size() - got.messages[0].flow_records(), 2U);
     EXPECT_EQ(got.flows, 100U);
     std::uint32_t expected = 0;
@@ -82,7 +82,7 @@ TEST(ExporterStreams, IpfixTemplatesAndOptionsLeadTheFirstDataThenSequenceCounts
         expected += static_cast<std::uint32_t>(m.records.size());
     }
     const auto st = ex.collectors().stats();
-    EXPECT_EQ(st[0].templates, 4U);
+    EXPECT_EQ(st[0].templates, 6U);
     EXPECT_EQ(st[0].options_records, 2U);
     EXPECT_EQ(st[0].protocol, 10);
     EXPECT_EQ(ex.stats().flows_ipfix, 100U);
@@ -119,7 +119,7 @@ TEST(ExporterStreams, TemplatesRepeatEveryRefreshRateDatagramsAndAfterTheTimeout
     got = drain(r, d);
     ASSERT_EQ(got.messages.size(), 2U);
     EXPECT_TRUE(got.messages[0].templates.empty()) << "59 s after the last templates";
-    EXPECT_EQ(got.messages[1].templates.size(), 4U) << "61 s after";
+    EXPECT_EQ(got.messages[1].templates.size(), 6U) << "61 s after";
     EXPECT_EQ(got.messages[1].records.size(), 3U) << "sampling, statistics, the flow";
 }
 
@@ -157,7 +157,7 @@ TEST(ExporterStreams, SendTemplatesSendsThemAtTheNextTickOnTheirOwn) {
     test::FlowDecoder d;
     auto got = drain(r, d);
     ASSERT_EQ(got.messages.size(), 1U);
-    EXPECT_EQ(got.templates, 4U);
+    EXPECT_EQ(got.templates, 6U);
     ex.add(records(5), ExportTime{kBoot});
     ex.tick(ExportTime{kBoot + kSec / 2});
     EXPECT_FALSE(r.receive(50)) << "5 records wait up to 1 s";
@@ -167,7 +167,7 @@ TEST(ExporterStreams, SendTemplatesSendsThemAtTheNextTickOnTheirOwn) {
     ASSERT_EQ(got.messages.size(), 2U) << "the data in progress, then the templates";
     EXPECT_EQ(got.messages[0].flow_records(), 5U);
     EXPECT_TRUE(got.messages[0].templates.empty());
-    EXPECT_EQ(got.messages[1].templates.size(), 4U);
+    EXPECT_EQ(got.messages[1].templates.size(), 6U);
     EXPECT_EQ(got.messages[1].flow_records(), 0U);
     EXPECT_EQ(got.messages[1].sequence, 2U + 5U) << "options records of the first count";
 }
@@ -220,7 +220,7 @@ TEST(ExporterStreams, ACollectorBackAfterRefusalsGetsTemplatesFirst) {
     test::FlowDecoder d;
     const auto got = drain(back, d); // a decoder that never saw templates: fails otherwise
     ASSERT_FALSE(got.messages.empty());
-    EXPECT_EQ(got.messages.front().templates.size(), 4U);
+    EXPECT_EQ(got.messages.front().templates.size(), 6U);
     EXPECT_EQ(got.flows, got.messages.size());
 }
 
@@ -240,7 +240,7 @@ TEST(ExporterStreams, SwitchingVersionFinishesTheDatagramThenSendsTemplates) {
     test::FlowDecoder d;
     auto got = drain(r, d);
     ASSERT_EQ(got.messages.size(), 1U);
-    EXPECT_EQ(got.messages[0].templates.size(), 4U);
+    EXPECT_EQ(got.messages[0].templates.size(), 6U);
     EXPECT_EQ(got.flows, 10U);
     EXPECT_EQ(ex.collectors().stats()[0].protocol, 10);
     f.protocol = ExportProtocol::v9;
@@ -253,7 +253,7 @@ TEST(ExporterStreams, SwitchingVersionFinishesTheDatagramThenSendsTemplates) {
     EXPECT_EQ(got.messages[0].version, 10);
     EXPECT_EQ(got.messages[0].flow_records(), 3U);
     EXPECT_EQ(got.messages[1].version, 9);
-    EXPECT_EQ(got.messages[1].templates.size(), 4U);
+    EXPECT_EQ(got.messages[1].templates.size(), 6U);
     EXPECT_EQ(got.messages[1].sequence, 0U);
     EXPECT_EQ(ex.stats().flows_v5 + ex.stats().flows_ipfix + ex.stats().flows_v9, 26U);
 }
@@ -273,7 +273,7 @@ TEST(ExporterStreams, ANewEngineIdIsANewDomainWithItsOwnTemplatesAndSequence) {
     EXPECT_EQ(got.messages[0].domain, 4U);
     EXPECT_EQ(got.messages[0].flow_records(), 5U);
     EXPECT_EQ(got.messages[1].domain, 9U);
-    EXPECT_EQ(got.messages[1].templates.size(), 4U);
+    EXPECT_EQ(got.messages[1].templates.size(), 6U);
     EXPECT_EQ(got.messages[1].sequence, 0U);
     EXPECT_EQ(got.messages[1].flow_records(), 3U);
 }
@@ -299,7 +299,7 @@ TEST(ExporterStreams, MessagesFitTheCollectorFamilysMtuOrTheOption) {
     test::FlowDecoder d;
     const auto got = drain(v4, d);
     ASSERT_FALSE(got.messages.empty());
-    EXPECT_EQ(got.messages[0].templates.size(), 4U) << "a new MTU starts the stream afresh";
+    EXPECT_EQ(got.messages[0].templates.size(), 6U) << "a new MTU starts the stream afresh";
     while (auto m = v6.receive()) EXPECT_LE(m->size(), 600U);
 }
 

@@ -65,6 +65,9 @@ std::uint16_t required_length(std::uint16_t ie) {
     case 153:
     case 323:
         return 8; // dateTimeMilliseconds
+    case 56:
+    case 80:
+        return 6; // macAddress (link layer, issue 13)
     default:
         return 0;
     }
@@ -73,9 +76,10 @@ std::uint16_t max_length(std::uint16_t ie) {
     switch (ie) {
     case 7:
     case 11:
+    case 58:
     case 227:
     case 228:
-        return 2; // unsigned16
+        return 2; // unsigned16 (vlanId 58 among them)
     case 4:
     case 230:
         return 1; // unsigned8
@@ -120,6 +124,19 @@ std::string DecodedRecord::address(std::uint16_t ie) const {
     if (b.size() == 4 && inet_ntop(AF_INET, b.data(), buf, sizeof buf)) return buf;
     if (b.size() == 16 && inet_ntop(AF_INET6, b.data(), buf, sizeof buf)) return buf;
     throw std::out_of_range("not an address field");
+}
+
+std::string DecodedRecord::mac(std::uint16_t ie) const {
+    const auto& b = fields.at(ie);
+    if (b.size() != 6) throw std::out_of_range("not a MAC address field");
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string s;
+    for (auto x : b) {
+        if (!s.empty()) s += ':';
+        s += kDigits[x >> 4];
+        s += kDigits[x & 15];
+    }
+    return s;
 }
 
 std::size_t DecodedMessage::flow_records() const {

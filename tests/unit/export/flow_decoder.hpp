@@ -39,6 +39,8 @@ struct DecodedRecord {
     std::string text(std::uint16_t ie) const; // a string field, NULs at the end dropped
     // An address field as text: 4 bytes dotted quad, 16 bytes RFC 5952 (IPv6, NAT 225/281...).
     std::string address(std::uint16_t ie) const;
+    // A macAddress field (56, 80) as aa:bb:cc:dd:ee:ff.
+    std::string mac(std::uint16_t ie) const;
 };
 
 struct DecodedMessage {

@@ -1,5 +1,6 @@
-// The NAT templates and records (issue 13) against bytes built by hand from the IANA
-// registry (225-228, 230, 281, 282, 323), and through the independent test decoder.
+// The NAT and link-layer templates and records (issue 13) against bytes built by hand from
+// the IANA registry (225-228, 230, 281, 282, 323; 56, 58, 80), and through the independent
+// test decoder.
 #include "nflowd/ipfix_encoder.hpp"
 
 #include "flow_decoder.hpp"
@@ -223,6 +224,122 @@ TEST(NatMessage, DecoderReadsNatRecordsAndEvents) {
         EXPECT_EQ(event.address(12), "198.51.100.7");
         EXPECT_EQ(event.address(225), "203.0.113.5");
         EXPECT_EQ(event.value(227), 40000U);
+    }
+}
+
+// ---- link layer: MACs, VLAN and the observation point (56, 80, 58, 138) ----
+
+const std::string kLinkTail = "0038 0006  0050 0006  003a 0002  008a 0004";
+const std::string kIpfix4Rest = "0009 0001  000d 0001  003d 0001  0020 0002  0098 0008  0099 0008";
+const std::string kIpfix6Rest =
+    "001d 0001  001e 0001  003d 0001  001f 0004  008b 0002  0098 0008  0099 0008";
+
+FlowRecord linked(FlowRecord r) {
+    r.link.src_mac = {0x02, 0x5a, 0, 0, 0, 0x01};
+    r.link.dst_mac = {0x02, 0xdd, 0, 0, 0, 0x02};
+    r.link.vlan = 100;
+    return r;
+}
+
+TEST(LinkMessage, IpfixLinkTemplatesMatchHandBuiltBytes) {
+    MessageBuilder b(ExportProtocol::ipfix, 1472);
+    ASSERT_TRUE(b.add_link_templates(true));
+    EXPECT_EQ(b.templates(), 4U);
+    const auto expected = hex(
+        // header: length 428, export time, sequence 0, domain 7; one template set of 412
+        "000a 01ac 6553f103 00000000 00000007"
+        "0002 019c"
+        // 265: the IPv4 data template's 18 fields and the link layer's four
+        "0109 0016  0008 0004  000c 0004" +
+        kMiddle + kIpfix4Rest + kLinkTail +
+        // 266: IPv6, 19 + 4
+        "010a 0017  001b 0010  001c 0010" + kMiddle + kIpfix6Rest + kLinkTail +
+        // 267, 268: the link layer before the NAT fields
+        "010b 001a  0008 0004  000c 0004" + kMiddle + kIpfix4Rest + kLinkTail + kNat4Tail +
+        "010c 001b  001b 0010  001c 0010" + kMiddle + kIpfix6Rest + kLinkTail + kNat6Tail);
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
+}
+
+TEST(LinkMessage, V9LinkTemplatesWithoutNatMatchHandBuiltBytes) {
+    MessageBuilder b(ExportProtocol::v9, 1472);
+    ASSERT_TRUE(b.add_link_templates(false));
+    const auto expected = hex(
+        "0009 0002 00001388 6553f104 00000000 00000007"
+        "0000 00c0"
+        "0109 0016  0008 0004  000c 0004" +
+        kMiddle + "0009 0001  000d 0001  003d 0001  0020 0002  0016 0004  0015 0004" + kLinkTail +
+        "010a 0017  001b 0010  001c 0010" + kMiddle +
+        "001d 0001  001e 0001  003d 0001  001f 0004  0020 0002  0016 0004  0015 0004" + kLinkTail);
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)), expected);
+}
+
+TEST(LinkMessage, IpfixLinkRecordsMatchHandBuiltBytes) {
+    MessageBuilder b(ExportProtocol::ipfix, 1472);
+    ASSERT_TRUE(b.add_flow(linked(tcp_record()), kTime, kParams));
+    const std::string times = "0000018bcfe56be8 0000018bcfe571c4";
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)),
+              hex("000a 0064 6553f103 00000000 00000007"
+                  "0109 0054" + // 61 + 18 bytes and 1 of padding
+                  kTcpFields +
+                  times + "025a00000001 02dd00000002 0064 00000000 00"));
+    ASSERT_TRUE(b.add_nat_flow(linked(tcp_record()), kMasq, kTime, kParams));
+    EXPECT_EQ(bytes(b.finish(kTime, kParams)),
+              hex("000a 0070 6553f103 00000001 00000007"
+                  "010b 0060" + // 61 + 18 + 12 bytes and 1 of padding
+                  kTcpFields +
+                  times + "025a00000001 02dd00000002 0064 00000000" +
+                  "cb007105 c0a80102 9c40 0050 00"));
+}
+
+// The decoder reads the link layer back; a flow without one keeps the plain templates.
+TEST(LinkMessage, DecoderReadsMacsAndVlan) {
+    for (auto p : {ExportProtocol::v9, ExportProtocol::ipfix}) {
+        test::FlowDecoder d;
+        MessageBuilder t(p, 1472);
+        ASSERT_TRUE(t.add_templates());
+        ASSERT_TRUE(t.add_nat_templates(false));
+        ASSERT_TRUE(t.add_link_templates(true));
+        FlowRecord r6 = linked(tcp_record());
+        r6.family = Family::ipv6;
+        r6.src6 = v6(1);
+        r6.dst6 = v6(2);
+        r6.link.vlan = 4095;
+        ASSERT_TRUE(t.add_flow(tcp_record(), kTime, kParams));
+        ASSERT_TRUE(t.add_flow(linked(tcp_record()), kTime, kParams));
+        ASSERT_TRUE(t.add_flow(r6, kTime, kParams));
+        ASSERT_TRUE(
+            t.add_nat_flow(r6, {.src = {v6(0xff), 2000}, .dst = {v6(2), 80}}, kTime, kParams));
+        FlowRecord tagged = tcp_record(); // a prefix tag without a link layer (OUTPUT, obs=7)
+        tagged.key.obs_point = 7;
+        ASSERT_TRUE(t.add_flow(tagged, kTime, kParams));
+        const auto m = d.decode(t.finish(kTime, kParams));
+        ASSERT_TRUE(m) << d.error();
+        ASSERT_EQ(m->flow_records(), 5U);
+        const auto& recs = m->records;
+        const auto& plain = recs[recs.size() - 5];
+        const auto& l4 = recs[recs.size() - 4];
+        const auto& l6 = recs[recs.size() - 3];
+        const auto& nat6 = recs[recs.size() - 2];
+        const auto& obs = recs.back();
+        EXPECT_EQ(obs.template_id, kTemplateIpv4Link);
+        EXPECT_EQ(obs.value(138), 7U);
+        EXPECT_EQ(obs.mac(56), "00:00:00:00:00:00");
+        EXPECT_EQ(l4.value(138), 0U);
+        EXPECT_EQ(plain.template_id, kTemplateIpv4);
+        EXPECT_FALSE(plain.has(56));
+        EXPECT_FALSE(plain.has(138));
+        EXPECT_EQ(l4.template_id, kTemplateIpv4Link);
+        EXPECT_EQ(l4.mac(56), "02:5a:00:00:00:01");
+        EXPECT_EQ(l4.mac(80), "02:dd:00:00:00:02");
+        EXPECT_EQ(l4.value(58), 100U);
+        EXPECT_EQ(l4.address(8), "10.0.0.1");
+        EXPECT_EQ(l6.template_id, kTemplateIpv6Link);
+        EXPECT_EQ(l6.address(27), "2001:db8::1");
+        EXPECT_EQ(l6.value(58), 4095U);
+        EXPECT_EQ(nat6.template_id, kTemplateIpv6NatLink);
+        EXPECT_EQ(nat6.mac(56), "02:5a:00:00:00:01");
+        EXPECT_EQ(nat6.address(281), "2001:db8::ff");
+        EXPECT_EQ(nat6.value(227), 2000U);
     }
 }
 

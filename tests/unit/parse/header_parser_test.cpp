@@ -243,6 +243,25 @@ TEST(HeaderParser, CopiesMetaIntoTimeAndInterfaces) {
     EXPECT_EQ(p.info.out_if, 22U);
 }
 
+// MACs and VLAN (issue 13) reach the flow only when v9/IPFIX can export them, as the direction.
+TEST(HeaderParser, LinkLayerOnlyWhereV9OrIpfixExportIt) {
+    PacketMeta meta = kMeta;
+    meta.link.src_mac = {0x02, 0, 0, 0, 0, 0x01};
+    meta.link.dst_mac = {0x02, 0, 0, 0, 0, 0x02};
+    meta.link.vlan = 100;
+    meta.obs_point = 7; // the prefix tag's observation point, a key field as the direction
+    const Bytes pkt = Ipv4{.protocol = kUdp, .payload = udp(1, 2)}.build();
+    ParsedPacket out;
+    HeaderParser v5;
+    ASSERT_TRUE(is_accounted(v5.parse(pkt, meta, out)));
+    EXPECT_TRUE(out.v4.link.empty());
+    EXPECT_EQ(out.v4.key.obs_point, 0);
+    HeaderParser ipfix(true);
+    ASSERT_TRUE(is_accounted(ipfix.parse(pkt, meta, out)));
+    EXPECT_EQ(out.v4.link, meta.link);
+    EXPECT_EQ(out.v4.key.obs_point, 7);
+}
+
 TEST(HeaderParser, KeepsUnknownInterfacesAsGiven) {
     const auto p = parse(Ipv4{.protocol = kUdp, .payload = udp(1, 2)}.build(), PacketMeta{});
     ASSERT_EQ(p.result, ParseResult::accounted);
