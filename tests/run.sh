@@ -5,8 +5,8 @@
 #   2. the unit suite, the threaded tests and the threaded end-to-end/live scripts under
 #      AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the threaded tests and scripts under ThreadSanitizer;
-#   4. every libFuzzer target for a bounded time (FUZZ_SECONDS each, default 45).
-# The sanitizer builds are -O1 -g1 with assertions on: half the compile time of -O2 -g, the
+#   4. every libFuzzer target for a bounded time (FUZZ_SECONDS each, default 30).
+# The sanitizer builds are -O1 -g1: half the compile time of -O2 -g, the
 # sanitizers' own advice, and line numbers in every report. The TSan build makes only what
 # its stage runs (target threaded_checks). With the release stage, the later builds are made
 # at idle priority while its tests run.
@@ -41,7 +41,9 @@ build() { # build DIR TARGET CMAKE_ARGS...
     cmake -S . -B "$dir" -DNFLOWD_WERROR=ON "$@" >/dev/null
     cmake --build "$dir" -j"$jobs" --target "$target"
 }
-sanitizer_flags=(-DCMAKE_BUILD_TYPE= "-DCMAKE_CXX_FLAGS=-O1 -g1" "-DCMAKE_C_FLAGS=-O1 -g1")
+# Build type None: no -O2 -g from a build type after these flags (CMakeLists.txt would make an
+# empty one RelWithDebInfo).
+sanitizer_flags=(-DCMAKE_BUILD_TYPE=None "-DCMAKE_CXX_FLAGS=-O1 -g1" "-DCMAKE_C_FLAGS=-O1 -g1")
 
 has() { [[ " $stages " == *" $1 "* ]]; }
 # The sanitizer and fuzz builds. With the release stage they are made in the background at
@@ -86,6 +88,6 @@ if has tsan; then
         ctest --output-on-failure --timeout 900 -L threaded)
 fi
 if has fuzz; then
-    echo "== fuzzing, ${FUZZ_SECONDS:-45} s per target"
-    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-45}"
+    echo "== fuzzing, ${FUZZ_SECONDS:-30} s per target"
+    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 fi
