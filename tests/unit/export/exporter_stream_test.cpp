@@ -71,7 +71,8 @@ TEST(ExporterStreams, IpfixTemplatesAndOptionsLeadTheFirstDataThenSequenceCounts
     test::FlowDecoder d;
     const auto got = drain(r, d);
     ASSERT_GE(got.messages.size(), 5U);
-    EXPECT_EQ(got.messages[0].templates.size(), 6U) << "two data, two options, two link-layer templates";
+    EXPECT_EQ(got.messages[0].templates.size(), 6U)
+        << "two data, two options, two link-layer templates";
     EXPECT_EQ(got.messages[0].records.size() - got.messages[0].flow_records(), 2U);
     EXPECT_EQ(got.flows, 100U);
     std::uint32_t expected = 0;
