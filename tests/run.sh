@@ -5,7 +5,8 @@
 #   2. the unit suite, the threaded tests and the threaded end-to-end/live scripts under
 #      AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the threaded tests and scripts under ThreadSanitizer;
-#   4. every libFuzzer target for a bounded time (FUZZ_SECONDS each, default 30).
+#   4. every libFuzzer target for a bounded time (FUZZ_SECONDS each, default 60), run
+#      beside stages 2 and 3 at idle priority.
 # The sanitizer builds are -O1 -g1: half the compile time of -O2 -g, the
 # sanitizers' own advice, and line numbers in every report. The TSan build makes only what
 # its stage runs (target threaded_checks). With the release stage, the later builds are made
@@ -59,13 +60,13 @@ if [[ ${NFLOWD_BUILD_ONLY:-0} == 1 ]]; then
     exit 0
 fi
 export NFLOWD_FUZZ_PREBUILT=1
+idle=(nice -n 19)
+chrt --idle 0 true 2>/dev/null && idle=(chrt --idle 0)
 
 if has release; then
     echo "== release build, every test"
     # Prefix /usr: package_check packages this very build instead of compiling another.
     build build-test all -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr
-    idle=(nice -n 19)
-    chrt --idle 0 true 2>/dev/null && idle=(chrt --idle 0)
     later_log=$(mktemp)
     # Its own session, so that a failure ends the whole build (compilers included).
     NFLOWD_BUILD_ONLY=1 "${idle[@]}" setsid bash "$self" >"$later_log" 2>&1 &
@@ -77,6 +78,18 @@ if has release; then
 else
     later_builds
 fi
+# The fuzzers run beside the sanitizer stages, at idle priority: those mostly wait too. Their
+# time is wall time, so they end on time; an input may take 60 s before it counts as a hang,
+# as a starved fuzzer's clock runs on.
+fuzz_pid=
+if has fuzz; then
+    fuzz_log=$(mktemp)
+    echo "== fuzzing, ${FUZZ_SECONDS:-60} s per target, beside the sanitizer stages"
+    NFLOWD_FUZZ_TIMEOUT=60 "${idle[@]}" setsid bash tests/fuzz/run.sh "${FUZZ_SECONDS:-60}" \
+        >"$fuzz_log" 2>&1 &
+    fuzz_pid=$!
+    trap 'kill -- -"$fuzz_pid" 2>/dev/null || true; rm -f "$fuzz_log"' EXIT
+fi
 if has asan; then
     echo "== unit and threaded tests under ASan + UBSan"
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -87,7 +100,10 @@ if has tsan; then
     (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
         ctest --output-on-failure --timeout 900 -L threaded)
 fi
-if has fuzz; then
-    echo "== fuzzing, ${FUZZ_SECONDS:-30} s per target"
-    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
+if [[ -n $fuzz_pid ]]; then
+    echo "== fuzzing results"
+    fuzz_status=0
+    wait "$fuzz_pid" || fuzz_status=$?
+    cat "$fuzz_log"
+    exit "$fuzz_status"
 fi

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 build=${NFLOWD_FUZZ_BUILD_DIR:-build-fuzz}
 # NFLOWD_FUZZ_PREBUILT=1: tests/run.sh made the build already (at idle priority).
+# NFLOWD_FUZZ_TIMEOUT: seconds one input may take (10; more when run at idle priority).
 if [[ ${NFLOWD_FUZZ_PREBUILT:-0} != 1 ]]; then
     CC=clang CXX=clang++ cmake -S . -B "$build" -DNFLOWD_FUZZ=ON -DNFLOWD_TESTS=OFF \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -23,7 +24,7 @@ run_one() { # run_one BIN: exit status and a one-line verdict in $work/NAME.verd
     target=${name#fuzz_}
     mkdir -p "$work/$target"
     log="$work/$target.log"
-    if "$bin" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+    if "$bin" -max_total_time="$seconds" -max_len=4096 -timeout="${NFLOWD_FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$work/$target-" \
         "$work/$target" "tests/fuzz/corpus/$target" >"$log" 2>&1; then
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
