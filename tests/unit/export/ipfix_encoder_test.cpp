@@ -1,6 +1,7 @@
 #include "nflowd/ipfix_encoder.hpp"
 
 #include "flow_decoder.hpp"
+#include "ipfix_golden.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,50 +13,15 @@
 namespace nflowd {
 namespace {
 
-constexpr Nanos kBoot = 1'700'000'000'000'000'000; // 2023-11-14T22:13:20Z
-constexpr Nanos kMs = kNanosPerMilli;
-// unix 1700000003.0005, sysUptime 3000 ms
-constexpr ExportTime kTime{.now = kBoot + 3000 * kMs + 500'000, .wall_offset = 0};
-constexpr V5Params kParams{.boot_time = kBoot, .engine_type = 0, .engine_id = 7};
-
-// Bytes as lower-case hex, so that a mismatch shows where it is.
-std::string hex(const std::string& s) {
-    std::string digits;
-    for (char c : s)
-        if (std::isxdigit(static_cast<unsigned char>(c)))
-            digits += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return digits;
-}
-std::string bytes(std::span<const std::byte> s) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (auto b : s) {
-        out += kDigits[std::to_integer<unsigned>(b) >> 4];
-        out += kDigits[std::to_integer<unsigned>(b) & 15];
-    }
-    return out;
-}
+using golden::bytes;
+using golden::hex;
+using golden::kBoot;
+using golden::kMs;
+using golden::kParams;
+using golden::kTime;
 
 FlowRecord tcp_record() {
-    FlowRecord a;
-    a.key = {.src_addr = 0x0a000001, // 10.0.0.1
-             .dst_addr = 0xc0a80102, // 192.168.1.2
-             .src_port = 12345,
-             .dst_port = 80,
-             .in_if = 3,
-             .protocol = 6,
-             .tos = 0x10,
-             .direction = Direction::egress}; // flowDirection 1
-    a.end_reason = EndReason::active;
-    a.out_if = 4;
-    a.packets = 10;
-    a.octets = 1500;
-    a.first = kBoot + 1000 * kMs;
-    a.last = kBoot + 2500 * kMs;
-    a.tcp_flags = 0x1b;
-    a.src_mask = 24;
-    a.dst_mask = 16;
-    return a;
+    return golden::tcp_record(Direction::egress); // flowDirection 1
 }
 
 FlowRecord icmp6_record() {
