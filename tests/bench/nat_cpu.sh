@@ -31,51 +31,16 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../integration/netns_lib.sh"
 # shellcheck source=../integration/check_lib.sh
 source "$HERE/../integration/check_lib.sh"
+# shellcheck source=bench_lib.sh
+source "$HERE/bench_lib.sh"
 netns_require
 for tool in tcpreplay tcprewrite nfcapd nfdump conntrack python3; do
     command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 
-netns_setup
-work_setup netns_cleanup
-
-GROUP=$((6000 + $$ % 1000))
-PORT=$((23000 + $$ % 1000))
-HZ=$(getconf CLK_TCK)
-
-# ---------------------------------------------------------------- network and trace
-in_router ip route add default via "$SERVER_IP"
-for conf in all default "$IF_ROUTER_C"; do
-    in_router sysctl -qw "net.ipv4.conf.$conf.rp_filter=0"
-done
-in_router iptables -A FORWARD -j NFLOG --nflog-group "$GROUP" --nflog-size 128 \
-    --nflog-threshold 64
+bench_network
 in_router iptables -t nat -A POSTROUTING -o "$IF_ROUTER_S" -j MASQUERADE
-
-mac() { ip -n "$1" -o link show dev "$2" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2; }
-"$GEN_TRACE" --out "$WORK/trace.pcap" --truth "$WORK/trace.csv" --packets "$PACKETS" \
-    --flows $((PACKETS / 10)) --snaplen 65535 --ipv6-share 0 --frag-share 0 >/dev/null
-tcprewrite --enet-dmac="$(mac "$NS_ROUTER" "$IF_ROUTER_C")" --enet-smac="$(mac "$NS_CLIENT" "$IF_CLIENT")" \
-    --infile="$WORK/trace.pcap" --outfile="$WORK/replay.pcap"
-
-# ---------------------------------------------------------------- helpers
-cpu_ticks() { # utime + stime of PID and its direct children, in clock ticks
-    local total=0 p
-    for p in "$1" $(pgrep -P "$1" || true); do
-        [[ -r /proc/$p/stat ]] || continue
-        # Fields after "(comm) ": utime and stime are the 12th and 13th.
-        total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
-    done
-    echo "$total"
-}
-rule_packets() { in_router iptables -L FORWARD -v -x -n | awk '/NFLOG/ { print $1 }'; }
-nfdump_packets() { # total packets in the flows nfcapd stored under DIR
-    nfdump -R "$1" -N -o csv 2>/dev/null | awk -F, '
-        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        $0 == "" || $1 == "Summary" { exit }
-        { p += $col["ipkt"] } END { print p + 0 }'
-}
-wait_for() { netns_wait_for "$@" || { echo "timeout waiting for $2 in $1" >&2; cat "$1" >&2; exit 1; }; }
+bench_trace "$GEN_TRACE" "$PACKETS"
 
 stat_of() { # stat_of LINE NAME FILE: the last value of NAME on stats line LINE in FILE
     grep "^nflowd: .*$1: \|^$1: " "$3" | tail -1 | grep -o "$2 [0-9]*" | head -1 | awk '{ print $NF }'

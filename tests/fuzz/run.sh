@@ -10,8 +10,9 @@ build=${NFLOWD_FUZZ_BUILD_DIR:-build-fuzz}
 # NFLOWD_FUZZ_PREBUILT=1: tests/run.sh made the build already (at idle priority).
 # NFLOWD_FUZZ_TIMEOUT: seconds one input may take (10; more when run at idle priority).
 if [[ ${NFLOWD_FUZZ_PREBUILT:-0} != 1 ]]; then
+    # -O1 -g1 as the sanitizer builds: a third less compile time, line numbers in reports.
     CC=clang CXX=clang++ cmake -S . -B "$build" -DNFLOWD_FUZZ=ON -DNFLOWD_TESTS=OFF \
-        -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+        -DCMAKE_BUILD_TYPE=None "-DCMAKE_CXX_FLAGS=-O1 -g1" "-DCMAKE_C_FLAGS=-O1 -g1" >/dev/null
     cmake --build "$build" -j"$(nproc)" --target fuzz_targets >/dev/null
 fi
 [[ ${1:-} == build ]] && exit 0
