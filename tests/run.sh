@@ -5,12 +5,11 @@
 #   2. the unit suite, the threaded tests and the threaded end-to-end/live scripts under
 #      AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the threaded tests and scripts under ThreadSanitizer;
-#   4. every libFuzzer target for a bounded time (FUZZ_SECONDS each, default 60), run
-#      beside stages 2 and 3 at idle priority.
-# The sanitizer builds are -O1 -g1: half the compile time of -O2 -g, the
-# sanitizers' own advice, and line numbers in every report. The TSan build makes only what
-# its stage runs (target threaded_checks). With the release stage, the later builds are made
-# at idle priority while its tests run.
+#   4. every libFuzzer target for a bounded time (FUZZ_SECONDS each, default 60).
+# The sanitizer builds are -O1 -g1: half the compile time of -O2 -g, the sanitizers' own
+# advice, and line numbers in every report. The TSan build makes only what its stage runs
+# (target threaded_checks). The builds of stages 2-4 and the fuzzers run in the background
+# at idle priority from the end of the release build on.
 # NFLOWD_STAGES="release asan tsan fuzz" selects stages.
 set -euo pipefail
 self=$(readlink -f "$0")
@@ -47,66 +46,86 @@ build() { # build DIR TARGET CMAKE_ARGS...
 sanitizer_flags=(-DCMAKE_BUILD_TYPE=None "-DCMAKE_CXX_FLAGS=-O1 -g1" "-DCMAKE_C_FLAGS=-O1 -g1")
 
 has() { [[ " $stages " == *" $1 "* ]]; }
-# The sanitizer and fuzz builds. With the release stage they are made in the background at
-# idle CPU priority (SCHED_IDLE) while its tests run: those mostly wait on timeouts in their
-# namespaces, and a waking test always preempts the compilers.
-later_builds() {
-    if has asan; then build build-asan all "${sanitizer_flags[@]}" -DNFLOWD_ASAN=ON; fi
-    if has tsan; then build build-tsan threaded_checks "${sanitizer_flags[@]}" -DNFLOWD_TSAN=ON; fi
-    if has fuzz; then NFLOWD_FUZZ_PREBUILT=0 bash tests/fuzz/run.sh build; fi
+# Everything after the release build is one background job at idle CPU priority (SCHED_IDLE):
+# the ASan, TSan and fuzz builds, then the fuzzers. The tests meanwhile mostly wait on
+# timeouts in their namespaces, and a waking test always preempts the compilers. Each build
+# leaves DIR/.built, and a stage waits for its own build only. The fuzzers' time is wall
+# time, so they end on time; an input may take 60 s before it counts as a hang, as a starved
+# fuzzer's clock runs on.
+later() {
+    if has asan; then
+        build build-asan all "${sanitizer_flags[@]}" -DNFLOWD_ASAN=ON
+        touch build-asan/.built
+    fi
+    if has tsan; then
+        build build-tsan threaded_checks "${sanitizer_flags[@]}" -DNFLOWD_TSAN=ON
+        touch build-tsan/.built
+    fi
+    if has fuzz; then
+        bash tests/fuzz/run.sh build
+        NFLOWD_FUZZ_PREBUILT=1 NFLOWD_FUZZ_TIMEOUT=60 bash tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+    fi
 }
-if [[ ${NFLOWD_BUILD_ONLY:-0} == 1 ]]; then
-    later_builds
+if [[ ${NFLOWD_LATER:-0} == 1 ]]; then
+    later
     exit 0
 fi
-export NFLOWD_FUZZ_PREBUILT=1
-idle=(nice -n 19)
-chrt --idle 0 true 2>/dev/null && idle=(chrt --idle 0)
 
 if has release; then
-    echo "== release build, every test"
+    echo "== release build"
     # Prefix /usr: package_check packages this very build instead of compiling another.
     # -O2 as released, -g1 (line tables) for shorter compiles and links.
     build build-test all -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
         "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
         "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
-    later_log=$(mktemp)
-    # Its own session, so that a failure ends the whole build (compilers included).
-    NFLOWD_BUILD_ONLY=1 "${idle[@]}" setsid bash "$self" >"$later_log" 2>&1 &
-    later_pid=$!
-    trap 'kill -- -"$later_pid" 2>/dev/null || true; rm -f "$later_log"' EXIT
-    (cd build-test && ctest --output-on-failure --timeout 900)
-    echo "== sanitizer and fuzz builds (made meanwhile)"
-    wait "$later_pid" || { tail -80 "$later_log"; exit 1; }
-else
-    later_builds
 fi
-# The fuzzers run beside the sanitizer stages, at idle priority: those mostly wait too. Their
-# time is wall time, so they end on time; an input may take 60 s before it counts as a hang,
-# as a starved fuzzer's clock runs on.
-fuzz_pid=
-if has fuzz; then
-    fuzz_log=$(mktemp)
-    echo "== fuzzing, ${FUZZ_SECONDS:-60} s per target, beside the sanitizer stages"
-    NFLOWD_FUZZ_TIMEOUT=60 "${idle[@]}" setsid bash tests/fuzz/run.sh "${FUZZ_SECONDS:-60}" \
-        >"$fuzz_log" 2>&1 &
-    fuzz_pid=$!
-    trap 'kill -- -"$fuzz_pid" 2>/dev/null || true; rm -f "$fuzz_log"' EXIT
+idle=(nice -n 19)
+chrt --idle 0 true 2>/dev/null && idle=(chrt --idle 0)
+rm -f build-asan/.built build-tsan/.built # a marker left by an earlier run is not this build
+later_log=$(mktemp)
+# Its own session, so that a failure ends the whole job (compilers and fuzzers included).
+NFLOWD_LATER=1 "${idle[@]}" setsid bash "$self" >"$later_log" 2>&1 &
+later_pid=$!
+trap 'kill -- -"$later_pid" 2>/dev/null || true; rm -f "$later_log"' EXIT
+later_done() { # the job has ended (an ended child stays a zombie until waited for)
+    local st
+    st=$(ps -o stat= -p "$later_pid" 2>/dev/null || true)
+    [[ -z $st || $st == Z* ]]
+}
+built() { # built DIR: waits for DIR's build; the job's log and failure if it did not come
+    until [[ -e $1/.built ]]; do
+        if later_done; then
+            [[ -e $1/.built ]] && return 0
+            echo "== $1: the build failed"
+            tail -80 "$later_log"
+            exit 1
+        fi
+        sleep 1
+    done
+}
+
+if has release; then
+    echo "== every test of the release build (the later builds meanwhile)"
+    (cd build-test && ctest --output-on-failure --timeout 900)
 fi
 if has asan; then
+    built build-asan
     echo "== unit and threaded tests under ASan + UBSan"
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --output-on-failure --timeout 900 -L 'unit|threaded')
 fi
 if has tsan; then
+    built build-tsan
     echo "== threaded tests under TSan"
     (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
         ctest --output-on-failure --timeout 900 -L threaded)
 fi
-if [[ -n $fuzz_pid ]]; then
-    echo "== fuzzing results"
-    fuzz_status=0
-    wait "$fuzz_pid" || fuzz_status=$?
-    cat "$fuzz_log"
-    exit "$fuzz_status"
+echo "== the background job (fuzzing, ${FUZZ_SECONDS:-60} s per target)"
+later_status=0
+wait "$later_pid" || later_status=$?
+if ((later_status == 0)); then
+    grep '^fuzz ' "$later_log" || true
+else
+    tail -120 "$later_log"
 fi
+exit "$later_status"
