@@ -193,6 +193,35 @@ std::uint32_t MtuCodec::parse(std::string_view name, std::string_view text) cons
     return static_cast<std::uint32_t>(v);
 }
 
+std::uint32_t RateCodec::parse(std::string_view name, std::string_view text) const {
+    constexpr std::string_view what =
+        "must be 0 (unpaced) or 65536-4000000000 bytes per second (k, M, G: x1000)";
+    constexpr std::uint64_t lo = 65536, hi = 4'000'000'000;
+    std::uint64_t scale = 1;
+    std::string_view digits = text;
+    if (!digits.empty()) {
+        switch (digits.back()) {
+        case 'k':
+        case 'K':
+            scale = 1'000;
+            break;
+        case 'M':
+            scale = 1'000'000;
+            break;
+        case 'G':
+            scale = 1'000'000'000;
+            break;
+        default:
+            break;
+        }
+        if (scale != 1) digits.remove_suffix(1);
+    }
+    const auto v = parse_unsigned(digits, 0, hi / scale);
+    if (!v || (*v != 0 && *v * scale < lo))
+        throw ConfigError(name, std::string(what) + ", " + quoted(text));
+    return static_cast<std::uint32_t>(*v * scale);
+}
+
 DestinationsCodec::type DestinationsCodec::parse(std::string_view name,
                                                  std::string_view text) const {
     try {

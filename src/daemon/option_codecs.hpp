@@ -132,6 +132,15 @@ struct ProtocolCodec {
     }
 };
 
+// --export_rate: bytes per second, 0 (unpaced) or at least one burst a second; a k, M or G
+// suffix multiplies by 10^3, 10^6, 10^9 (link speeds are decimal). A value below 65536 is
+// refused rather than taken: it was a datagram count before the rate was in bytes.
+struct RateCodec {
+    using type = std::uint32_t;
+    std::uint32_t parse(std::string_view name, std::string_view text) const;
+    std::string format(const std::uint32_t& v) const { return std::to_string(v); }
+};
+
 // 0 (the collector family's default) or a size that holds every template: 512-65507.
 struct MtuCodec {
     using type = std::uint32_t;

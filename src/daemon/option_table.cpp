@@ -150,10 +150,10 @@ void add_export(Defs& t) {
                              "largest v9/IPFIX datagram payload, 0 = 1500 less IP+UDP headers",
                              true, Opt::mtu},
                             MtuCodec{}, NFLOWD_FIELD(format.mtu)));
-    t.push_back(make_option({"export_rate", "DATAGRAMS",
-                             "most datagrams/s in a burst, 0 = no pacing", true, Opt::export_rate},
-                            U32{0, 10'000'000, "must be 0-10000000 datagrams per second"},
-                            NFLOWD_FIELD(pacing.rate)));
+    t.push_back(make_option({"export_rate", "BYTES",
+                             "export bytes/s, all destinations, after a 64 KiB burst; 0 = unpaced",
+                             true, Opt::export_rate},
+                            RateCodec{}, NFLOWD_FIELD(pacing.rate)));
     add_nat(t);
     add_links_sampling(t);
 }

@@ -269,7 +269,7 @@ void Exporter::send_stream(std::size_t index, const ExportTime& time) {
     ++stats_.datagrams;
     stats_.bytes += message.size();
     ++s.since_templates;
-    pace();
+    pace(message.size());
     const auto result = collectors_.send_to(index, message);
     if (result.trouble) s.templates_due = true;
     if (result.sent) {
@@ -289,25 +289,27 @@ void Exporter::send_stream(std::size_t index, const ExportTime& time) {
 void Exporter::send_v5(const V5Datagram& datagram) {
     ++stats_.datagrams;
     stats_.bytes += datagram.size;
-    pace();
     std::size_t accepted = 0;
-    for (std::size_t i = 0; i < event_streams_begin(); ++i) // NAT-only ones get no flows
-        if (streams_[i].protocol == ExportProtocol::v5 &&
-            collectors_.send_to(i, datagram.view()).sent)
-            ++accepted;
+    for (std::size_t i = 0; i < event_streams_begin(); ++i) { // NAT-only ones get no flows
+        if (streams_[i].protocol != ExportProtocol::v5) continue;
+        pace(datagram.size); // each copy crosses the link
+        if (collectors_.send_to(i, datagram.view()).sent) ++accepted;
+    }
     if (accepted == 0) {
         ++stats_.lost_datagrams;
         stats_.lost_flows += datagram.count;
     }
 }
 
-// Token bucket: `burst` datagrams go out back to back, then one per 1/rate s. A flush of
-// the whole cache (SIGTERM, end of a pcap) is thousands of datagrams; unpaced, it would
-// overrun a collector's default ~208 KiB receive buffer in well under a millisecond.
-void Exporter::pace() {
+// Token bucket in bytes: `burst` bytes go out back to back, then `rate` bytes per second. A
+// flush of the whole cache (SIGTERM, end of a pcap) is megabytes; unpaced, it would overrun
+// a collector's default ~208 KiB receive buffer in well under a millisecond. A datagram
+// larger than the burst waits until the bucket is full, then goes (the bucket goes below 0).
+void Exporter::pace(std::size_t bytes) {
     if (pacing_.rate == 0) return;
     const double rate = pacing_.rate;
     const double burst = burst_of(pacing_);
+    const double need = std::min(static_cast<double>(bytes), burst);
     // Real elapsed time, not the flow clock: during offline replay `now` can jump by hours
     // between two datagrams.
     auto refill = [&] {
@@ -317,12 +319,12 @@ void Exporter::pace() {
         last_refill_ = t;
     };
     refill();
-    while (tokens_ < 1.0) {
-        const double wait = (1.0 - tokens_) / rate * static_cast<double>(kNanosPerSecond);
+    while (tokens_ < need) {
+        const double wait = (need - tokens_) / rate * static_cast<double>(kNanosPerSecond);
         sleep_ns(std::max<std::int64_t>(static_cast<std::int64_t>(wait), 1000));
         refill();
     }
-    tokens_ -= 1.0;
+    tokens_ -= static_cast<double>(bytes);
 }
 
 } // namespace nflowd

@@ -43,7 +43,7 @@ Config changed_config() {
         {Opt::template_refresh_rate, "5"},
         {Opt::template_timeout_rate, "30"},
         {Opt::mtu, "9000"},
-        {Opt::export_rate, "100"},
+        {Opt::export_rate, "100M"},
         {Opt::conntrack, "no"},
         {Opt::natevents, "1"},
         {Opt::natevents_only, "1"},
@@ -168,6 +168,31 @@ TEST(Options, TimeoutsStopAtWhatV5CanCarry) {
     }
     EXPECT_EQ(parse({"--group", "5", "--active_timeout", "4294967"}).config.table.active_timeout,
               Nanos{4'294'967} * kNanosPerSecond);
+}
+
+// --export_rate is bytes per second with decimal k/M/G; below one 64 KiB burst a second it
+// is refused: such a value was a datagram count before, and as bytes it would crawl.
+TEST(Options, ExportRateIsBytesPerSecondWithDecimalSuffixes) {
+    auto rate = [](const std::string& v) {
+        return parse({"--group", "5", "--export_rate", v}).config.pacing.rate;
+    };
+    EXPECT_EQ(rate("0"), 0U);
+    EXPECT_EQ(rate("65536"), 65536U);
+    EXPECT_EQ(rate("125M"), 125'000'000U);
+    EXPECT_EQ(rate("800k"), 800'000U);
+    EXPECT_EQ(rate("4G"), 4'000'000'000U);
+    EXPECT_EQ(default_config().pacing.rate, 50'000'000U);
+    const std::string what =
+        "--export_rate: must be 0 (unpaced) or 65536-4000000000 bytes per second (k, M, G: "
+        "x1000), got ";
+    for (const std::string bad :
+         {"20000", "65535", "64k", "5G", "4000000001", "1.5M", "M", "10m", "-1", ""})
+        EXPECT_EQ(error_of({"--group", "5", "--export_rate", bad}), what + "\"" + bad + "\"")
+            << bad;
+    Config c = default_config();
+    apply_option(c, "export_rate", "1G"); // nflowctl set, SIGHUP: the same codec
+    EXPECT_EQ(c.pacing.rate, 1'000'000'000U);
+    EXPECT_THROW(apply_option(c, "export_rate", "20000"), ConfigError);
 }
 
 TEST(Options, ControlGroupKeepsTheNameAndComparesTheGid) {

@@ -171,10 +171,15 @@ double seconds_to_send(std::size_t datagrams, const PacingConfig& pacing, Receiv
     return std::chrono::duration<double>(t1 - t0).count();
 }
 
-TEST(Exporter, PacingHoldsBigFlushesToTheConfiguredRate) {
+// A full v5 datagram: header and 30 records. Pacing counts bytes, not datagrams.
+constexpr std::uint32_t kFull = 24 + 30 * 48;
+
+TEST(Exporter, PacingHoldsBigFlushesToTheConfiguredByteRate) {
     Receiver r;
-    // 5 go out at once, the other 40 at 200/s: at least 0.2 s however fast the machine.
-    const double paced = seconds_to_send(45, PacingConfig{.rate = 200, .burst = 5}, r);
+    // 5 datagrams' bytes go out at once, the other 40 at 200 datagrams' worth of bytes a
+    // second: at least 0.2 s however fast the machine.
+    const double paced =
+        seconds_to_send(45, PacingConfig{.rate = 200 * kFull, .burst = 5 * kFull}, r);
     EXPECT_GE(paced, 0.19);
     // Nothing is dropped or reordered by waiting.
     for (std::uint32_t i = 0; i < 45; ++i) {
@@ -189,20 +194,59 @@ TEST(Exporter, PacingHoldsBigFlushesToTheConfiguredRate) {
     EXPECT_LT(unpaced, paced);
 }
 
+// Small datagrams cost less than full ones: the rate is in bytes, so 40 datagrams of one
+// record each (72 bytes) pass a rate that holds 40 full ones (1464 bytes) for 0.4 s. When
+// the rate counted datagrams, both took the same time.
+TEST(Exporter, SmallDatagramsPassFasterThanFullOnesAtTheSameByteRate) {
+    const PacingConfig pacing{.rate = 100 * kFull, .burst = kFull};
+    Receiver full;
+    const double t_full = seconds_to_send(41, pacing, full);
+    EXPECT_GE(t_full, 0.39);
+
+    Receiver small;
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(small.address()), pacing);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 41; ++i) { // one record each, pushed out by finish()
+        ex.add(records(1), ExportTime{kBoot});
+        ex.finish(ExportTime{kBoot});
+    }
+    const double t_small =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(ex.stats().datagrams, 41U);
+    EXPECT_EQ(ex.stats().bytes, 41U * 72U);
+    EXPECT_LT(t_small, 0.1); // 41 x 72 bytes = 2 full datagrams' worth: the burst and 15 ms
+    for (int i = 0; i < 41; ++i) ASSERT_TRUE(recv_header(small)) << i;
+}
+
 TEST(Exporter, BurstGoesOutWithoutWaiting) {
     Receiver r;
-    // At 1 datagram/s any wait inside the burst would take a whole second.
-    const double t = seconds_to_send(4, PacingConfig{.rate = 1, .burst = 4}, r);
+    // At one datagram's bytes a second, any wait inside the burst would take a whole second.
+    const double t = seconds_to_send(4, PacingConfig{.rate = kFull, .burst = 4 * kFull}, r);
     EXPECT_LT(t, 0.5);
     for (int i = 0; i < 4; ++i) EXPECT_TRUE(recv_header(r));
 }
 
+// Two v5 destinations receive a copy each: the bytes that leave are twice the datagram's.
+TEST(Exporter, EveryDestinationsCopyCountsAgainstTheRate) {
+    Receiver a, b;
+    Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(a.address() + "," + b.address()),
+                PacingConfig{.rate = 100 * kFull, .burst = kFull});
+    const auto t0 = std::chrono::steady_clock::now();
+    ex.add(records(30 * 21), ExportTime{kBoot}); // 42 copies: 41 after the burst, 0.41 s
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_GE(t, 0.39);
+    for (int i = 0; i < 21; ++i) {
+        ASSERT_TRUE(recv_header(a)) << i;
+        ASSERT_TRUE(recv_header(b)) << i;
+    }
+}
+
 TEST(Exporter, RateIsSustainedAfterTheBurst) {
     Receiver r;
-    // 2 in the burst, then 8 more at 100/s: at least 80 ms; with the burst refilled between
-    // calls a second run is no faster than the first.
+    // 2 in the burst, then 8 more at 100 datagrams' bytes a second: at least 80 ms; with the
+    // burst refilled between calls a second run is no faster than the first.
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()),
-                PacingConfig{.rate = 100, .burst = 2});
+                PacingConfig{.rate = 100 * kFull, .burst = 2 * kFull});
     const auto recs = records(30 * 10);
     const auto t0 = std::chrono::steady_clock::now();
     ex.add(recs, ExportTime{kBoot});
@@ -218,8 +262,8 @@ TEST(Exporter, RateIsSustainedAfterTheBurst) {
 TEST(Exporter, NewPacingAppliesToTheNextDatagram) {
     Receiver r;
     Exporter ex(V5Params{.boot_time = kBoot}, collectors_for(r.address()),
-                PacingConfig{.rate = 1, .burst = 1});
-    ex.add(records(30), ExportTime{kBoot}); // uses the only token; the next would wait a second
+                PacingConfig{.rate = kFull, .burst = kFull});
+    ex.add(records(30), ExportTime{kBoot}); // uses the whole bucket; the next would wait 1 s
     ex.set_pacing(kNoPacing);
     const auto t0 = std::chrono::steady_clock::now();
     ex.add(records(30 * 5), ExportTime{kBoot});
