@@ -268,9 +268,11 @@ inline void BasicFlowTable<P>::update(std::uint32_t i, const P& packet,
         ++stats_.expired_active;
         return restart(i, packet, timeout_reason(e, EndReason::active), exported);
     }
+    // RFC 5102's "lack of resources": the Metering Process's 32-bit per-flow counters are
+    // full, so the flow is split (an active timeout would say it ran too long).
     if (packet.octets > kU32Max - e.octets || e.packets == kU32Max) {
         ++stats_.expired_overflow;
-        return restart(i, packet, EndReason::active, exported);
+        return restart(i, packet, EndReason::lack_of_resources, exported);
     }
     // The first packet with a link layer gives the flow's (OUTPUT packets of a flow have none).
     if (store_link_ && !e.linked && !packet.link.empty()) {

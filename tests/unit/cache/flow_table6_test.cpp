@@ -240,13 +240,15 @@ TEST(FlowEndReason, ActiveTimeoutIsActiveAtExpireAndOnTheNextPacket) {
     EXPECT_EQ(out[1].end_reason, EndReason::active);
 }
 
-TEST(FlowEndReason, CounterAboutToWrapIsActive) {
+// The per-flow counters are 32 bits (memory): a flow about to wrap them is split, and says
+// so with RFC 5102's "lack of resources" rather than a timeout it did not reach.
+TEST(FlowEndReason, CounterAboutToWrapIsLackOfResources) {
     FlowTable t(config());
     std::vector<FlowRecord> out;
     t.add(packet4(1, kT0, 0xfffff000U, kFin), out);
     t.add(packet4(1, kT0 + kMs, 0x2000U), out);
     ASSERT_EQ(out.size(), 1U);
-    EXPECT_EQ(out[0].end_reason, EndReason::active);
+    EXPECT_EQ(out[0].end_reason, EndReason::lack_of_resources);
     EXPECT_EQ(t.stats().expired_overflow, 1U);
 }
 
