@@ -103,6 +103,33 @@ check_trace sll exact --linktype sll --flows 4000 --packets 40000 --seed 13 \
 check_trace raw_stdin exact --linktype raw --flows 4000 --packets 40000 --seed 14 \
     --ipv6-share 0.1 -- --read - "${common[@]}"
 
+# ---- every datagram of a replay dated at or after its records (issue 11 item 5) ----
+# The readers publish records ahead of the replay clock the exporter reads: every header's
+# sysUptime must still be at or after each of its records' First and Last.
+check_uptime() {
+    local name=$1 dir=$WORK/uptime_$1 i
+    shift
+    mkdir -p "$dir"
+    python3 "$(dirname "$0")/udp_capture.py" "$dir/port" "$dir/dgrams.pcap" 2 &
+    local rx=$!
+    PIDS+=("$rx")
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $dir/port ]] && break
+        sleep 0.05
+    done
+    [[ -s $dir/port ]] || die "uptime_$name: receiver did not start"
+    timeout 120 "$NFLOWD" --read "$WORK/$name/trace.pcap" \
+        --destination "127.0.0.1:$(cat "$dir/port")" "$@" >"$dir/nflowd.txt" ||
+        die "uptime_$name: nflowd failed"
+    wait "$rx" || die "uptime_$name: receiver failed"
+    forget_pid "$rx"
+    echo "== uptime_$name: nflowd --read $* (every datagram decoded)"
+    python3 "$(dirname "$0")/v5_uptime_check.py" "$dir/dgrams.pcap" \
+        "$(field "$dir/nflowd.txt" flows)" ||
+        die "uptime_$name: a datagram's sysUptime is behind a record's time"
+}
+check_uptime en10mb_split --inactive_timeout 1 --active_timeout 4 --threads 2
+
 # ---- one datagram, every v5 field, decoded by tshark ----
 cat >"$WORK/tiny.py" <<'PY'
 # Three packets of one TCP flow as `tcpdump -i nflog:5` stores them, payload cut at 128.
