@@ -103,21 +103,29 @@ check_trace sll exact --linktype sll --flows 4000 --packets 40000 --seed 13 \
 check_trace raw_stdin exact --linktype raw --flows 4000 --packets 40000 --seed 14 \
     --ipv6-share 0.1 -- --read - "${common[@]}"
 
+# start_capture DIR NAME: udp_capture.py into DIR/dgrams.pcap, its port in DIR/port, its PID
+# in RX (stops by itself once the datagrams stop for 2 s).
+start_capture() {
+    local dir=$1 i
+    mkdir -p "$dir"
+    python3 "$(dirname "$0")/udp_capture.py" "$dir/port" "$dir/dgrams.pcap" 2 &
+    RX=$!
+    PIDS+=("$RX")
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $dir/port ]] && return 0
+        sleep 0.05
+    done
+    die "$2: receiver did not start"
+}
+
 # ---- every datagram of a replay dated at or after its records (issue 11 item 5) ----
 # The readers publish records ahead of the replay clock the exporter reads: every header's
 # sysUptime must still be at or after each of its records' First and Last.
 check_uptime() {
-    local name=$1 dir=$WORK/uptime_$1 i
+    local name=$1 dir=$WORK/uptime_$1
     shift
-    mkdir -p "$dir"
-    python3 "$(dirname "$0")/udp_capture.py" "$dir/port" "$dir/dgrams.pcap" 2 &
-    local rx=$!
-    PIDS+=("$rx")
-    for ((i = 0; i < 100; i++)); do
-        [[ -s $dir/port ]] && break
-        sleep 0.05
-    done
-    [[ -s $dir/port ]] || die "uptime_$name: receiver did not start"
+    start_capture "$dir" "uptime_$name"
+    local rx=$RX
     timeout 120 "$NFLOWD" --read "$WORK/$name/trace.pcap" \
         --destination "127.0.0.1:$(cat "$dir/port")" "$@" >"$dir/nflowd.txt" ||
         die "uptime_$name: nflowd failed"
@@ -168,18 +176,11 @@ V5_FIELDS=(version count sysuptime unix_secs unix_nsecs sequence engine_type eng
 
 # check_datagram NAME "EXPECTED v5 fields, ;-separated" NFLOWD_ARGS...
 check_datagram() {
-    local name=$1 expected=$2 i
+    local name=$1 expected=$2
     shift 2
     local dir=$WORK/$name
-    mkdir -p "$dir"
-    python3 "$(dirname "$0")/udp_capture.py" "$dir/port" "$dir/dgrams.pcap" 2 &
-    local rx=$!
-    PIDS+=("$rx")
-    for ((i = 0; i < 100; i++)); do
-        [[ -s $dir/port ]] && break
-        sleep 0.05
-    done
-    [[ -s $dir/port ]] || die "$name: receiver did not start"
+    start_capture "$dir" "$name"
+    local rx=$RX
     local port
     port=$(cat "$dir/port")
     timeout 30 "$NFLOWD" --read "$WORK/tiny.pcap" --destination "127.0.0.1:$port" "$@" \
