@@ -193,6 +193,13 @@ expect 1 "read-only" ctl set groups 7 && grep -q "groups: read-only" "$WORK/err"
 expect 1 "protocol 7" ctl set protocol 7 && grep -q "protocol: must be 5, 9 or 10" "$WORK/err" ||
     fail "protocol message: $(cat "$WORK/err")"
 expect 1 "flush 3" ctl set flush 3
+# The export pace is bytes per second: decimal suffixes, and an old datagram count refused.
+expect 0 "export_rate 100M" ctl set export_rate 100M
+[[ $(value export_rate) == 100000000 ]] || fail "export_rate: $(value export_rate)"
+expect 1 "export_rate 20000" ctl set export_rate 20000 &&
+    grep -q 'export_rate: must be 0 (unpaced) or 65536-4000000000 bytes per second' "$WORK/err" ||
+    fail "export_rate message: $(cat "$WORK/err")"
+[[ $(value export_rate) == 100000000 ]] || fail "a refused export_rate applied: $(value export_rate)"
 expect 0 "aggregation" ctl set aggregation 10.0.0.0/8=16
 [[ $(value aggregation) == "10.0.0.0/8=16" ]] || fail "aggregation: $(value aggregation)"
 expect 0 "aggregation off" ctl set aggregation=
