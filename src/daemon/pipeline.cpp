@@ -303,11 +303,9 @@ std::size_t Pipeline::drain_outputs(const ExportTime& now) {
     ExportTime time = now;
     for (auto& w : workers_) {
         const std::size_t avail = w->output.available();
-        // A beat per record: pacing may hold one pass of this loop for many seconds (a full
-        // ring at the lowest export_rate: 49 s). For the same reason the time is read again
-        // every few records, so that a datagram's header says when it was built (the wall
-        // offset after a step, sysUptime), not when the pass began. Time only moves on: the
-        // header's sysUptime stays at or after every record's Last.
+        // A beat per record: pacing may hold one pass of this loop for many seconds (49 s for a
+        // full ring at the lowest export_rate), so the time is read again every few records: a
+        // header gives the wall offset and sysUptime (>= every Last) of when it was built.
         for (std::size_t i = 0; i < avail; ++i, x.heartbeat.beat()) {
             if (++n % kRecordsPerTimeRead == 0) time = clock_.export_time();
             x.exporter.add({&w->output.peek(i), 1}, time);
