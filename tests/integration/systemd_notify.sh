@@ -209,6 +209,18 @@ run_reader_case() {
         echo "(not x86_64: the reader case finds the reader by its poll system call; skipped)"
         return
     fi
+    # A container without ptrace (seccomp, no CAP_SYS_PTRACE) cannot run it: tried on a
+    # process of our own first.
+    sleep 30 &
+    local probe=$!
+    if ! hold_thread "$probe" 0 "$WORK/probe.hold"; then
+        kill "$probe" 2>/dev/null || true
+        wait "$probe" 2>/dev/null || true
+        echo "(ptrace not permitted here: $(cat "$WORK/probe.hold.err"); the reader case is skipped)"
+        return
+    fi
+    kill "$probe" 2>/dev/null || true
+    wait "$probe" 2>/dev/null || true
     in_server iptables -A INPUT -p udp --dport 9999 -j DROP
     in_router iptables -A FORWARD -j NFLOG --nflog-group "$GROUP"
     listen "$WORK/reader-notify" "$out"
