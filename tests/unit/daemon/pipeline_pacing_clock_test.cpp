@@ -1,6 +1,6 @@
 // Pacing across wall-clock steps (issue 11 item 4): a paced flush of the whole cache keeps its
 // pace in real time while the wall clock steps back an hour and then forward; only the
-// datagrams' unix_secs follow the steps, sysUptime runs on on the monotonic flow clock.
+// datagrams' unix_secs follow the steps, sysUptime runs on the monotonic flow clock.
 #include "nflowd/pipeline.hpp"
 
 #include "test_support.hpp"
