@@ -228,5 +228,146 @@ TEST(ServiceNotifier, WatchdogStopsWhileAWorkerIsStalled) {
     pipeline.finish();
 }
 
+// A fake systemd with WatchdogSec=1s (a ping due every 500 ms) and the daemon's notifier.
+struct WatchdogRig {
+    NotifyListener systemd;
+    SystemdEnv env{systemd.path(), "1000000"};
+    Logger log{"nflowd-test", false, 0};
+    ServiceNotifier notifier{log};
+};
+
+// The daemon's tick, played by a thread: notifier.tick() every 50 ms while it exists.
+class Ticker {
+  public:
+    explicit Ticker(ServiceNotifier& notifier)
+        : thread_([this, &notifier] {
+              for (; running_; std::this_thread::sleep_for(std::chrono::milliseconds(50)))
+                  notifier.tick(steady_time());
+          }) {}
+    ~Ticker() {
+        running_ = false;
+        thread_.join();
+    }
+    Ticker(const Ticker&) = delete;
+    Ticker& operator=(const Ticker&) = delete;
+
+  private:
+    std::atomic<bool> running_{true};
+    std::thread thread_;
+};
+
+// A live pipeline of one worker whose flows stay in the cache until a flush.
+PipelineConfig cache_until_flush(const Clock& clock, std::uint32_t export_rate) {
+    PipelineConfig pc;
+    pc.v5.boot_time = clock.now();
+    pc.table.inactive_timeout = 60 * kSecond;
+    pc.table.active_timeout = 120 * kSecond;
+    pc.pacing.rate = export_rate;
+    return pc;
+}
+
+// `n` one-packet UDP flows, in the cache once this returns.
+void fill_cache(Pipeline& pipeline, const Clock& clock, std::uint32_t n) {
+    auto& d = pipeline.dispatcher(0);
+    for (std::uint32_t f = 0; f < n; ++f) {
+        d.dispatch(test::ipv4_packet(0x0a000001, 0x0b000000 + f, 17, 5000, 53, 100),
+                   PacketMeta{clock.now(), 1, 2});
+        if (f % 1000 == 999) d.publish();
+    }
+    d.publish();
+    for (int i = 0; i < 500 && pipeline.stats().total().active < n; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+// Flow records received until `n` arrived or 3 s of silence.
+std::size_t receive_records(test::UdpCollector& collector, std::size_t n) {
+    std::size_t records = 0;
+    while (records < n)
+        if (auto dg = collector.receive(3000))
+            records += test::decode_v5(*dg).header.count;
+        else
+            break;
+    return records;
+}
+
+// The exporter thread held (as a deadlock or a blocked call would hold it: its sends never
+// block, pacing beats per record, so nothing in it stalls by design) while a flush fills the
+// worker's output ring: WATCHDOG=1 stops and the stall names the exporter alone; the worker,
+// waiting on it, still beats. Once released, every flow is exported and the pings return.
+TEST(ServiceNotifier, WatchdogStopsWhileTheExporterIsStalled) {
+    WatchdogRig rig;
+    test::UdpCollector collector;
+    Clock clock(Clock::Mode::live);
+    Pipeline pipeline(cache_until_flush(clock, 0), clock,
+                      CollectorSet(parse_destinations(collector.address()), 0));
+    constexpr std::uint32_t kFlows = 70'000; // more than a worker's output ring (65,536)
+    fill_cache(pipeline, clock, kFlows);
+    ASSERT_EQ(pipeline.stats().total().active, kFlows);
+    rig.notifier.ready(pipeline.heartbeats(), "running", steady_time());
+    ASSERT_TRUE(rig.systemd.wait_for("READY=1", 1000));
+    Ticker ticker(rig.notifier);
+    EXPECT_TRUE(rig.systemd.wait_for("WATCHDOG=1", 1500)) << "no ping while every thread runs";
+
+    std::promise<void> release;
+    std::atomic<bool> held{false}, flushed{false};
+    std::thread command([&, until = release.get_future()] {
+        PipelineTestAccess::on_exporter(pipeline, [&] {
+            held = true;
+            until.wait();
+        });
+    });
+    for (int i = 0; i < 200 && !held; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(held);
+    std::thread flush([&] {
+        pipeline.flush();
+        flushed = true;
+    });
+    const Names settling = rig.systemd.collect(600);
+    const Names during = rig.systemd.collect(1500);
+    EXPECT_FALSE(flushed) << "the worker never had to wait on the exporter";
+    EXPECT_EQ(count(during, "WATCHDOG=1"), 0u)
+        << "fed for " << count(during, "WATCHDOG=1") << " periods of a stalled exporter";
+    EXPECT_EQ(count(settling, "STATUS=stalled: exporter") +
+                  count(during, "STATUS=stalled: exporter"),
+              1u);
+    EXPECT_EQ(count(settling, "worker") + count(during, "worker"), 0u)
+        << "a worker waiting on the exporter was taken for stalled";
+
+    release.set_value();
+    command.join();
+    const Names after = rig.systemd.collect(1200);
+    flush.join();
+    EXPECT_GE(count(after, "WATCHDOG=1"), 1u) << "the watchdog was not fed again";
+    EXPECT_EQ(count(after, "STATUS=running"), 1u);
+    EXPECT_EQ(receive_records(collector, kFlows), kFlows);
+    pipeline.finish();
+}
+
+// A long paced flush is no stall: at the lowest export_rate (65,536 bytes/s) 6000 flows are
+// 200 v5 datagrams of 1464 bytes, 3.5 s after the 64 KiB burst, all in one pass of the
+// exporter's loop; it beats per record, so WATCHDOG=1 goes on every 500 ms meanwhile.
+TEST(ServiceNotifier, WatchdogFedThroughALongPacedFlush) {
+    WatchdogRig rig;
+    test::UdpCollector collector;
+    Clock clock(Clock::Mode::live);
+    Pipeline pipeline(cache_until_flush(clock, 65536), clock,
+                      CollectorSet(parse_destinations(collector.address()), 0));
+    constexpr std::uint32_t kFlows = 6000;
+    fill_cache(pipeline, clock, kFlows);
+    ASSERT_EQ(pipeline.stats().total().active, kFlows);
+    rig.notifier.ready(pipeline.heartbeats(), "running", steady_time());
+    ASSERT_TRUE(rig.systemd.wait_for("READY=1", 1000));
+    Ticker ticker(rig.notifier);
+    pipeline.flush(); // returns once the records are in the exporter's rings
+    const Names during = rig.systemd.collect(3000);
+    // Still pacing at the end of the window (about 180 of 200 sent by then).
+    EXPECT_LT(pipeline.stats().exporter.datagrams, kFlows / 30) << "the flush was not paced";
+    EXPECT_GE(count(during, "WATCHDOG=1"), 5u) << "pings stopped during a paced flush";
+    EXPECT_EQ(count(during, "STATUS=stalled"), 0u) << "a pacing wait was taken for a stall";
+    EXPECT_EQ(receive_records(collector, kFlows), kFlows);
+    pipeline.finish();
+}
+
 } // namespace
 } // namespace nflowd
