@@ -220,6 +220,7 @@ void Daemon::bind_sources() {
         pc.conntrack = std::make_shared<ConntrackFeed>(std::move(conntrack), ConntrackConfig{});
     pc.nat = nat_export_config(start_);
     if (links_) pc.links = [names = links_] { return names->table(); };
+    if (links_) pc.mtus = links_->mtus();
     pipeline_ = std::make_unique<Pipeline>(std::move(pc), clock_, std::move(collectors));
     for (std::size_t i = 0; i < sources.size(); ++i)
         readers_.push_back(std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i),
