@@ -113,6 +113,9 @@ struct Daemon::Reader {
             if (ready < 0 && errno != EINTR) break;
             if (ready <= 0) continue;
             if (fds[1].revents) break;
+            // The parser's settings and interface MTUs as they are now, not as at the last
+            // batch: after an idle spell that may be long ago.
+            dispatcher.publish();
             for (int i = 0; i < kBatchesPerWake; ++i) {
                 if (source.receive(deliver) == 0) break;
                 dispatcher.publish();
