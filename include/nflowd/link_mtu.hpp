@@ -40,6 +40,7 @@ inline std::uint32_t mtu_of(std::span<const std::uint32_t> by_ifindex,
 // TSan cannot see.)
 class MtuFeed {
   public:
+    // `mtus` never null; the one published last is a no-op.
     void publish(std::shared_ptr<const LinkMtus> mtus) {
         const std::lock_guard lock(mutex_);
         if (mtus == current_) return;
