@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <vector>
 
 namespace nflowd {
@@ -57,6 +59,30 @@ TEST(PipelineMtu, ReadersCountAgainstThePublishedTable) {
     EXPECT_EQ(Fixture::batch(p, 1), 6U);
     EXPECT_EQ(Fixture::batch(p, 5), 6U);
     EXPECT_EQ(p.stats().parse.accounted, 21U);
+}
+
+TEST(PipelineMtu, ABatchCountsAgainstOneWholeTable) {
+    // The MTU flips between 1500 and 9000 from another thread (LinkNames' owner) while the
+    // reader runs: each batch is counted against one table, all oversize or none.
+    Fixture f;
+    f.pc.mtus = f.feed;
+    Pipeline p(f.pc, f.clock, CollectorSet(parse_destinations(f.collector.address()), 0));
+    std::atomic<bool> stop{false};
+    std::thread flipper([&] {
+        for (std::uint32_t i = 0; !stop.load(); ++i) f.feed->publish(table(i % 2 ? 9000 : 1500));
+    });
+    int mixed = 0, whole_oversize = 0;
+    std::uint64_t last = 0;
+    for (int b = 0; b < 300; ++b) {
+        const std::uint64_t now = Fixture::batch(p, 10);
+        mixed += now - last != 0 && now - last != 10;
+        whole_oversize += now - last == 10;
+        last = now;
+    }
+    stop = true;
+    flipper.join();
+    EXPECT_EQ(mixed, 0);
+    EXPECT_GT(whole_oversize, 0);
 }
 
 TEST(PipelineMtu, WithoutAFeedEveryInterfaceIs1500) {
