@@ -48,8 +48,9 @@ FWD=(-s "$CLIENT_IP" -d "$SERVER_IP")
 in_router iptables -A FORWARD "${FWD[@]}" -m length --length 9001:65535
 in_router iptables -A FORWARD "${FWD[@]}" -m length --length 1401:65535
 in_router iptables -A FORWARD "${FWD[@]}" -j NFLOG --nflog-group "$GROUP"
-# rule N: packets counted by FORWARD rule N (1: > 9000, 2: > 1400, 3: NFLOG).
-rule() { in_router iptables -L FORWARD -nvx | awk -v n="$1" 'NR == n + 2 { print $1 }'; }
+# rule N [COLUMN]: packets (or column 2: bytes) counted by FORWARD rule N (1: > 9000,
+# 2: > 1400, 3: NFLOG).
+rule() { in_router iptables -L FORWARD -nvx | awk -v n="$1" -v c="${2:-1}" 'NR == n + 2 { print $c }'; }
 
 netns_start_nflowd "$NS_ROUTER" "$WORK/nflowd.log" --group "$GROUP" --control_id "$CID" \
     --destination 127.0.0.1:9 --qtimeout 10 --debug 1
@@ -83,8 +84,10 @@ netns_udp "$NS_CLIENT" "$SERVER_IP" 7400 50 3972 # IP length 4000
 settled || true
 n=$(rule 3)
 over=$(stat oversize)
-echo "udp 4000 on MTU 9000: logged $n, oversize $over"
-((n >= 50)) || fail "only $n of 50 datagrams crossed the router"
+echo "udp 4000 on MTU 9000: logged $n ($(rule 3 2) bytes), oversize $over"
+bytes=$(rule 3 2)
+((n == 50 && bytes == 50 * 4000)) ||
+    fail "not 50 whole 4000-byte datagrams crossed the router: $n, $bytes bytes"
 [[ $over == 0 ]] || fail "4000-byte packets on MTU-9000 links counted oversize: $over"
 
 # 2. TCP bulk: 16 MiB client -> server.
