@@ -2,11 +2,13 @@
 // a PacketInfo; decides what is accounted and keeps the per-cause counters.
 #pragma once
 
+#include "nflowd/link_mtu.hpp"
 #include "nflowd/packet.hpp"
 #include "nflowd/stats_fields.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 // Error idiom (parse): per packet a ParseResult plus a per-cause counter; never throws.
@@ -26,10 +28,6 @@ struct PacketMeta {
     std::uint8_t obs_point = 0;               // the prefix tag's; kept only with set_ipv6(true)
     LinkLayer link{};                         // MACs, VLAN; kept only with set_ipv6(true)
 };
-
-// IPv4 packets above this length cannot be sent on an Ethernet link with the standard MTU:
-// GRO/GSO/TSO merged them (or the link uses jumbo frames). Counted as `oversize`.
-constexpr std::uint32_t kEthernetMtu = 1500;
 
 enum class ParseResult : std::uint8_t {
     accounted, // full L3+L4 header seen
@@ -54,7 +52,9 @@ struct ParseStats {
     std::uint64_t ipv6_accounted = 0; // IPv6 packets among `accounted`
     std::uint64_t invalid = 0;
     std::uint64_t unknown_length = 0; // packets = accounted + ipv6 + invalid + unknown_length
-    std::uint64_t oversize = 0;       // accounted packets longer than kEthernetMtu
+    // Accounted packets longer than the MTU of their interface (in_if, else out_if; see
+    // HeaderParser::set_mtus): GRO/GSO/TSO merged them, no link carried them as they are.
+    std::uint64_t oversize = 0;
     // Accounted packets the hash sampler kept out of the cache (the dispatcher's, not the
     // parser's: it fills this in what it publishes).
     std::uint64_t sampled_out = 0;
@@ -77,7 +77,8 @@ struct ParseStats {
             F{"unknown_length", &ParseStats::unknown_length, c, "packets",
               "BIG TCP packets (IPv4 total length 0) whose length the capture does not give"},
             F{"oversize", &ParseStats::oversize, c, "packets",
-              "Accounted packets longer than 1500 bytes: merged by GRO/GSO/TSO, or jumbo frames"},
+              "Accounted packets longer than their interface's MTU (input, else output; "
+              "1500 when unknown): merged by GRO/GSO/TSO"},
             F{"sampled_out", &ParseStats::sampled_out, c, "packets",
               "Accounted packets the hash flow sampler kept out of the flow cache"},
         };
@@ -117,13 +118,20 @@ class HeaderParser {
     ParseResult parse(std::span<const std::byte> bytes, const PacketMeta& meta,
                       ParsedPacket& out) noexcept;
     void set_ipv6(bool accept) noexcept { ipv6_ = accept; }
+    // The interface MTUs `oversize` compares with (kept alive here); null or none set:
+    // kDefaultMtu for every interface, as under --read.
+    void set_mtus(std::shared_ptr<const LinkMtus> mtus) noexcept {
+        mtus_ = std::move(mtus);
+        mtu_view_ = mtus_ ? std::span<const std::uint32_t>(mtus_->by_ifindex)
+                          : std::span<const std::uint32_t>{};
+    }
     bool ipv6() const noexcept { return ipv6_; }
     const ParseStats& stats() const noexcept { return stats_; }
     void reset_stats() noexcept { stats_ = {}; }
 
   private:
     // Counts one result; `octets` is read only when it is accounted (else unspecified).
-    ParseResult count(ParseResult r, const std::uint32_t& octets) noexcept {
+    ParseResult count(ParseResult r, const PacketMeta& meta, const std::uint32_t& octets) noexcept {
         // Adding comparisons instead of switching keeps the hot path free of a
         // data-dependent branch.
         ++stats_.packets;
@@ -133,11 +141,16 @@ class HeaderParser {
         stats_.ipv6 += r == ParseResult::ipv6 ? 1U : 0U;
         stats_.invalid += r == ParseResult::invalid ? 1U : 0U;
         stats_.unknown_length += r == ParseResult::unknown_length ? 1U : 0U;
-        stats_.oversize += is_accounted(r) && octets > kEthernetMtu ? 1U : 0U;
+        // The interface the packet came in on (GRO merged it there), or for a locally sent
+        // one (OUTPUT: no input) the one it leaves by (GSO/TSO).
+        const std::uint32_t ifindex = meta.in_if != kUnknownIfindex ? meta.in_if : meta.out_if;
+        stats_.oversize += is_accounted(r) && octets > mtu_of(mtu_view_, ifindex) ? 1U : 0U;
         return r;
     }
 
     ParseStats stats_;
+    std::shared_ptr<const LinkMtus> mtus_;
+    std::span<const std::uint32_t> mtu_view_; // mtus_->by_ifindex, one indirection less
     bool ipv6_;
 };
 

@@ -1,8 +1,10 @@
 // Interface names from rtnetlink: an RTM_GETLINK dump, then RTMGRP_LINK updates (new, renamed,
-// re-aliased and removed links), published as immutable LinkTable snapshots for the exporter.
+// re-aliased and removed links), published as immutable LinkTable snapshots for the exporter
+// and, apart, interface MTUs (LinkMtus) for the readers' `oversize` count.
 #pragma once
 
 #include "nflowd/clock.hpp"
+#include "nflowd/link_mtu.hpp"
 #include "nflowd/link_table.hpp"
 #include "nflowd/snmp_rules.hpp"
 #include "nflowd/stats_fields.hpp"
@@ -62,10 +64,12 @@ struct LinkMessage {
     std::uint32_t ifindex = 0;
     std::string_view name;  // NEWLINK: 1 to kMaxLinkName bytes
     std::string_view alias; // empty when the link has none
+    std::uint32_t mtu = 0;  // IFLA_MTU, 0 when absent
 };
 // Parses one message of type RTM_NEWLINK or RTM_DELLINK whose nlmsg_len lies within the
 // buffer. False when malformed: short header, attributes that do not fit (libmnl's walker
-// and mnl_attr_validate), a name or alias without its NUL or too long, no name, ifindex 0.
+// and mnl_attr_validate), a name or alias without its NUL or too long, an MTU that is not a
+// u32, no name, ifindex 0.
 bool parse_link_message(const nlmsghdr* nlh, LinkMessage& out) noexcept;
 } // namespace detail
 
@@ -94,6 +98,9 @@ class LinkState {
     // The current table; a new generation when names, aliases, indexes or links changed since
     // the last call (and `stats.changes` counted), else the previous snapshot.
     std::shared_ptr<const LinkTable> snapshot(LinkStats& stats);
+    // The MTUs of the same links, apart: an MTU change alone is no new generation (the
+    // exporter's options records carry no MTU). A new table only when an MTU changed.
+    std::shared_ptr<const LinkMtus> mtu_snapshot();
 
   private:
     struct Dump { // no member initializers: clang cannot use them before LinkState is complete
@@ -101,20 +108,24 @@ class LinkState {
         std::uint32_t portid;
         bool interrupted; // NLM_F_DUMP_INTR: the kernel's list changed under it
         std::map<std::uint32_t, LinkInfo> links;
+        std::map<std::uint32_t, std::uint32_t> mtus;
     };
     void on_message(const nlmsghdr* nlh, LinkStats& stats);
     void on_dump_end(const nlmsghdr* nlh, LinkStats& stats);
     void apply(const detail::LinkMessage& m, std::map<std::uint32_t, LinkInfo>& links,
-               bool mark_dirty);
+               std::map<std::uint32_t, std::uint32_t>& mtus, bool mark_dirty);
     bool from_dump(const nlmsghdr* nlh) const noexcept;
 
     SnmpRules rules_;
-    std::map<std::uint32_t, LinkInfo> links_; // names and aliases; index set by snapshot()
+    std::map<std::uint32_t, LinkInfo> links_;     // names and aliases; index set by snapshot()
+    std::map<std::uint32_t, std::uint32_t> mtus_; // by ifindex, links that sent IFLA_MTU
     std::optional<Dump> dump_;
     bool needs_dump_ = false;
     bool dirty_ = true; // the first snapshot is a generation, even if empty
     std::uint64_t generation_ = 0;
     std::shared_ptr<const LinkTable> published_ = std::make_shared<const LinkTable>();
+    bool mtus_dirty_ = true;
+    std::shared_ptr<const LinkMtus> published_mtus_ = std::make_shared<const LinkMtus>();
 };
 
 struct LinkNamesConfig {
@@ -155,6 +166,9 @@ class LinkNames {
     // The published table: one mutex-guarded pointer copy, for the exporter once per batch.
     // libstdc++ 12's std::atomic<std::shared_ptr> is a lock too, and one TSan cannot see.
     std::shared_ptr<const LinkTable> table() const;
+    // Where the readers find the interface MTUs; shared, so it outlives a failed socket
+    // (the readers keep the last table).
+    std::shared_ptr<const MtuFeed> mtus() const noexcept { return mtus_; }
     LinkStats stats() const noexcept { return published_stats_.load(); }
 
   private:
@@ -179,6 +193,7 @@ class LinkNames {
     AtomicStats<LinkStats> published_stats_;
     mutable std::mutex table_mutex_;
     std::shared_ptr<const LinkTable> table_;
+    std::shared_ptr<MtuFeed> mtus_ = std::make_shared<MtuFeed>();
 };
 
 } // namespace nflowd

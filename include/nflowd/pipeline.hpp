@@ -10,6 +10,7 @@
 #include "nflowd/flow_shard.hpp"
 #include "nflowd/flow_table.hpp"
 #include "nflowd/header_parser.hpp"
+#include "nflowd/link_mtu.hpp"
 #include "nflowd/notifier.hpp"
 #include "nflowd/pipeline_control.hpp"
 #include "nflowd/sampler.hpp"
@@ -42,6 +43,8 @@ struct PipelineConfig {
     PacingConfig pacing;
     ExportFormat format;
     LinkSource links; // interface names for the exporter (live only), see Exporter
+    // Interface MTUs the readers take per batch for `oversize` (live only; null: 1500 each).
+    std::shared_ptr<const MtuFeed> mtus;
     std::size_t ring_capacity = 1 << 15; // packets per reader->worker ring, per family
     // Account IPv6 packets (the protocol can export them: v9, IPFIX). Off, as NetFlow v5
     // needs, they are only counted (ipv6_skipped).
@@ -117,6 +120,7 @@ class Dispatcher {
     template <class Packet> void route(Packet& packet) noexcept;
     template <class Packet> void push(std::size_t worker, const Packet& packet) noexcept;
     void publish_stats() noexcept;
+    void take_mtus() noexcept; // a new MTU table for parser_, if one was published
 
     Pipeline& pipeline_;
     std::size_t index_;
@@ -126,6 +130,7 @@ class Dispatcher {
     PacketSampler sampler_; // --sampler hash:N, with the pipeline's secret
     std::shared_ptr<const Aggregation> aggregation_;
     std::uint64_t aggregation_version_ = 0;
+    std::uint64_t mtus_seen_ = 0; // the MtuFeed version parser_ holds
     Nanos batch_max_time_ = 0;
     // Per worker: packets published since it was last woken, and when the first of them was.
     std::vector<std::size_t> unwoken_;

@@ -67,7 +67,7 @@ void LinkNames::send_dump() {
     nlh->nlmsg_seq = ++seq_;
     auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
     ifi->ifi_family = AF_UNSPEC;
-    // Names are all we read: leave the per-link counters out of the dump's messages.
+    // Names and MTUs are all we read: leave the per-link counters out of the dump's messages.
     mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
     if (mnl_socket_sendto(sock_.get(), nlh, nlh->nlmsg_len) < 0) {
         // Nothing was started: the next receive() tries again.
@@ -131,6 +131,7 @@ void LinkNames::set_rules(SnmpRules rules) {
 bool LinkNames::publish() {
     std::shared_ptr<const LinkTable> t = state_.snapshot(stats_);
     published_stats_.store(stats_);
+    mtus_->publish(state_.mtu_snapshot()); // the same pointer while no MTU changed: nothing
     const std::lock_guard lock(table_mutex_);
     if (t == table_) return false;
     table_ = std::move(t);

@@ -11,6 +11,8 @@
 
 #include <climits>
 #include <cstring>
+#include <iterator>
+#include <utility>
 
 namespace nflowd {
 
@@ -19,6 +21,7 @@ namespace {
 struct AttrWalk {
     const nlattr* name = nullptr;
     const nlattr* alias = nullptr;
+    const nlattr* mtu = nullptr;
 };
 
 int on_attr(const nlattr* a, void* data) {
@@ -26,6 +29,12 @@ int on_attr(const nlattr* a, void* data) {
     // Attributes of newer kernels than these headers are not ours to judge.
     if (mnl_attr_type_valid(a, IFLA_MAX) < 0) return MNL_CB_OK;
     const auto type = mnl_attr_get_type(a);
+    if (type == IFLA_MTU) {
+        // A u32 (nla_put_u32): any other length is malformed.
+        if (mnl_attr_validate(a, MNL_TYPE_U32) < 0) return MNL_CB_ERROR;
+        walk.mtu = a;
+        return MNL_CB_OK;
+    }
     if (type != IFLA_IFNAME && type != IFLA_IFALIAS) return MNL_CB_OK;
     // Both are NUL-terminated strings (nla_put_string): a missing NUL is malformed.
     if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0) return MNL_CB_ERROR;
@@ -77,6 +86,7 @@ bool detail::parse_link_message(const nlmsghdr* nlh, LinkMessage& out) noexcept 
          a = mnl_attr_next(a))
         if (on_attr(a, &walk) != MNL_CB_OK) return false;
     if (reinterpret_cast<const char*>(a) != tail) return false;
+    if (walk.mtu != nullptr) out.mtu = mnl_attr_get_u32(walk.mtu);
     if (walk.alias != nullptr && !bounded_string(walk.alias, kMaxLinkAlias + 1, out.alias))
         return false;
     if (walk.name == nullptr) return !out.is_new; // a removal needs only the index
@@ -85,7 +95,7 @@ bool detail::parse_link_message(const nlmsghdr* nlh, LinkMessage& out) noexcept 
 }
 
 void LinkState::begin_dump(std::uint32_t seq, std::uint32_t portid) {
-    dump_ = Dump{seq, portid, false, {}};
+    dump_ = Dump{seq, portid, false, {}, {}};
     needs_dump_ = false;
 }
 
@@ -134,18 +144,24 @@ void LinkState::on_message(const nlmsghdr* nlh, LinkStats& stats) {
     if (!m.relevant) return;
     if (!dump_part) ++stats.events;
     if (dump_part && (nlh->nlmsg_flags & NLM_F_DUMP_INTR) != 0) dump_->interrupted = true;
-    apply(m, links_, true);
-    if (dump_) apply(m, dump_->links, false);
+    apply(m, links_, mtus_, true);
+    if (dump_) apply(m, dump_->links, dump_->mtus, false);
 }
 
 void LinkState::apply(const detail::LinkMessage& m, std::map<std::uint32_t, LinkInfo>& links,
-                      bool mark_dirty) {
+                      std::map<std::uint32_t, std::uint32_t>& mtus, bool mark_dirty) {
     if (!m.is_new) {
+        if (mtus.erase(m.ifindex) != 0 && mark_dirty) mtus_dirty_ = true;
         if (links.erase(m.ifindex) != 0 && mark_dirty) dirty_ = true;
         return;
     }
+    // An update without IFLA_MTU (the kernel always sends it) leaves the one known.
+    if (m.mtu != 0) {
+        auto [it, added] = mtus.try_emplace(m.ifindex, m.mtu);
+        if ((added || std::exchange(it->second, m.mtu) != m.mtu) && mark_dirty) mtus_dirty_ = true;
+    }
     LinkInfo& l = links[m.ifindex];
-    if (l.name == m.name && l.alias == m.alias) return; // carrier, MTU, flags: not ours
+    if (l.name == m.name && l.alias == m.alias) return; // carrier, flags: not ours
     l.name.assign(m.name);
     l.alias.assign(m.alias);
     if (mark_dirty) dirty_ = true;
@@ -175,6 +191,10 @@ void LinkState::on_dump_end(const nlmsghdr* nlh, LinkStats& stats) {
             links_ = std::move(dump_->links);
             dirty_ = true;
         }
+        if (dump_->mtus != mtus_) {
+            mtus_ = std::move(dump_->mtus);
+            mtus_dirty_ = true;
+        }
         ++stats.dumps;
     } else {
         // An interrupted dump may lack a link that moved under it: keep what is known
@@ -201,6 +221,18 @@ std::shared_ptr<const LinkTable> LinkState::snapshot(LinkStats& stats) {
     }
     stats.known = published_->links.size();
     return published_;
+}
+
+std::shared_ptr<const LinkMtus> LinkState::mtu_snapshot() {
+    if (!mtus_dirty_) return published_mtus_;
+    mtus_dirty_ = false;
+    LinkMtus t;
+    // Only as long as the highest ifindex needs: most hosts' fit in a few cache lines.
+    const auto end = mtus_.lower_bound(kMtuIndexes);
+    if (end != mtus_.begin()) t.by_ifindex.assign(std::prev(end)->first + 1, kDefaultMtu);
+    for (auto it = mtus_.begin(); it != end; ++it) t.by_ifindex[it->first] = it->second;
+    if (t != *published_mtus_) published_mtus_ = std::make_shared<const LinkMtus>(std::move(t));
+    return published_mtus_;
 }
 
 } // namespace nflowd

@@ -113,6 +113,9 @@ struct Daemon::Reader {
             if (ready < 0 && errno != EINTR) break;
             if (ready <= 0) continue;
             if (fds[1].revents) break;
+            // The parser's settings and interface MTUs as they are now, not as at the last
+            // batch: after an idle spell that may be long ago.
+            dispatcher.publish();
             for (int i = 0; i < kBatchesPerWake; ++i) {
                 if (source.receive(deliver) == 0) break;
                 dispatcher.publish();
@@ -220,6 +223,7 @@ void Daemon::bind_sources() {
         pc.conntrack = std::make_shared<ConntrackFeed>(std::move(conntrack), ConntrackConfig{});
     pc.nat = nat_export_config(start_);
     if (links_) pc.links = [names = links_] { return names->table(); };
+    if (links_) pc.mtus = links_->mtus();
     pipeline_ = std::make_unique<Pipeline>(std::move(pc), clock_, std::move(collectors));
     for (std::size_t i = 0; i < sources.size(); ++i)
         readers_.push_back(std::make_unique<Reader>(std::move(sources[i]), pipeline_->dispatcher(i),

@@ -9,7 +9,6 @@
 #include <utility>
 
 namespace nflowd {
-
 namespace {
 
 constexpr Nanos kIdleWait = 100 * kNanosPerMilli;
@@ -112,6 +111,7 @@ Dispatcher::Dispatcher(Key, Pipeline& pipeline, std::size_t index)
     aggregation_ = pipeline.aggregation(aggregation_version_);
     parser_.set_ipv6(pipeline.accept_ipv6_.load(std::memory_order_relaxed));
     sampler_.set_interval(pipeline.hash_interval_.load(std::memory_order_relaxed));
+    take_mtus();
 }
 
 void Dispatcher::dispatch(std::span<const std::byte> bytes, const PacketMeta& meta) noexcept {
@@ -168,6 +168,12 @@ void Dispatcher::publish() noexcept {
         aggregation_ = pipeline_.aggregation(aggregation_version_);
     parser_.set_ipv6(pipeline_.accept_ipv6_.load(std::memory_order_relaxed));
     sampler_.set_interval(pipeline_.hash_interval_.load(std::memory_order_relaxed));
+    take_mtus();
+}
+
+void Dispatcher::take_mtus() noexcept {
+    if (!pipeline_.config_.mtus) return;
+    if (auto m = pipeline_.config_.mtus->since(mtus_seen_)) parser_.set_mtus(std::move(m));
 }
 
 void Dispatcher::publish_stats() noexcept {

@@ -256,7 +256,7 @@ ParseResult HeaderParser::parse(std::span<const std::byte> bytes, const PacketMe
         out.family = Family::ipv6;
         const ParseResult r = parse_ipv6_packet(bytes, meta, out.v6);
         stats_.ipv6_accounted += is_accounted(r) ? 1U : 0U;
-        return count(r, out.v6.octets);
+        return count(r, meta, out.v6.octets);
     }
     out.family = Family::ipv4;
     const ParseResult r = parse_ip_packet(bytes, meta, out.v4);
@@ -267,7 +267,7 @@ ParseResult HeaderParser::parse(std::span<const std::byte> bytes, const PacketMe
         out.v4.key.obs_point = 0;
         out.v4.link = LinkLayer{}; // nor MACs and VLAN (FlowTable stores none then)
     }
-    return count(r, out.v4.octets);
+    return count(r, meta, out.v4.octets);
 }
 
 } // namespace nflowd

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -39,6 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // so both sides of the length-0 rules are reached; one size in three has IPv6 refused.
     const std::uint32_t wire_len = size % 2 == 1 ? 65576U + static_cast<std::uint32_t>(size) : 0;
     parser.set_ipv6(size % 3 != 0);
+    // One size in five has a jumbo MTU on the input interface (1): oversize compares with it.
+    static const auto jumbo =
+        std::make_shared<const nflowd::LinkMtus>(nflowd::LinkMtus{{1500, 9000}});
+    parser.set_mtus(size % 5 == 0 ? jumbo : nullptr);
     const auto before_stats = parser.stats();
     const auto r = parser.parse(bytes, nflowd::PacketMeta{now, 1, 2, wire_len}, p);
     const auto& s = parser.stats();
@@ -56,6 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (want != 0 ? octets != want : wire_len != 0 ? octets != wire_len : !v6 || octets <= 65575U)
         std::abort();
     if (!v6 && want == 0 && data[9] != IPPROTO_TCP) std::abort();
+    if ((s.oversize != before_stats.oversize) != (octets > (size % 5 == 0 ? 9000U : 1500U)))
+        std::abort();
     const auto accounted = [](const auto& t) {
         return t.stats().packets + t.stats().dropped_packets;
     };

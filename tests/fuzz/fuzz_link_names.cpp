@@ -31,5 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (link.index != rules.map(link.name, ifindex)) std::abort();
     }
     if (state.snapshot(stats) != t) std::abort(); // nothing new: the same snapshot
+    // MTUs: a bounded table, ending at a link, holding MTUs of known links only.
+    const auto mtus = state.mtu_snapshot();
+    const auto& m = mtus->by_ifindex;
+    if (m.size() > nflowd::kMtuIndexes || (!m.empty() && t->find(m.size() - 1) == nullptr))
+        std::abort();
+    for (std::uint32_t i = 0; i < m.size(); ++i)
+        if (m[i] == 0 || (m[i] != nflowd::kDefaultMtu && t->find(i) == nullptr)) std::abort();
+    if (state.mtu_snapshot() != mtus) std::abort();
     return 0;
 }

@@ -27,6 +27,7 @@ struct LinkMsg {
     std::uint32_t pid = 0;
     std::uint16_t flags = 0; // NLM_F_MULTI, NLM_F_DUMP_INTR
     std::uint8_t family = AF_UNSPEC;
+    std::uint32_t mtu = 1500; // IFLA_MTU; 0: no attribute
 };
 
 class Datagram {
@@ -37,7 +38,8 @@ class Datagram {
         auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
         ifi->ifi_family = m.family;
         ifi->ifi_index = m.ifindex;
-        mnl_attr_put_u32(nlh, IFLA_MTU, 1500); // something else first, as the kernel does
+        // Every kernel NEWLINK carries IFLA_MTU, among much else besides the names.
+        if (m.mtu != 0) mnl_attr_put_u32(nlh, IFLA_MTU, m.mtu);
         if (!m.name.empty()) mnl_attr_put_strz(nlh, IFLA_IFNAME, m.name.c_str());
         if (!m.alias.empty()) mnl_attr_put_strz(nlh, IFLA_IFALIAS, m.alias.c_str());
         return finish(nlh);
