@@ -10,7 +10,7 @@
 #        MEM_PACKETS (2500000), NFLOWD_ARGS (extra nflowd options, default "--export_rate 0":
 #        softflowd does not pace its export and both collectors here have 16 MiB buffers, so
 #        the comparison is engine against engine; NFLOWD_ARGS= measures nflowd's default
-#        pacing of 20000 datagrams/s too), KEEP=1 keeps the files
+#        pace of 50 MB/s too), KEEP=1 keeps the files
 set -euo pipefail
 
 NFLOWD=$(realpath "${1:?usage: read_vs_softflowd.sh NFLOWD GEN_TRACE}")
