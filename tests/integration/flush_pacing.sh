@@ -24,7 +24,7 @@ done
 source "$(dirname "$0")/collector_lib.sh"
 collector_setup nflowd_flush_pacing
 NFCAPD_BUFFER= # the system default: what an operator's nfcapd has unless told otherwise
-DEFAULT_RATE=50000000
+DEFAULT_RATE=25000000
 BURST=65536
 
 # 60,000 flows end at once: ~5 MB of IPFIX, ~40 times what the collector's buffer holds.

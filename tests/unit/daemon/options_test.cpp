@@ -181,7 +181,7 @@ TEST(Options, ExportRateIsBytesPerSecondWithDecimalSuffixes) {
     EXPECT_EQ(rate("125M"), 125'000'000U);
     EXPECT_EQ(rate("800k"), 800'000U);
     EXPECT_EQ(rate("4G"), 4'000'000'000U);
-    EXPECT_EQ(default_config().pacing.rate, 50'000'000U);
+    EXPECT_EQ(default_config().pacing.rate, 25'000'000U);
     const std::string what =
         "--export_rate: must be 0 (unpaced) or 65536-4000000000 bytes per second (k, M, G: "
         "x1000), got ";
