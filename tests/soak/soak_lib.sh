@@ -121,13 +121,18 @@ J_IN='d["in"]["packets"]'
 # SETTLE_RULE_BASE (rule) and SETTLE_RECV_BASE (received + lost) on.
 SETTLE_RULE_BASE=0
 SETTLE_RECV_BASE=0
+# Twice in a row: one report reads the parse and table figures before the groups' received
+# counts, so a batch that arrives in between can show as received but not yet accounted while
+# the (older) accounted and table figures agree; the next report sees it in both.
 settle() {
-    local file=$1 i rule
+    local file=$1 i rule held=0
     for ((i = 0; i < 100; i++)); do
         rule=$(rule_packets)
         if stats_json "$file" 2>/dev/null &&
             [[ $(js "$file" "$J_RECEIVED + $J_LOST - $SETTLE_RECV_BASE == $rule - $SETTLE_RULE_BASE and $J_IN == d['packets']['accounted']") == True ]]; then
-            return 0
+            ((++held >= 2)) && return 0
+        else
+            held=0
         fi
         sleep 0.1
     done
