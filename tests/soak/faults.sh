@@ -91,9 +91,8 @@ quiesce() {
     fi
     ctl flush >/dev/null || fail "nflowctl flush failed"
     # The flush empties every table before it returns, so a flow found now was started by
-    # packets that reached the tables after the settle check (seen twice in CI after the set
-    # hashsize/aggregation phase: 15-40 packets, never in 7 runs here; settle now needs two
-    # agreeing reports, as one report reads the groups after the tables). They are flushed
+    # packets that reached the tables after the settle check (seen in CI after the set
+    # hashsize/aggregation phase: 15-40 packets; see settle in soak_lib.sh). They are flushed
     # too, and said, so that the phase's figures are whole; the conservation checks stay exact.
     local k active
     for ((k = 0; k < 5; k++)); do
