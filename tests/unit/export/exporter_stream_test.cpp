@@ -225,6 +225,36 @@ TEST(ExporterStreams, ACollectorBackAfterRefusalsGetsTemplatesFirst) {
     EXPECT_EQ(got.flows, got.messages.size());
 }
 
+// `nflowctl set destination` adding a collector: the new one gets its templates before its
+// first data; the one that stays keeps its stream (no templates again, sequence goes on).
+TEST(ExporterStreams, ADestinationAddedAtRunTimeGetsTemplatesFirstTheKeptOneDoesNot) {
+    Receiver a, b;
+    ExportFormat f;
+    f.protocol = ExportProtocol::ipfix;
+    f.template_refresh_rate = 1000;
+    Exporter ex(kParams, collectors_for(a.address()), kNoPacing, f);
+    ex.add(records(4), ExportTime{kBoot});
+    ex.finish(ExportTime{kBoot});
+    test::FlowDecoder da;
+    const auto before = drain(a, da);
+    ASSERT_EQ(before.messages.size(), 1U);
+    ASSERT_EQ(before.messages[0].templates.size(), 6U);
+
+    ex.set_collectors(collectors_for(a.address() + "," + b.address()));
+    ex.add(records(5, 4), ExportTime{kBoot + kSec});
+    ex.finish(ExportTime{kBoot + kSec});
+    const auto kept = drain(a, da);
+    ASSERT_EQ(kept.messages.size(), 1U);
+    EXPECT_EQ(kept.templates, 0U);
+    EXPECT_EQ(kept.flows, 5U);
+    EXPECT_EQ(kept.messages[0].sequence, before.messages[0].sequence + 4 + before.options);
+    test::FlowDecoder db; // a decoder that never saw templates: fails without them
+    const auto added = drain(b, db);
+    ASSERT_EQ(added.messages.size(), 1U);
+    EXPECT_EQ(added.messages[0].templates.size(), 6U);
+    EXPECT_EQ(added.flows, 5U);
+}
+
 TEST(ExporterStreams, SwitchingVersionFinishesTheDatagramThenSendsTemplates) {
     Receiver r;
     Exporter ex(kParams, collectors_for(r.address()), kNoPacing);
