@@ -129,13 +129,8 @@ for i in range(5):
     s = socket.create_connection((sys.argv[1], 8080), timeout=5)
     s.sendall(b"t" * 20000)
     s.close()' "$SERVER6"
-    # Each connection's teardown ends with the server's FIN and the client's ACK, sent when
-    # the sink gets to close(): the rule counts them whenever that is (bounded wait).
-    local i
-    for ((i = 0; i < 100; i++)); do
-        [[ -z $(ip netns exec "$NS_SERVER" ss -Htn "sport = :8080") ]] && break
-        sleep 0.1
-    done
+    # Each connection's teardown ends when the sink gets to close(): the rule counts it then.
+    netns_wait_closed "$NS_SERVER" "sport = :8080" || true
     sleep 0.5 # past the kernel batch timer: every logged packet has reached nflowd
 }
 

@@ -134,13 +134,9 @@ time.sleep(60)' "$SERVER_IP" "$WORK/go" "$lport"
     sleep 1.5
     ctl stats >"$WORK/stats$proto.txt"
     netns_stop "$long_pid" || true
-    # The long connection's teardown (FIN, ACK, the server's FIN, the last ACK) crosses the
-    # rule after its client is killed; nflowd stopped before the server's socket is gone would
-    # miss what the rule then counts. The server leaves LAST-ACK on that last ACK (bounded).
-    for ((i = 0; i < 100; i++)); do
-        [[ -z $(ip netns exec "$NS_SERVER" ss -Htn "( sport = :5000 or sport = :80 )") ]] && break
-        sleep 0.1
-    done
+    # The long connection's teardown crosses the rule after its client is killed; nflowd
+    # stopped before it ends would miss what the rule then counts.
+    netns_wait_closed "$NS_SERVER" "( sport = :5000 or sport = :80 )" || true
     netns_stop_nflowd "$NFLOWD_PID" "$WORK/nflowd$proto.log"
     netns_stop_nfcapd "$NS_ROUTER" "$nfcapd_pid"
     sleep 0.5

@@ -138,6 +138,19 @@ netns_wait_listen() {
     return 1
 }
 
+# netns_wait_closed NS FILTER: bounded wait until NS has no connected TCP socket matching the
+# ss FILTER; a server's socket leaves LAST-ACK on a connection's last ACK, so by then the
+# whole teardown has crossed the router's rules.
+netns_wait_closed() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -z $(ip netns exec "$1" ss -Htn "$2") ]] && return 0
+        sleep 0.1
+    done
+    echo "TCP sockets ($2) still open in $1" >&2
+    return 1
+}
+
 # netns_start_nflowd NS LOG ARGS...: $NFLOWD ARGS in namespace NS, stdout and stderr in LOG;
 # waits (bounded) for its "started" line, else prints LOG and exits. PID in NFLOWD_PID.
 netns_start_nflowd() {
