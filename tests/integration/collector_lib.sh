@@ -44,12 +44,14 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 
 # start_nfcapd DIR: sets NFCAPD_PID and NFCAPD_PORT; nfcapd stores into DIR, logs to DIR.log.
 # Its receive buffer is NFCAPD_BUFFER bytes (16 MiB; empty: the system default, 208 KiB).
+# NFCAPD_PREFIX: words run before nfcapd (e.g. a scheduling class); empty by default.
 NFCAPD_BUFFER=16777216
+NFCAPD_PREFIX=()
 start_nfcapd() {
     local dir=$1 i
     mkdir -p "$dir"
     NFCAPD_PORT=$(free_udp_port)
-    nfcapd ${NFCAPD_BUFFER:+-B "$NFCAPD_BUFFER"} -b 127.0.0.1 -p "$NFCAPD_PORT" -w "$dir" \
+    "${NFCAPD_PREFIX[@]+"${NFCAPD_PREFIX[@]}"}" nfcapd ${NFCAPD_BUFFER:+-B "$NFCAPD_BUFFER"} -b 127.0.0.1 -p "$NFCAPD_PORT" -w "$dir" \
         -t 3600 >"$dir.log" 2>&1 &
     NFCAPD_PID=$!
     PIDS+=("$NFCAPD_PID")
