@@ -51,8 +51,8 @@ start_nfcapd() {
     local dir=$1 i
     mkdir -p "$dir"
     NFCAPD_PORT=$(free_udp_port)
-    "${NFCAPD_PREFIX[@]+"${NFCAPD_PREFIX[@]}"}" nfcapd ${NFCAPD_BUFFER:+-B "$NFCAPD_BUFFER"} -b 127.0.0.1 -p "$NFCAPD_PORT" -w "$dir" \
-        -t 3600 >"$dir.log" 2>&1 &
+    "${NFCAPD_PREFIX[@]+"${NFCAPD_PREFIX[@]}"}" nfcapd ${NFCAPD_BUFFER:+-B "$NFCAPD_BUFFER"} \
+        -b 127.0.0.1 -p "$NFCAPD_PORT" -w "$dir" -t 3600 >"$dir.log" 2>&1 &
     NFCAPD_PID=$!
     PIDS+=("$NFCAPD_PID")
     for ((i = 0; i < 100; i++)); do
